@@ -17,7 +17,8 @@ def render(nb_path: Path) -> str:
         for o in c.get('outputs', []):
             text = ''.join(o.get('text', '')) or ''.join(o.get('data', {}).get('text/markdown', '')) or ''.join(o.get('data', {}).get('text/plain', ''))
             if text.strip(): out.append(text if 'text/markdown' in o.get('data', {}) else f'```\n{text.rstrip()}\n```')
-    return '<!-- generated from nbs/index.ipynb by `make readme`: edit the notebook, not this file -->\n\n' + '\n\n'.join(out) + '\n'
+    text = '\n\n'.join(out).replace('](../', '](')   # links relative to nbs/ become relative to the top folder
+    return '<!-- generated from nbs/index.ipynb by `make readme`: edit the notebook, not this file -->\n\n' + text + '\n'
 
 if __name__ == '__main__':
     root = Path(__file__).resolve().parent.parent
