@@ -1,7 +1,7 @@
 """Render README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which is not available everywhere).
 
 Markdown cells are copied; code cells are shown as code blocks followed by their text outputs,
-unless they carry `#| hide`. Run it with `make readme`."""
+unless they carry `#| hide`; `#| echo: false` shows the outputs without the code. Run it with `make readme`."""
 import json, re, sys
 from pathlib import Path
 
@@ -13,7 +13,7 @@ def render(nb_path: Path) -> str:
         if c['cell_type'] == 'markdown': out.append(src); continue
         if re.search(r'^#\|\s*hide', src, re.M): continue
         code = '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip()
-        if code: out.append(f'```python\n{code}\n```')
+        if code and not re.search(r'^#\|\s*echo:\s*false', src, re.M): out.append(f'```python\n{code}\n```')
         for o in c.get('outputs', []):
             text = ''.join(o.get('text', '')) or ''.join(o.get('data', {}).get('text/markdown', '')) or ''.join(o.get('data', {}).get('text/plain', ''))
             if text.strip(): out.append(text if 'text/markdown' in o.get('data', {}) else f'```\n{text.rstrip()}\n```')
