@@ -35,7 +35,7 @@ ATTACK_PROFILES = {
     # fewer PGD steps need larger ones: 2.5 * eps / steps in all (Madry et al.'s rule), so the attack can cross the eps-ball
     'smoke': AttackConfig(n_test=100, fgsm_eps=(0.15, 0.3, 1.0), pgd_eps=(0.15, 0.3), pgd_steps=10, pgd_rel_stepsize=0.25,
                           cw_steps=20, cw_binary_search_steps=2, batch_size=100),
-    'quick': AttackConfig(n_test=500, pgd_eps=(0.05, 0.1, 0.15, 0.2, 0.3), pgd_steps=20, pgd_rel_stepsize=0.125, cw_steps=50, cw_binary_search_steps=3),
+    'quick': AttackConfig(n_test=300, pgd_eps=(0.1, 0.15, 0.2, 0.3), pgd_steps=20, pgd_rel_stepsize=0.125, cw_steps=50, cw_binary_search_steps=3),
     'paper-lite': AttackConfig(n_test=1000),
     'paper': AttackConfig(n_test=10000, cw_steps=1000, cw_binary_search_steps=9),
 }
