@@ -167,7 +167,7 @@ def table_markdown(doc: dict, paper: dict | None = None) -> str:
     df = table(doc, paper)
     head = '| ' + ' | '.join([f"{doc['dataset']} ({doc['profile']}, n={doc['results'][TARGETS[0]]['FGSM/white']['n']})"] + list(df.columns)) + ' |'
     lines = [head, '|' + '---|' * (len(df.columns) + 1)]
-    lines += ['| ' + ' | '.join([i] + list(r)) + ' |' for i, r in zip(df.index, df.values)]
+    lines += ['| ' + ' | '.join([i] + [c.replace('|', '\\|') for c in r]) + ' |' for i, r in zip(df.index, df.values)]   # a cell's own bars escaped
     return '\n'.join(lines)
 
 # %% ../nbs/08_reproduce.ipynb #68551209
