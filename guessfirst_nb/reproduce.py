@@ -5,6 +5,7 @@
 # %% ../nbs/08_reproduce.ipynb #7c96b4b3
 from __future__ import annotations
 import argparse, csv, json, math, os, platform, subprocess, sys, time
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 import numpy as np
@@ -93,7 +94,6 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     data = training_data(dataset, prof, seed)
     models, train_time = {}, {}
     for name in TARGETS + [SUBSTITUTE]:
-        t0 = time.time()
         models[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data)
         train_time[name] = sum(h['seconds'] for h in ck['history'])
         log(f"{dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")
@@ -101,9 +101,8 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     x, y = te.images(), te.y
     t0 = time.time()
     res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], x, y, cfg, log=log)
-    doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=vars(prof) if not hasattr(prof, '__dataclass_fields__') else
-               {k: getattr(prof, k) for k in prof.__dataclass_fields__},
-               attack_config={k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+    doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=asdict(prof),
+               attack_config=asdict(cfg),
                substitute=dict(name=SUBSTITUTE, clean=(models[SUBSTITUTE](x).argmax(1) == y).float().mean().item()),
                environment=environment(), train_seconds=train_time, attack_seconds=time.time() - t0,
                total_seconds=time.time() - t_start, results=to_json(res, len(y)),
@@ -135,7 +134,7 @@ def _redo(path, redo, dataset, profile, seed, runs, cfg, log):
     res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], te.images(), te.y, cfg, log=log, attacks=tuple(redo))
     new = to_json(res, len(te))
     for m in TARGETS: doc['results'][m].update({k: v for k, v in new[m].items() if k != 'clean'})
-    doc['attack_config'] = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+    doc['attack_config'] = asdict(cfg)
     doc.setdefault('redone', []).append(dict(attacks=list(redo), seconds=time.time() - t0, environment=environment()))
     atomic_write_text(path, json.dumps(doc, indent=1))
     log(f'recomputed {", ".join(redo)} in {path}')
