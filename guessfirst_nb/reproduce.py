@@ -278,7 +278,7 @@ def claims(doc: dict) -> list[dict]:
             rows.append(dict(a=a, b=b, key=key, eps=eps, ours=d, verdict=v, paper=pv.get(a, float('nan')) - pv.get(b, float('nan'))))
         vs = [r['verdict'] for r in rows]
         summary = ('holds' if all(v == 'holds' for v in vs) else 'does not hold' if all(v == 'does not hold' for v in vs)
-                   else f"mixed: {vs.count('holds')} of {len(vs)} comparisons hold, {vs.count('direction only')} in direction only, {vs.count('does not hold')} reversed")
+                   else f"mixed: {vs.count('holds')} of {len(vs)} comparisons hold, {vs.count('direction only')} in direction only, {vs.count('does not hold')} tied or reversed")
         out.append(dict(claim=text, summary=summary, rows=rows))
     return out
 
