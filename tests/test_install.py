@@ -25,7 +25,11 @@ def test_pip_install_from_checkout_and_import_outside(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'})
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()).is_relative_to(venv), r.stdout
-    assert (venv / 'bin/guessfirst-data').exists()
+    import configparser
+    cfg = configparser.ConfigParser(); cfg.read(ROOT / 'settings.ini')
+    commands = [c.split('=')[0] for c in cfg['DEFAULT']['console_scripts'].split()]
+    assert {'guessfirst-data', 'guessfirst-reproduce', 'guessfirst-audit', 'guessfirst-stability'} <= set(commands), commands
+    for c in commands: assert (venv / 'bin' / c).exists(), f'console command {c} missing from the installed wheel'
 
 def test_exported_modules_match_notebooks(tmp_path):
     for p in ['nbs', 'guessfirst_nb']: shutil.copytree(ROOT / p, tmp_path / p, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints'))
