@@ -33,7 +33,7 @@ reproduce-paper-lite: setup data
 
 # The heavy cells (real training and attacks), flagged `#| slow` in the notebooks.
 test-slow: setup data
-	$(BIN)/nbdev_test --n_workers 1 --flags slow
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 1 --flags slow
 
 lab: setup data
 	$(BIN)/jupyter lab nbs
