@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data test test-slow reproduce reproduce-paper-lite lab export clean-nbs readme
+.PHONY: setup data test test-slow reproduce reproduce-paper-lite lab export clean-nbs readme mutants
 setup: $(STAMP)
 
 $(STAMP): settings.ini setup.py
@@ -34,6 +34,12 @@ reproduce-paper-lite: setup data
 # The heavy cells (real training and attacks), flagged `#| slow` in the notebooks.
 test-slow: setup data
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 1 --flags slow
+
+# Mutation testing (issue 13): plant each plausible bug listed in tools/mutants.py in turn, run the notebooks that should
+# catch it, restore the notebook. Needs nbs/ and guessfirst_nb/ clean in git. Fails if a mutant survives or the list is stale.
+# Options through MUTANTS_ARGS, e.g. make mutants MUTANTS_ARGS='--only ie-sigma2-2 theta-r-plus-fc3' (or '--list').
+mutants: setup data
+	$(BIN)/python tools/mutants.py $(MUTANTS_ARGS)
 
 lab: setup data
 	$(BIN)/jupyter lab nbs

@@ -1,0 +1,360 @@
+"""Mutation testing of the notebooks (issue 13): do the tests catch plausible bugs?
+
+Each mutant is a small, plausible bug: one or more exact substitutions in the source of *exported* code cells of
+one notebook, and the notebooks whose tests should catch it. For each mutant in turn the tool
+
+1. applies the substitutions to the notebook's JSON (every `old` text must occur exactly once in the notebook's
+   exported code cells; otherwise the mutant is INVALID: the list below is stale and must be updated),
+2. runs `nbdev_export` so that the package `guessfirst_nb` holds the bug,
+3. runs `OMP_NUM_THREADS=1 nbdev_test --path <nb>` for each covering notebook (stopping at the first failure unless
+   `--all-covering`), and `pytest tests` with `--pytest`: KILLED if some test fails, SURVIVED if all pass,
+4. restores the notebook byte for byte from an in-memory copy and re-exports, also on Ctrl-C, SIGTERM or an error.
+
+It refuses to start unless `git status --porcelain nbs guessfirst_nb` is clean, so the committed state is the
+original: after a hard kill (SIGKILL, power loss) `git checkout nbs guessfirst_nb` restores it. Before the mutants it
+runs the covering notebooks unmutated (skip with `--skip-baseline`): a notebook failing already would kill every
+mutant and make the score meaningless.
+
+    python tools/mutants.py --list                  # the mutants, nothing run
+    python tools/mutants.py --only ie-beta-off-C-DV-IE theta-r-plus-fc3
+    python tools/mutants.py                         # all of them: `make mutants`
+
+Exit status: 0 if every mutant was killed (or `--allow-survivors`), 1 if one survived, 2 if a mutant is invalid
+(stale list) or the baseline fails, 130 on Ctrl-C. The package imported by the notebooks is the one in this
+checkout (PYTHONPATH is set to it), so the tool can be run in a scratch copy of the repository too.
+"""
+from __future__ import annotations
+import argparse, hashlib, json, os, signal, subprocess, sys, time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NB05, NB06, NB01, NB02, NB03 = 'nbs/05_models.ipynb', 'nbs/06_train.ipynb', 'nbs/01_broadcast.ipynb', 'nbs/02_objectives.ipynb', 'nbs/03_mmd.ipynb'
+NB07, NB08 = 'nbs/07_attacks.ipynb', 'nbs/08_reproduce.ipynb'
+
+@dataclass(frozen=True)
+class Mutant:
+    "A plausible bug: `edits` = ((old, new), ...) in the exported code cells of `notebook`; `covers`: notebooks whose tests should kill it."
+    name: str
+    notebook: str
+    edits: tuple
+    covers: tuple
+    why: str = ''
+
+def M(name, notebook, old, new, covers, why='', more=()):
+    "A mutant replacing `old` by `new` (plus the `more` (old, new) pairs) in `notebook`."
+    return Mutant(name, notebook, ((old, new), *more), tuple(covers), why)
+
+# ---------------------------------------------------------------------------------------------------------------
+# The mutants. `old` is copied from the current source of the notebook; a refactoring that changes it makes the
+# mutant INVALID (reported loudly), and the entry must then be updated to the new text.
+# ---------------------------------------------------------------------------------------------------------------
+MUTANTS = [
+    # --- 05 models: the information-elimination regularizer's configuration (Appendix F, Algorithm 1) ---
+    M('ie-beta-off-C-DV-IE', NB05, "'C-DV-IE': dict(arch=Conditioned, objective='dv',     ie_beta=1e-3,",
+      "'C-DV-IE': dict(arch=Conditioned, objective='dv',     ie_beta=0.0,", [NB05, NB06],
+      'C-DV-IE trains without its regularizer: silently C-DV'),
+    M('ie-beta-off-C-JS-IE', NB05, "'C-JS-IE': dict(arch=Conditioned, objective='js',     ie_beta=1e-3,",
+      "'C-JS-IE': dict(arch=Conditioned, objective='js',     ie_beta=0.0,", [NB05, NB06],
+      'C-JS-IE trains without its regularizer: silently C-JS'),
+    M('ie-beta-1e-2', NB05, "'C-DV-IE': dict(arch=Conditioned, objective='dv',     ie_beta=1e-3,",
+      "'C-DV-IE': dict(arch=Conditioned, objective='dv',     ie_beta=1e-2,", [NB05, NB06],
+      'beta = 0.01 instead of Appendix F\'s 0.001'),
+    M('make-model-ie-beta-from-vib', NB05,
+      "model.model_name, model.objective, model.ie_beta, model.vib_beta = name, spec['objective'], spec['ie_beta'], spec['vib_beta']",
+      "model.model_name, model.objective, model.ie_beta, model.vib_beta = name, spec['objective'], spec['vib_beta'], spec['vib_beta']",
+      [NB05, NB06], 'copy-paste: the built models carry the VIB weight as their IE weight'),
+    M('theta-r-plus-fc3', NB05, 'return list(self.fc1.parameters()) + list(self.fc2.parameters())',
+      'return list(self.fc1.parameters()) + list(self.fc2.parameters()) + list(self.fc3.parameters())', [NB05, NB06],
+      'theta_r includes the third FC layer'),
+    M('theta-r-without-fc2', NB05, 'return list(self.fc1.parameters()) + list(self.fc2.parameters())',
+      'return list(self.fc1.parameters())', [NB05, NB06], 'theta_r is only the first FC layer'),
+    M('theta-r-fc2-fc3', NB05, 'return list(self.fc1.parameters()) + list(self.fc2.parameters())',
+      'return list(self.fc2.parameters()) + list(self.fc3.parameters())', [NB05, NB06], 'theta_r shifted by one layer'),
+    M('theta-r-with-convs', NB05, 'return list(self.fc1.parameters()) + list(self.fc2.parameters())',
+      'return list(self.features.parameters()) + list(self.fc1.parameters()) + list(self.fc2.parameters())', [NB05, NB06],
+      'the regularizer also updates the convolutions'),
+    M('h-r-from-fc1', NB05, 'h_r = F.relu(self.fc2(F.relu(self.fc1(h))))', 'h_1 = F.relu(self.fc1(h)); h_r = F.relu(self.fc2(h_1))',
+      [NB05, NB06], 'the regularizer reads the first FC layer\'s output (512 units)',
+      more=[("return (T, {'h_r': h_r}) if with_aux else T", "return (T, {'h_r': h_1}) if with_aux else T")]),
+    M('h-r-from-fc3', NB05, 'T = self.out(F.relu(self.fc3(h_r))).squeeze(-1)', 'h_3 = F.relu(self.fc3(h_r)); T = self.out(h_3).squeeze(-1)',
+      [NB05, NB06], 'the regularizer reads the third FC layer\'s output (128 units)',
+      more=[("return (T, {'h_r': h_r}) if with_aux else T", "return (T, {'h_r': h_3}) if with_aux else T")]),
+    M('h-r-before-relu', NB05, 'h_r = F.relu(self.fc2(F.relu(self.fc1(h))))', 'h_r = self.fc2(F.relu(self.fc1(h)))',
+      [NB05, NB06], 'the regularizer reads fc2 before its ReLU',
+      more=[('T = self.out(F.relu(self.fc3(h_r))).squeeze(-1)', 'T = self.out(F.relu(self.fc3(F.relu(h_r)))).squeeze(-1)')]),
+    M('h-r-detached', NB05, "return (T, {'h_r': h_r}) if with_aux else T", "return (T, {'h_r': h_r.detach()}) if with_aux else T",
+      [NB05, NB06], 'the regularizer\'s input is cut from the graph: L_r has no gradient'),
+    M('ie-sigma2-2', NB05, 'IE_SIGMA2 = 1.0', 'IE_SIGMA2 = 2.0', [NB05, NB06], 'kernel sigma^2 = 2 instead of 1'),
+    # --- 05 models: objectives and the VIB ---
+    M('objective-C-JS-uses-dv', NB05, "'C-JS':    dict(arch=Conditioned, objective='js',", "'C-JS':    dict(arch=Conditioned, objective='dv',",
+      [NB05, NB06], 'C-JS trains with the DV objective'),
+    M('objective-C-DV-IE-uses-js', NB05, "'C-DV-IE': dict(arch=Conditioned, objective='dv',", "'C-DV-IE': dict(arch=Conditioned, objective='js',",
+      [NB05, NB06], 'C-DV-IE trains with the JS objective'),
+    M('vib-beta-1e-2', NB05, "'Alemi':   dict(arch=VIB,         objective='energy', ie_beta=0.0,  vib_beta=1e-3)",
+      "'Alemi':   dict(arch=VIB,         objective='energy', ie_beta=0.0,  vib_beta=1e-2)", [NB05, NB06], 'VIB beta = 0.01'),
+    M('vib-beta-off', NB05, "'Alemi':   dict(arch=VIB,         objective='energy', ie_beta=0.0,  vib_beta=1e-3)",
+      "'Alemi':   dict(arch=VIB,         objective='energy', ie_beta=0.0,  vib_beta=0.0)", [NB05, NB06], 'the VIB trains without its KL term'),
+    M('vib-K-128', NB05, 'def __init__(self, M: int = 10, K: int = 256):', 'def __init__(self, M: int = 10, K: int = 128):', [NB05],
+      'VIB bottleneck K = 128'),
+    # --- 05 models: layer sizes (Appendix F) ---
+    M('cnn-fc1-500', NB05, 'nn.Linear(N_FEATURES, 512), nn.ReLU(), nn.Linear(512, 256)', 'nn.Linear(N_FEATURES, 500), nn.ReLU(), nn.Linear(500, 256)',
+      [NB05], 'CNN FC 500 instead of 512'),
+    M('conditioned-fc1-500', NB05, 'self.fc1 = HypothesisLinear(N_FEATURES, 512, M, embedding=embedding)',
+      'self.fc1 = HypothesisLinear(N_FEATURES, 500, M, embedding=embedding)', [NB05], 'conditioned FC 500 instead of 512',
+      more=[('self.fc2 = nn.Linear(512, 256)', 'self.fc2 = nn.Linear(500, 256)')]),
+    M('conditioned-fc3-100', NB05, 'self.fc3 = nn.Linear(256, 128)', 'self.fc3 = nn.Linear(256, 100)', [NB05],
+      'conditioned FC 100 instead of 128', more=[('self.out = nn.Linear(128, 1)', 'self.out = nn.Linear(100, 1)')]),
+    M('conv1-stride-1', NB05, 'nn.Conv2d(1, 32, 4, stride=2)', 'nn.Conv2d(1, 32, 4, stride=1)', [NB05],
+      'first conv stride 1 (feature count adjusted so that everything runs)',
+      more=[('N_FEATURES = 64 * 5 * 5', 'N_FEATURES = 64 * 11 * 11')]),
+    M('conv-filters-16', NB05, 'nn.Conv2d(1, 32, 4, stride=2), nn.BatchNorm2d(32)', 'nn.Conv2d(1, 16, 4, stride=2), nn.BatchNorm2d(16)', [NB05],
+      'first conv 16 filters instead of 32', more=[('nn.Conv2d(32, 64, 4, stride=2)', 'nn.Conv2d(16, 64, 4, stride=2)')]),
+    M('conv-no-batchnorm', NB05, 'nn.BatchNorm2d(64), nn.ReLU(), nn.Flatten()', 'nn.Identity(), nn.ReLU(), nn.Flatten()', [NB05],
+      'no batch norm after the second conv'),
+    M('cnn-missing-relu', NB05, 'nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, M)', 'nn.Linear(256, 128), nn.Linear(128, M)', [NB05],
+      'CNN: no ReLU after the third FC layer'),
+    M('conditioned-fc3-no-relu', NB05, 'T = self.out(F.relu(self.fc3(h_r))).squeeze(-1)', 'T = self.out(self.fc3(h_r)).squeeze(-1)', [NB05],
+      'conditioned: no ReLU after the third FC layer'),
+    M('lenet-fc-64', NB05, 'nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, M)', 'nn.Linear(120, 64), nn.ReLU(), nn.Linear(64, M)', [NB05],
+      'LeNet-5 FC 64 instead of 84'),
+    # --- 01 broadcast ---
+    M('broadcast-repeat-view', NB01, 'h.unsqueeze(1).expand(B, M, D)', 'h.repeat(M, 1).view(B, M, D)', [NB01, NB05],
+      'pairs built hypothesis-major and viewed sample-major: samples mixed up'),
+    M('hypothesis-off-by-one', NB01, 'if self.one_hot: c = self.weight_y.t()', 'if self.one_hot: c = self.weight_y.t().roll(1, 0)', [NB01, NB05],
+      'hypothesis y scored with the column of y - 1'),
+    # --- 02 objectives ---
+    M('js-loss-sign-flip', NB02, '_avg(-log_sigmoid(-T).mean(1), w)', '_avg(-log_sigmoid(T).mean(1), w)', [NB02, NB05],
+      'JS loss: marginal term log(sigma(T)) instead of log(1 - sigma(T))'),
+    M('js-bound-sign-flip', NB02, 'return LOG2 + 0.5 * (EJ + EM)', 'return LOG2 + 0.5 * (EJ - EM)', [NB02],
+      'JS bound with Eq. 2\'s printed sign'),
+    M('objectives-registry-swap', NB02, "OBJECTIVES = {'js': js_loss, 'dv': dv_loss, 'energy': energy_loss}",
+      "OBJECTIVES = {'js': dv_loss, 'dv': js_loss, 'energy': energy_loss}", [NB02, NB05], 'names resolve to the wrong losses'),
+    # --- 03 MMD ---
+    M('mmd-kernel-no-2', NB03, 'torch.exp(-d2.clamp_min(0) / (2 * sigma2))', 'torch.exp(-d2.clamp_min(0) / sigma2)', [NB03],
+      'Gaussian kernel exp(-d^2/sigma^2) instead of exp(-d^2/(2 sigma^2))'),
+    M('mmd-kernel-laplacian', NB03, 'torch.exp(-d2.clamp_min(0) / (2 * sigma2))', 'torch.exp(-d2.clamp_min(0).sqrt() / (2 * sigma2))', [NB03],
+      'distance instead of squared distance in the kernel'),
+    M('ie-reg-over-M', NB03, 'return beta / M**2 * terms.sum()', 'return beta / M * terms.sum()', [NB03],
+      'regularizer normalized by M instead of M^2'),
+    # --- 06 train: the routing of the gradients and the losses ---
+    M('train-step-lr-leak', NB06, 'if objective_weight != 0: (objective_weight * L_o).backward()',
+      'if objective_weight != 0: (objective_weight * L_o + (0 if L_r is None else L_r)).backward()', [NB06],
+      'L_r backpropagated into every parameter too (only when the objective is on)'),
+    M('train-step-lr-backward-everywhere', NB06, 'if objective_weight != 0: (objective_weight * L_o).backward()',
+      '(objective_weight * L_o + (0 if L_r is None else L_r)).backward()', [NB06],
+      'one backward of L_o + L_r instead of routing: the regularizer updates the convolutions',
+      more=[('g_r = torch.autograd.grad(L_r, theta_r, retain_graph=objective_weight != 0)', 'g_r = ()')]),
+    M('train-step-drops-lr-grad', NB06, 'p.grad = g if p.grad is None else p.grad + g', 'p.grad = g if p.grad is None else p.grad', [NB06],
+      'the regularizer\'s gradient is dropped whenever L_o has one'),
+    M('losses-sigma2-doubled', NB06, 'sigma2=IE_SIGMA2)', 'sigma2=2 * IE_SIGMA2)', [NB06], 'the kernel gets 2 sigma^2'),
+    M('losses-ie-gated-by-vib', NB06, 'if model.ie_beta else None', 'if model.vib_beta else None', [NB06],
+      'the regularizer switched on by the wrong coefficient'),
+    M('losses-vib-kl-sign', NB06, "L_o = L_o + model.vib_beta * aux['kl']", "L_o = L_o - model.vib_beta * aux['kl']", [NB06],
+      'the VIB maximizes its KL term'),
+    # --- 07/08 attack bookkeeping ---
+    M('pgd-no-random-start', NB07, 'random_start=True', 'random_start=False', [NB07, NB08],
+      'PGD without random start (Appendix F enables it)'),
+    M('broken-at-exactly-eps', NB07, 'return np.logical_or.accumulate(torch.stack(wrong).numpy(), axis=0)',
+      'return torch.stack(wrong).numpy()', [NB07, NB08], "broken at eps = fooled at exactly eps, not at some eps' <= eps"),
+    M('white-eps-grid-shift', NB07, "res[(atk, 'white')] = dict(eps=[0, *eps]", "res[(atk, 'white')] = dict(eps=[*eps]", [NB07, NB08],
+      'white-box curves lose the clean point: every accuracy is labelled with the next eps'),
+    M('l2-clean-wrong-not-broken', NB07, 'rows = [wrong0.numpy()] + [wrong0.numpy() | (fooled.numpy() & (d <= e)) for e in eps]',
+      'rows = [wrong0.numpy()] + [(fooled.numpy() & (d <= e)) for e in eps]', [NB07, NB08],
+      'C&W: a misclassified clean image counts as unbroken at eps > 0'),
+    M('table-eps-lookup-shift', NB08, "acc = e['acc'][e['eps'].index(eps)]", "acc = e['acc'][e['eps'].index(eps) - 1]", [NB08],
+      'the table reports the accuracy of the previous eps'),
+]
+
+# ---------------------------------------------------------------------------------------------------------------
+def is_exported(cell) -> bool:
+    "A code cell whose source carries an nbdev `#| export` (or `exports`, `exporti`) directive."
+    if cell.get('cell_type') != 'code': return False
+    for line in ''.join(cell.get('source', [])).splitlines():
+        s = line.strip().replace(' ', '')
+        if s.startswith(('#|export', '#export')): return True
+    return False
+
+def mutate_source(nb_text: str, edits) -> tuple[str | None, str]:
+    "The mutated notebook text, or (None, reason) when an `old` text is missing or ambiguous in the exported code cells."
+    nb = json.loads(nb_text)
+    cells = [c for c in nb['cells'] if is_exported(c)]
+    for old, new in edits:
+        hits = [(c, ''.join(c['source']).count(old)) for c in cells]
+        n = sum(k for _, k in hits)
+        if n != 1:
+            return None, (f'{"not found" if n == 0 else f"found {n} times"} in the exported code cells: {old!r}')
+        c = next(c for c, k in hits if k)
+        c['source'] = ''.join(c['source']).replace(old, new).splitlines(keepends=True)
+    return json.dumps(nb, indent=1, ensure_ascii=False) + '\n', ''
+
+class Stop(Exception):
+    "SIGTERM, turned into an exception so that the `finally` that restores the notebook runs."
+
+def _sigterm(signum, frame): raise Stop(f'signal {signum}')
+
+def tool_bin() -> Path:
+    "The folder of the project's console scripts (nbdev_export, nbdev_test): this Python's, else .venv/bin."
+    for b in (Path(sys.executable).parent, ROOT / '.venv' / 'bin'):
+        if (b / 'nbdev_test').exists() and (b / 'nbdev_export').exists(): return b
+    sys.exit('error: nbdev_test / nbdev_export not found beside this Python nor in .venv/bin; run `make setup` and use .venv/bin/python')
+
+def env() -> dict:
+    e = dict(os.environ, OMP_NUM_THREADS='1')
+    e['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + ([e['PYTHONPATH']] if e.get('PYTHONPATH') else []))
+    return e
+
+def run(cmd, timeout) -> tuple[int, str, float]:
+    "(exit status, the output's tail, seconds); a timeout counts as a failure (status 124)."
+    t0 = time.time()
+    try:
+        p = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
+        rc, out = p.returncode, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out = 124, f'timed out after {timeout}s\n' + ((e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) else (e.stdout or ''))
+    return rc, out, time.time() - t0
+
+def package_digest() -> str:
+    "A hash of every file of the package, to check that a restore gave back exactly the original export."
+    h = hashlib.sha256()
+    for f in sorted((ROOT / 'guessfirst_nb').rglob('*.py')):
+        h.update(str(f.relative_to(ROOT)).encode()); h.update(f.read_bytes())
+    return h.hexdigest()
+
+def export(b: Path):
+    rc, out, _ = run([str(b / 'nbdev_export')], 600)
+    if rc: raise RuntimeError(f'nbdev_export failed:\n{out[-2000:]}')
+
+def failure_line(out: str) -> str:
+    "What failed, in one line: the notebook cell, the cell's failing line of code, and the exception's first line."
+    lines = [l.strip() for l in out.splitlines() if l.strip()]
+    cell = next((l.split('Cell')[-1].strip(' #:') for l in reversed(lines) if l.startswith('While Executing Cell')), '')
+    code = next((lines[i + 1] for i in range(len(lines) - 2, -1, -1) if '<ipython-input' in lines[i]), '')
+    err = next((l for l in reversed(lines) if (l.split(':')[0].endswith(('Error', 'Exception', 'Interrupt')) or l.startswith('timed out'))
+                and not l.startswith(('File ', 'nbdev'))), lines[-1] if lines else '')
+    return ' | '.join(s for s in (f'cell {cell}' if cell else '', code[:90], err[:110]) if s)
+
+def test_notebook(b: Path, nb: str, timeout: int):
+    return run([str(b / 'nbdev_test'), '--path', nb], timeout)
+
+def git_dirty() -> str:
+    p = subprocess.run(['git', 'status', '--porcelain', 'nbs', 'guessfirst_nb'], cwd=ROOT, capture_output=True, text=True)
+    if p.returncode: sys.exit(f'error: `git status` failed in {ROOT}: {p.stderr.strip()}')
+    return p.stdout
+
+def run_mutant(m: Mutant, b: Path, a, clean_digest: str) -> dict:
+    "Apply, export, test, and always restore. Returns the mutant's record."
+    path = ROOT / m.notebook
+    rec = dict(name=m.name, notebook=m.notebook, why=m.why, status='invalid', by='', detail='', seconds=0.0)
+    if not path.exists(): rec['detail'] = f'notebook {m.notebook} does not exist'; return rec
+    original = path.read_bytes()
+    mutated, reason = mutate_source(original.decode('utf-8'), m.edits)
+    if mutated is None: rec['detail'] = reason; return rec
+    t0 = time.time()
+    try:
+        path.write_text(mutated, encoding='utf-8')
+        export(b)
+        if package_digest() == clean_digest:
+            rec['detail'] = 'the export did not change the package: is the cell exported?'; return rec
+        rec['status'] = 'survived'
+        checks = [(nb, lambda nb=nb: test_notebook(b, nb, a.timeout)) for nb in m.covers]
+        if a.pytest: checks.append(('pytest tests', lambda: run([sys.executable, '-m', 'pytest', '-q', '-x', 'tests'], a.timeout)))
+        ran = []
+        for what, check in checks:
+            rc, out, s = check()
+            ran.append(f'{Path(what).stem} {s:.0f}s')
+            if rc:
+                first = rec['status'] != 'killed'
+                rec.update(status='killed', by=(rec['by'] + ',' if rec['by'] else '') + Path(what).stem,
+                           detail=failure_line(out) if first else rec['detail'])
+                if not a.all_covering: break
+        if rec['status'] == 'survived': rec['detail'] = 'passed: ' + ', '.join(ran)
+    finally:
+        path.write_bytes(original)        # byte for byte, whatever happened
+        export(b)
+        rec['seconds'] = round(time.time() - t0, 1)
+    if package_digest() != clean_digest:
+        raise RuntimeError(f'after restoring {m.notebook} the package differs from the original export; '
+                           f'run `git status` and `git checkout nbs guessfirst_nb`')
+    return rec
+
+def table(recs) -> str:
+    w = max(len(r['name']) for r in recs)
+    lines = [f"{'mutant':{w}s}  {'notebook':18s}  {'status':8s}  {'by':14s}  {'s':>5s}  detail", '-' * (w + 70)]
+    for r in recs:
+        lines.append(f"{r['name']:{w}s}  {Path(r['notebook']).stem:18s}  {r['status'].upper():8s}  {r['by']:14s}  {r['seconds']:5.0f}  {r['detail']}")
+    return '\n'.join(lines)
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog='mutants', description=__doc__.split('\n\n')[0])
+    p.add_argument('--list', action='store_true', help='list the mutants (and whether each still applies) and exit')
+    p.add_argument('--only', nargs='+', metavar='NAME', help='run only these mutants')
+    p.add_argument('--allow-survivors', action='store_true', help='exit 0 even if some mutant survives')
+    p.add_argument('--all-covering', action='store_true', help="run every covering notebook, not only up to the first that fails")
+    p.add_argument('--pytest', action='store_true', help='also run `pytest tests` against each mutant that the notebooks let survive')
+    p.add_argument('--skip-baseline', action='store_true', help='do not check first that the covering notebooks pass unmutated')
+    p.add_argument('--timeout', type=int, default=900, help='seconds allowed to one notebook test (default 900); a timeout counts as killed')
+    p.add_argument('--json', metavar='PATH', help='also write the records as JSON')
+    a = p.parse_args(argv)
+
+    names = [m.name for m in MUTANTS]
+    if len(set(names)) != len(names): sys.exit('error: duplicate mutant names')
+    chosen = MUTANTS
+    if a.only:
+        unknown = [n for n in a.only if n not in names]
+        if unknown: sys.exit(f"error: unknown mutant(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+        chosen = [m for m in MUTANTS if m.name in a.only]
+
+    if a.list:
+        for m in chosen:
+            path = ROOT / m.notebook
+            ok = path.exists() and mutate_source(path.read_text(encoding='utf-8'), m.edits)[0] is not None
+            print(f"{m.name:34s} {Path(m.notebook).stem:15s} {'ok     ' if ok else 'INVALID'} covers {','.join(Path(c).stem[:2] for c in m.covers):8s} {m.why}")
+        return 0
+
+    dirty = git_dirty()
+    if dirty:
+        print(f'error: refusing to mutate: `git status --porcelain nbs guessfirst_nb` is not clean in {ROOT}:\n{dirty}'
+              'Commit or stash these changes first (the tool restores what it changes, but the committed state is the '
+              'fallback if it is killed hard), or run it in a clean copy of the repository.', file=sys.stderr)
+        return 2
+    b = tool_bin()
+    signal.signal(signal.SIGTERM, _sigterm)
+    clean_digest = package_digest()
+    t_start, recs = time.time(), []
+    try:
+        if not a.skip_baseline:
+            for nb in dict.fromkeys(c for m in chosen for c in m.covers):
+                rc, out, s = test_notebook(b, nb, a.timeout)
+                print(f'baseline {nb}: {"ok" if rc == 0 else "FAILED"} ({s:.0f}s)', flush=True)
+                if rc:
+                    print(f'error: {nb} fails without any mutant, so no mutant can be judged by it:\n{out[-3000:]}', file=sys.stderr)
+                    return 2
+        for i, m in enumerate(chosen, 1):
+            print(f'[{i}/{len(chosen)}] {m.name} ({m.notebook}) ...', end=' ', flush=True)
+            rec = run_mutant(m, b, a, clean_digest)
+            recs.append(rec)
+            print(f"{rec['status'].upper()} {rec['by']} ({rec['seconds']:.0f}s) {rec['detail'] if rec['status'] != 'killed' else ''}", flush=True)
+    except (KeyboardInterrupt, Stop):
+        print('\ninterrupted: the notebook was restored and re-exported', file=sys.stderr)
+        if recs: print(table(recs))
+        return 130
+    finally:
+        if git_dirty(): print(f'WARNING: nbs/ or guessfirst_nb/ differ from git after the run:\n{git_dirty()}', file=sys.stderr)
+
+    print('\n' + table(recs))
+    killed = [r for r in recs if r['status'] == 'killed']
+    survived = [r for r in recs if r['status'] == 'survived']
+    invalid = [r for r in recs if r['status'] == 'invalid']
+    valid = len(recs) - len(invalid)
+    print(f'\nkilled {len(killed)} of {valid}' + (f' ({len(survived)} survived: {", ".join(r["name"] for r in survived)})' if survived else '')
+          + f'; {time.time() - t_start:.0f}s in all')
+    if invalid:
+        print(f"\n!!! {len(invalid)} INVALID mutant(s): the mutant list in tools/mutants.py is stale, update their source text:", file=sys.stderr)
+        for r in invalid: print(f"!!!   {r['name']} ({r['notebook']}): {r['detail']}", file=sys.stderr)
+    if a.json: Path(a.json).write_text(json.dumps(dict(records=recs, killed=len(killed), valid=valid), indent=1))
+    if invalid: return 2
+    return 0 if not survived or a.allow_survivors else 1
+
+if __name__ == '__main__':
+    sys.exit(main())
