@@ -14,8 +14,8 @@ import foolbox as fb
 from .data import DATASETS, check_dataset, load, atomic_write_text
 from .models import TARGETS, IE_SIGMA2, CNN, Conditioned
 from .mmd import ie_regularizer
-from .train import load_model
-from .attacks import AttackConfig, fmodel, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
+from .train import load_model, add_device_args, device_from_args, CheckpointError
+from .attacks import AttackConfig, fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
 from .reproduce import wilson, environment, results_path, paper_table, markdown_table
 
 # %% auto #0
@@ -64,7 +64,7 @@ def pgd_broken(model, x, y, eps, norm: str = 'linf', loss: str = 'margin', steps
     """PGD at every eps with `restarts` random starts. `broken` (1 + len(eps), N): row 0 the clean errors, row k
     broken at some eps' <= eps[k-1] by ANY restart. Also the settings and the broken counts after each restart."""
     if restarts < 1: raise ValueError(f'restarts must be >= 1, got {restarts}')
-    atk, f, t0 = pgd(norm, loss, steps, rel_stepsize), fmodel(model), time.time()
+    atk, f, t0, dev = pgd(norm, loss, steps, rel_stepsize), fmodel(model), time.time(), device_of(model)
     wrong0 = (predict(model, x) != y).numpy()
     torch.manual_seed(seed)
     hit, after = np.zeros((len(eps), len(x)), bool), []
@@ -73,8 +73,8 @@ def pgd_broken(model, x, y, eps, norm: str = 'linf', loss: str = 'margin', steps
             todo = np.flatnonzero(~wrong0 & ~hit[:k + 1].any(0))      # not broken yet at any eps' <= e
             for s in _batches(len(todo), batch_size):
                 ii = torch.as_tensor(todo[s])
-                _, clipped, _ = atk(f, x[ii], y[ii], epsilons=[e])
-                adv = clipped[0].detach()
+                _, clipped, _ = atk(f, x[ii].to(dev), y[ii].to(dev), epsilons=[e])
+                adv = clipped[0].detach().cpu()
                 check_advs(x[ii], adv[None], [e], norm, tol=1e-5 if norm == 'linf' else 1e-4)
                 hit[k, ii.numpy()] |= (predict(model, adv) != y[ii]).numpy()
         after.append(np.logical_or.accumulate(hit, axis=0).sum(1).tolist())
@@ -110,11 +110,11 @@ class Trapped(nn.Module):
 
 def input_grad_norms(model, x, y, batch_size: int = 500) -> np.ndarray:
     "Per-sample l2 norm of the cross-entropy's gradient with respect to the input (what FGSM and PGD follow)."
-    model.eval(); out = []
+    model.eval(); out = []; dev = device_of(model)
     for s in _batches(len(x), batch_size):
-        xs = x[s].clone().requires_grad_(True)
-        g, = torch.autograd.grad(F.cross_entropy(model(xs), y[s], reduction='sum'), xs)
-        out.append(g.flatten(1).norm(dim=1))
+        xs = x[s].to(dev).clone().requires_grad_(True)
+        g, = torch.autograd.grad(F.cross_entropy(model(xs), y[s].to(dev), reduction='sum'), xs)
+        out.append(g.flatten(1).norm(dim=1).cpu())
     return torch.cat(out).numpy()
 
 # %% ../nbs/09_audit.ipynb #b377ad94
@@ -142,11 +142,11 @@ def hsj_dist(model, x, y, norm: str = 'linf', steps: int = 32, init_evals: int =
     todo = torch.nonzero(found & ~wrong).flatten()
     atk = fb.attacks.HopSkipJumpAttack(steps=steps, initial_gradient_eval_steps=init_evals,
                                        max_gradient_eval_steps=max_evals, constraint=norm)
-    f = fmodel(model)
+    f, dev = fmodel(model), device_of(model)
     torch.manual_seed(seed)
     for s in _batches(len(todo), batch_size):
         ii = todo[s]
-        adv = atk.run(f, x[ii], fb.criteria.Misclassification(y[ii]), starting_points=starts[ii])
+        adv = atk.run(f, x[ii].to(dev), fb.criteria.Misclassification(y[ii].to(dev)), starting_points=starts[ii].to(dev)).cpu()
         if adv.min() < 0 or adv.max() > 1: raise AssertionError('HopSkipJump examples leave [0, 1]')
         fooled = predict(model, adv) != y[ii]
         d = (adv - x[ii]).flatten(1)
@@ -363,9 +363,9 @@ def plot_grad_norms(doc_or_results: dict, ax=None, floor: float = 1e-12):
 @torch.no_grad()
 def representations(model, x, batch_size: int = 500) -> torch.Tensor:
     "h_r of a conditioned model, (N, M, 256): the regularized layer under every hypothesis; for the CNN its 256-unit layer (N, 256)."
-    model.eval()
-    if isinstance(model, Conditioned): return torch.cat([model(x[s], with_aux=True)[1]['h_r'] for s in _batches(len(x), batch_size)])
-    if isinstance(model, CNN): return torch.cat([model.head[:4](model.features(x[s])) for s in _batches(len(x), batch_size)])
+    model.eval(); dev = device_of(model)
+    if isinstance(model, Conditioned): return torch.cat([model(x[s].to(dev), with_aux=True)[1]['h_r'].cpu() for s in _batches(len(x), batch_size)])
+    if isinstance(model, CNN): return torch.cat([model.head[:4](model.features(x[s].to(dev))).cpu() for s in _batches(len(x), batch_size)])
     raise ValueError(f'no regularized representation in {type(model).__name__}; expected a conditioned model (C-DV, C-JS, C-DV-IE, C-JS-IE) or the CNN')
 
 def label_entropy(y: torch.Tensor, M: int = 10) -> float:
@@ -420,6 +420,7 @@ AUDIT_PROFILES = {
     'paper-lite': AuditConfig(n=1000, steps=100, restarts=5, weak_steps=10, unbounded_steps=50, n_hsj=100, hsj_steps=32,
                               hsj_init_evals=100, n_probe=2000),
 }
+AUDIT_PROFILES['paper'] = AUDIT_PROFILES['paper-lite']   # the 200-epoch models get the same audit as the 10-epoch ones
 CONDITIONED = ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE']
 
 def audit_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
@@ -445,7 +446,7 @@ def reproduction_entries(r: dict, pos) -> tuple[dict, dict]:
     return extra, black
 
 def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results', cfg: AuditConfig | None = None,
-          force: bool = False, models=None, log=print) -> dict:
+          force: bool = False, models=None, log=print, device='cpu') -> dict:
     """Audit the trained models of a reproduction: adaptive and gradient-free attacks, the checklist, the worst case
     and the compression measurements; written atomically to `<out>/<profile>/<dataset>_audit.json`."""
     check_dataset(dataset)
@@ -473,7 +474,7 @@ def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='r
     results, comp, seconds = state.get('results', {}), state.get('compression', {}), state.get('seconds', {})
     for name in (models or TARGETS):
         if name in results: log(f'{dataset} {name}: resumed from {partial}'); continue
-        model, _ = load_model(name, dataset, profile, seed, runs)
+        model, _ = load_model(name, dataset, profile, seed, runs, device=device)
         extra, black = reproduction_entries(repro['results'][name], pos)
         results[name] = audit_model(model, x, y, cfg, black=black, extra=extra, hsj_index=hsj, log=lambda *a: log(f'{dataset} {name}:', *a))
         seconds[name] = results[name]['seconds']
@@ -567,15 +568,17 @@ def main(argv=None):
     p.add_argument('--runs', default='runs', help='checkpoint folder (default: runs/)')
     p.add_argument('--out', default='results', help="results folder holding the reproduction's results (default: results/)")
     p.add_argument('--force', action='store_true', help='recompute even if the audit exists')
+    add_device_args(p)
     a = p.parse_args(argv)
     try:
         datasets = list(DATASETS) if a.dataset == 'all' else [check_dataset(a.dataset)]
         if a.profile not in AUDIT_PROFILES: raise ValueError(f"unknown profile {a.profile!r}; valid profiles: {', '.join(AUDIT_PROFILES)}")
+        dev = device_from_args(a)
     except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
     written = []
     for ds in datasets:
-        try: doc = audit(ds, a.profile, a.seed, a.runs, a.out, force=a.force, log=lambda *m: print(*m, file=sys.stderr))
-        except FileNotFoundError as e: print(f'error: {e}', file=sys.stderr); return 1
+        try: doc = audit(ds, a.profile, a.seed, a.runs, a.out, force=a.force, log=lambda *m: print(*m, file=sys.stderr), device=dev)
+        except (FileNotFoundError, CheckpointError) as e: print(f'error: {e}', file=sys.stderr); return 1
         path = audit_path(a.out, ds, a.profile, a.seed)
         atomic_write_text(path.with_suffix('.md'), audit_markdown(doc))
         print(audit_markdown(doc))

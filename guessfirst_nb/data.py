@@ -230,8 +230,12 @@ class ImageSet:
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(len(self))
         stop = len(self) - len(self) % batch_size if drop_last else len(self)
         for i in range(0, stop, batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i:i + batch_size].to(self.x.device)
             yield self.images(idx), self.y[idx]
+
+    def to(self, device) -> 'ImageSet':
+        "The same images and labels on `device` (e.g. 'cuda'): MNIST is small enough to live on any GPU whole, so batches need no loader."
+        return ImageSet(self.x.to(device), self.y.to(device), self.name, self.split)
 
     def class_counts(self) -> list[int]:
         "Number of samples per class."

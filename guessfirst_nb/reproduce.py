@@ -13,8 +13,8 @@ import torch
 from . import __version__
 from .data import DATASETS, check_dataset, load, atomic_write_text
 from .models import TARGETS, SUBSTITUTE
-from .train import fit, training_data, get_profile, PROFILES
-from .attacks import ATTACK_PROFILES, AttackConfig, evaluate, accuracy_curve, l2_curve
+from .train import fit, training_data, get_profile, PROFILES, add_device_args, device_from_args, CheckpointError, TrainingDiverged
+from .attacks import ATTACK_PROFILES, AttackConfig, evaluate, accuracy_curve, l2_curve, predict
 
 # %% auto #0
 __all__ = ['TABLE_ROWS', 'PALETTE', 'CLAIMS', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path', 'reproduce',
@@ -79,11 +79,11 @@ def results_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
     return Path(out) / profile / (f'{dataset}.json' if seed == 0 else f'{dataset}_seed{seed}.json')
 
 def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
-              force: bool = False, progress: bool = True, log=print, redo: tuple = ()) -> dict:
+              force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu') -> dict:
     "Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the results. `redo`: attacks to recompute in existing results."
     check_dataset(dataset); prof = get_profile(profile); cfg = ATTACK_PROFILES[profile]
     path = results_path(out, dataset, profile, seed)
-    if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log)
+    if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log, device)
     if path.exists() and not force:
         doc = json.loads(path.read_text())
         if 'histories' not in doc:   # results written before histories were recorded: add them from the checkpoints
@@ -94,7 +94,7 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     data = training_data(dataset, prof, seed)
     models, train_time = {}, {}
     for name in TARGETS + [SUBSTITUTE]:
-        models[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data)
+        models[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data, device=device)
         train_time[name] = sum(h['seconds'] for h in ck['history'])
         log(f"{dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
@@ -103,7 +103,7 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], x, y, cfg, log=log)
     doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=asdict(prof),
                attack_config=asdict(cfg),
-               substitute=dict(name=SUBSTITUTE, clean=(models[SUBSTITUTE](x).argmax(1) == y).float().mean().item()),
+               substitute=dict(name=SUBSTITUTE, clean=(predict(models[SUBSTITUTE], x) == y).float().mean().item()),
                environment=environment(), train_seconds=train_time, attack_seconds=time.time() - t0,
                total_seconds=time.time() - t_start, results=to_json(res, len(y)),
                histories=training_histories(dataset, profile, seed, runs))
@@ -117,18 +117,19 @@ def training_histories(dataset: str, profile: str, seed: int = 0, runs='runs') -
     from guessfirst_nb.train import run_dir, load_checkpoint
     out = {}
     for name in TARGETS + [SUBSTITUTE]:
-        p = run_dir(runs, dataset, profile, seed, name) / 'last.pt'
+        d = run_dir(runs, dataset, profile, seed, name)
+        p = d / 'last.pt' if (d / 'last.pt').exists() else d / f'epoch{get_profile(profile).epochs:03d}.pt'   # a run brought back as weights
         if p.exists(): out[name] = load_checkpoint(p)['history']
     return out
 
 # %% ../nbs/08_reproduce.ipynb #5ca16dae
-def _redo(path, redo, dataset, profile, seed, runs, cfg, log):
+def _redo(path, redo, dataset, profile, seed, runs, cfg, log, device='cpu'):
     "Recompute the attacks `redo` (e.g. ('CW',)) of an existing results file with the current attack config, keeping the rest."
     from guessfirst_nb.train import load_model
     bad = set(redo) - {'FGSM', 'PGD', 'CW'}
     if bad: raise ValueError(f"unknown attacks {sorted(bad)}; valid: FGSM, PGD, CW")
     doc = json.loads(path.read_text())
-    models = {n: load_model(n, dataset, profile, seed, runs)[0] for n in TARGETS + [SUBSTITUTE]}
+    models = {n: load_model(n, dataset, profile, seed, runs, device=device)[0] for n in TARGETS + [SUBSTITUTE]}
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
     t0 = time.time()
     res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], te.images(), te.y, cfg, log=log, attacks=tuple(redo))
@@ -222,14 +223,17 @@ def main(argv=None):
     p.add_argument('--out', default='results', help='results folder (default: results/)')
     p.add_argument('--force', action='store_true', help='recompute the attacks even if results exist')
     p.add_argument('--redo', nargs='*', default=[], help='recompute only these attacks (FGSM, PGD, CW) in existing results')
+    add_device_args(p)
     a = p.parse_args(argv)
     try:
         datasets = list(DATASETS) if a.dataset == 'all' else [check_dataset(a.dataset)]
-        get_profile(a.profile)
+        get_profile(a.profile); dev = device_from_args(a)
     except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
     written = []
     for ds in datasets:
-        doc = reproduce(ds, a.profile, a.seed, a.runs, a.out, force=a.force, log=lambda *m: print(*m, file=sys.stderr), redo=tuple(a.redo))
+        try: doc = reproduce(ds, a.profile, a.seed, a.runs, a.out, force=a.force, log=lambda *m: print(*m, file=sys.stderr),
+                             redo=tuple(a.redo), device=dev)
+        except (CheckpointError, TrainingDiverged) as e: print(f'error: {e}', file=sys.stderr); return 1
         base = results_path(a.out, ds, a.profile, a.seed)
         md, png = base.with_suffix('.md'), base.with_name(base.stem + '_figure3.png')
         atomic_write_text(md, table_markdown(doc) + '\n')

@@ -11,24 +11,26 @@ import numpy as np
 import torch
 from .data import DATASETS, check_dataset, load, atomic_write_text
 from .models import TARGETS, SUBSTITUTE
-from .train import get_profile, load_model, run_dir, PROFILES
-from .attacks import ATTACK_PROFILES, AttackConfig, fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict
-from .audit import pgd_broken
+from .train import get_profile, load_model, run_dir, PROFILES, add_device_args, device_from_args, CheckpointError, TrainingDiverged
+from .attacks import ATTACK_PROFILES, AttackConfig, fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
+import torch.nn.functional as F
+from .audit import pgd_broken, input_grad_norms
 from .reproduce import (reproduce, results_path, paper_table, wilson, environment, CLAIMS, TABLE_ROWS, PALETTE, _acc,
                                      markdown_table, save_figure)
 
 # %% auto #0
 __all__ = ['STABILITY_PROFILES', 'BLACK_CELLS', 'WHITE_CELLS', 'StabilityConfig', 'stability_config', 'saved_epochs', 'craft',
-           'transfer', 'white', 'stability_path', 'stability', 'seed_values', 'seed_table', 'seed_results',
-           'audit_results', 'seed_worst_table', 'seed_spread', 'settings', 'claim_verdicts', 'plot_epochs',
-           'plot_substitutes', 'plot_seeds', 'verdicts_markdown', 'stability_markdown', 'main']
+           'transfer', 'white', 'score_stats', 'stability_path', 'stability', 'seed_values', 'seed_table',
+           'seed_results', 'audit_results', 'seed_worst_table', 'protocol_table', 'seed_spread', 'settings',
+           'claim_verdicts', 'plot_epochs', 'plot_masking', 'plot_substitutes', 'plot_seeds', 'verdicts_markdown',
+           'stability_markdown', 'main']
 
 # %% ../nbs/10_stability.ipynb #69058993
 @dataclass(frozen=True)
 class StabilityConfig:
-    """What `stability` measures at every saved epoch. `substitute_epochs`: the substitute's training lengths
-    (0 means its last epoch). White-box: PGD on the cross-entropy and on the margin, `white_steps` x `white_restarts`,
-    on the first `n_white` test images."""
+    """What `stability` measures at the saved epochs `epochs` of every target (empty: every saved epoch).
+    `substitute_epochs`: the substitute's training lengths (0 means its last epoch). White-box: PGD on the cross-entropy
+    and on the margin, `white_steps` x `white_restarts`, on the first `n_white` test images."""
     black_eps: tuple = (0.15, 0.3)
     cw_eps: float = 2.0
     white_eps: tuple = (0.15, 0.3)
@@ -37,11 +39,14 @@ class StabilityConfig:
     white_restarts: int = 1
     substitute_epochs: tuple = (1, 3, 0)
     seed: int = 0
+    epochs: tuple = ()
 
 STABILITY_PROFILES = {
     'smoke': StabilityConfig(n_white=30, white_steps=5, substitute_epochs=(1, 0)),
     'quick': StabilityConfig(n_white=200, white_steps=10, substitute_epochs=(1, 0)),
     'paper-lite': StabilityConfig(),
+    # 200 epochs: a log-spaced subset of them, and the 10-epoch substitute of paper-lite beside the 200-epoch one
+    'paper': StabilityConfig(epochs=(1, 2, 5, 10, 20, 50, 100, 200), substitute_epochs=(10, 0)),
 }
 
 def stability_config(profile: str) -> StabilityConfig:
@@ -106,6 +111,19 @@ def white(model, x, y, cfg: StabilityConfig, seed: int = 0) -> dict:
         acc[f'worst {e:g}'] = float(1 - worst[k].mean())
     return acc
 
+# %% ../nbs/10_stability.ipynb #6b977f19
+def score_stats(model, x, y, batch_size: int = 500) -> dict:
+    """Signs of masking on clean images: `grad_zero`, the fraction whose cross-entropy input gradient is exactly 0 in
+    float32 (the gradient attacks follow has underflowed); `T_true` and `T_other`, the medians of the true class's score
+    and of the best other score (the size of T, which grows when an objective rewards it)."""
+    model.eval(); dev = device_of(model); Ts = []
+    with torch.no_grad(): Ts = torch.cat([model(x[s].to(dev)).float().cpu() for s in _batches(len(x), batch_size)])
+    true = Ts.gather(1, y[:, None]).squeeze(1)
+    other = Ts.masked_fill(F.one_hot(y, Ts.shape[1]).bool(), -math.inf).amax(1)
+    g = input_grad_norms(model, x, y, batch_size)
+    return dict(grad_zero=float((g == 0).mean()), T_true=float(true.median()), T_other=float(other.median()))
+
+
 # %% ../nbs/10_stability.ipynb #c37843af
 def stability_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
     "Where the per-epoch measurements of one run are written: beside the reproduction's results."
@@ -113,7 +131,7 @@ def stability_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
     return p.with_name(p.stem + '_stability.json')
 
 def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
-              cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print) -> dict:
+              cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print, device='cpu') -> dict:
     """Clean, black-box (for every substitute length) and white-box accuracy of every target at every saved epoch
     of one run, on the reproduction's test images; written atomically and resumable."""
     check_dataset(dataset); get_profile(profile)
@@ -131,7 +149,7 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         e = _epoch(dataset, profile, seed, SUBSTITUTE, runs, s)
         if e in subs: continue
         t0 = time.time()
-        sub, _ = load_model(SUBSTITUTE, dataset, profile, seed, runs, epoch=e)
+        sub, _ = load_model(SUBSTITUTE, dataset, profile, seed, runs, epoch=e, device=device)
         subs[e] = dict(crafted=craft(sub, x, y, cfg, acfg, seed=acfg.seed), clean=(predict(sub, x) == y).sum().item() / len(y),
                        seconds=time.time() - t0)
         log(f'{dataset} substitute epoch {e}: clean {subs[e]["clean"]:.3f}, examples crafted in {subs[e]["seconds"]:.0f}s')
@@ -142,12 +160,13 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     for name in (models or TARGETS):
         if name in curves: log(f'{dataset} {name}: resumed from {partial}'); continue
         rows = []
-        for e in saved_epochs(dataset, profile, seed, name, runs):
+        for e in [_epoch(dataset, profile, seed, name, runs, e) for e in cfg.epochs] or saved_epochs(dataset, profile, seed, name, runs):
             t0 = time.time()
-            m, ck = load_model(name, dataset, profile, seed, runs, epoch=e)
+            m, ck = load_model(name, dataset, profile, seed, runs, epoch=e, device=device)
             rows.append(dict(epoch=e, clean=(predict(m, x) == y).sum().item() / len(y),
                              black={str(s): transfer(m, x, y, v['crafted'], cfg) for s, v in subs.items()},
-                             white=white(m, x[:nw], y[:nw], cfg, seed=acfg.seed), seconds=time.time() - t0))
+                             white=white(m, x[:nw], y[:nw], cfg, seed=acfg.seed), **score_stats(m, x, y),
+                             seconds=time.time() - t0))
         if not rows: _epoch(dataset, profile, seed, name, runs, 0)   # raises the error that says how to train
         curves[name] = rows
         log(f'{dataset} {name}: {len(rows)} epochs in {sum(r["seconds"] for r in rows):.0f}s')
@@ -217,6 +236,27 @@ def seed_worst_table(audits: dict):
             rows.append({m: f"{100*v['acc']:.1f} [{100*v['lo']:.1f}, {100*v['hi']:.1f}]" for m, v in w.items()})
             index.append(f"seed {s}: {'l-inf' if norm == 'linf' else 'l2'} {float(eps):.2f}")
     return pd.DataFrame(rows, index=index, columns=[m for m in TARGETS if any(m in a['results'] for a in audits.values())])
+
+# %% ../nbs/10_stability.ipynb #50fe20e4
+def protocol_table(short_docs: list[dict], long_doc: dict, paper: dict | None = None):
+    "Each cell of the paper's table: 'paper p | 10 ep m (k seeds) | 200 ep v [lo, hi]' from the short runs (over seeds) and one long run."
+    import pandas as pd
+    if not short_docs: raise ValueError('no short-protocol results given: run guessfirst-reproduce --profile paper-lite --seed N first')
+    ds = long_doc['dataset']
+    if {d['dataset'] for d in short_docs} != {ds}: raise ValueError(f'the results mix datasets: {sorted({d["dataset"] for d in short_docs} | {ds})}')
+    paper = paper_table() if paper is None else paper
+    short, ep = seed_values(short_docs), (short_docs[0]['train_profile']['epochs'] if 'train_profile' in short_docs[0] else '?',
+                                          long_doc['train_profile']['epochs'] if 'train_profile' in long_doc else '?')
+    rows, index = [], []
+    for (atk, mode, eps), per in short.items():
+        row = {}
+        for m, v in per.items():
+            acc, n = _acc(long_doc, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)
+            lo, hi = wilson(round(acc * n), n)
+            pv = paper.get((ds, atk, mode, eps), {}).get(m)
+            row[m] = ('' if pv is None else f'paper {pv:.1f} | ') + f'{ep[0]} ep {np.mean(v):.1f} ({len(v)} seeds) | {ep[1]} ep {100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}]'
+        rows.append(row); index.append('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}")
+    return pd.DataFrame(rows, index=index, columns=TARGETS)
 
 # %% ../nbs/10_stability.ipynb #cb062bfc
 def seed_spread(docs: list[dict]):
@@ -312,6 +352,7 @@ def plot_epochs(stab: dict, audit: dict | None = None, path=None):
     cells = ['clean'] + BLACK_CELLS + WHITE_CELLS
     fig, axs = plt.subplots(2, 4, figsize=(17, 7.5), sharex=True)
     subs = sorted(stab['substitute'], key=int)
+    logx = max(r['epoch'] for rows in stab['curves'].values() for r in rows) > 20   # 200 epochs: a log axis
     for ax, c in zip(axs.flat, cells):
         for m, rows in stab['curves'].items():
             ep = [r['epoch'] for r in rows]
@@ -324,14 +365,37 @@ def plot_epochs(stab: dict, audit: dict | None = None, path=None):
                 ax.plot(ep, [100 * r['white'][c] for r in rows], color=PALETTE[m], label=m)
                 key = f"linf {c.split()[1]}"
                 if audit and key in audit['results'].get(m, {}).get('worst_case', {}):
-                    ax.plot(ep[-1] + 0.25, 100 * audit['results'][m]['worst_case'][key]['acc'], '*', color=PALETTE[m], ms=10)
+                    ax.plot(ep[-1] * 1.12 if logx else ep[-1] + 0.25, 100 * audit['results'][m]['worst_case'][key]['acc'], '*', color=PALETTE[m], ms=10)
         name = {'clean': 'clean'}.get(c) or (f"black-box {c.replace('CW 2', 'C&W l2 2.0')}" if c in BLACK_CELLS else f"white-box PGD {c.split()[1]} (worst of CE, margin)")
         ax.set_title(name, fontsize=10); ax.grid(alpha=.3); ax.set_ylim(-3, 103)
+        if logx: ax.set_xscale('log')
     for ax in axs[-1]: ax.set_xlabel('training epoch')
     for ax in axs[:, 0]: ax.set_ylabel('accuracy (%)')
     axs[0, 0].legend(fontsize=8)
     fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: black-box dashed = substitute trained "
                  f"{', '.join(subs[:-1])} epoch(s), solid = {subs[-1]}" + ('; star = the audit\'s worst case' if audit else ''), fontsize=10)
+    fig.tight_layout()
+    if path is not None: save_figure(fig, path)
+    return fig
+
+def plot_masking(stab: dict, path=None):
+    """The signs of masking against training epoch: the fraction of test images whose cross-entropy input gradient is
+    exactly 0 in float32, and the median true-class score T and best other score (written by `stability` since `score_stats`)."""
+    import matplotlib.pyplot as plt
+    if not all('grad_zero' in r for rows in stab['curves'].values() for r in rows):
+        raise ValueError('these stability results predate score_stats; recompute them: guessfirst-stability ... --force')
+    fig, axs = plt.subplots(1, 3, figsize=(15, 3.8), sharex=True)
+    logx = max(r['epoch'] for rows in stab['curves'].values() for r in rows) > 20
+    for m, rows in stab['curves'].items():
+        ep = [r['epoch'] for r in rows]
+        axs[0].plot(ep, [100 * r['grad_zero'] for r in rows], 'o-', color=PALETTE[m], label=m, ms=3)
+        axs[1].plot(ep, [r['T_true'] for r in rows], 'o-', color=PALETTE[m], ms=3)
+        axs[2].plot(ep, [r['T_other'] for r in rows], 'o-', color=PALETTE[m], ms=3)
+    for ax, t in zip(axs, ['cross-entropy input gradient exactly 0 (% of images)', 'median true-class score T(x, y)', 'median best other score']):
+        ax.set_title(t, fontsize=10); ax.grid(alpha=.3); ax.set_xlabel('training epoch')
+        if logx: ax.set_xscale('log')
+    axs[1].set_yscale('symlog'); axs[2].set_yscale('symlog'); axs[0].legend(fontsize=8)
+    fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: signs of gradient masking", fontsize=10)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig
@@ -407,17 +471,20 @@ def main(argv=None):
     p.add_argument('--runs', default='runs', help='checkpoint folder (default: runs/)')
     p.add_argument('--out', default='results', help='results folder (default: results/)')
     p.add_argument('--force', action='store_true', help='recompute the per-epoch measurements even if they exist')
+    add_device_args(p)
     a = p.parse_args(argv)
     try:
         datasets = list(DATASETS) if a.dataset == 'all' else [check_dataset(a.dataset)]
-        stability_config(a.profile)
+        stability_config(a.profile); dev = device_from_args(a)
         if len(set(a.seeds)) != len(a.seeds): raise ValueError(f'seeds repeat: {a.seeds}')
     except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
     log = lambda *m: print(*m, file=sys.stderr)
     written = []
     for ds in datasets:
-        docs = [reproduce(ds, a.profile, s, a.runs, a.out, log=log) for s in a.seeds]
-        stab = stability(ds, a.profile, a.seeds[0], a.runs, a.out, force=a.force, log=log)
+        try:
+            docs = [reproduce(ds, a.profile, s, a.runs, a.out, log=log, device=dev) for s in a.seeds]
+            stab = stability(ds, a.profile, a.seeds[0], a.runs, a.out, force=a.force, log=log, device=dev)
+        except (CheckpointError, TrainingDiverged, FileNotFoundError) as e: print(f'error: {e}', file=sys.stderr); return 1
         audits = {s: d for s, d in audit_results(a.out, ds, a.profile).items() if s in a.seeds}
         base = stability_path(a.out, ds, a.profile, a.seeds[0])
         md = base.with_suffix('.md')

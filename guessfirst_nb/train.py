@@ -15,8 +15,9 @@ from .objectives import get_objective
 from .mmd import ie_regularizer
 
 # %% auto #0
-__all__ = ['PROFILES', 'Profile', 'get_profile', 'losses', 'TrainingDiverged', 'train_step', 'make_optimizer', 'run_dir',
-           'atomic_torch_save', 'load_checkpoint', 'accuracy', 'training_data', 'fit', 'load_model', 'main']
+__all__ = ['PROFILES', 'DEVICES', 'Profile', 'get_profile', 'losses', 'TrainingDiverged', 'train_step', 'make_optimizer',
+           'run_dir', 'atomic_torch_save', 'CheckpointError', 'load_checkpoint', 'get_device', 'add_device_args',
+           'device_from_args', 'set_deterministic', 'accuracy', 'training_data', 'fit', 'load_model', 'main']
 
 # %% ../nbs/06_train.ipynb #02873bf5
 @dataclass(frozen=True)
@@ -53,12 +54,13 @@ def losses(model, x, y):
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
 
-def train_step(model, opt, x, y, objective_weight: float = 1.0):
-    "One step of Algorithm 1: L_o updates every parameter, L_r only theta_r (`model.regularized_parameters()`). Returns (T, L_o, L_r)."
+def train_step(model, opt, x, y, objective_weight: float = 1.0, check_finite: bool = True):
+    """One step of Algorithm 1: L_o updates every parameter, L_r only theta_r (`model.regularized_parameters()`). Returns (T, L_o, L_r).
+    `check_finite` refuses a non-finite loss before the update; on a GPU that check waits for the device, so `fit` checks every few steps instead."""
     model.train()
     opt.zero_grad(set_to_none=True)
     T, L_o, L_r = losses(model, x, y)
-    if not torch.isfinite(L_o) or (L_r is not None and not torch.isfinite(L_r)):
+    if check_finite and (not torch.isfinite(L_o) or (L_r is not None and not torch.isfinite(L_r))):
         raise TrainingDiverged(f'non-finite loss: L_o={L_o.item()}, L_r={None if L_r is None else L_r.item()}')
     if L_r is not None:
         theta_r = model.regularized_parameters()
@@ -90,18 +92,70 @@ def atomic_torch_save(obj, path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
 
+class CheckpointError(RuntimeError):
+    "A checkpoint file exists but cannot be read: empty, truncated, or not a PyTorch checkpoint."
+
+def _damage(path: Path, e: Exception) -> str:
+    "What is wrong with an unreadable checkpoint, in words (never PyTorch's advice to load it unsafely)."
+    size = path.stat().st_size
+    if size == 0: return 'empty (0 bytes)'
+    msg = str(e).lower()
+    if 'zip' in msg or 'central directory' in msg or isinstance(e, EOFError): return f'truncated or not a zip archive ({size:,} bytes)'
+    if isinstance(e, __import__('pickle').UnpicklingError): return f'not a PyTorch checkpoint: its contents do not unpickle ({size:,} bytes)'
+    return f'unreadable ({type(e).__name__}, {size:,} bytes)'
+
 def load_checkpoint(path) -> dict:
-    "Read a checkpoint safely (`weights_only=True`), with a clear error for a missing one."
+    """Read a checkpoint safely (`weights_only=True`, onto the CPU). A missing file is a `FileNotFoundError` that says how
+    to train it; a damaged one a `CheckpointError` that names the file and what is wrong with it."""
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f'no checkpoint at {path}; train it first: guessfirst-train --help')
-    return torch.load(path, map_location='cpu', weights_only=True)
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:   # UnpicklingError, RuntimeError (zip reader), EOFError, ...: all mean a damaged file
+        raise CheckpointError(f'checkpoint {path} is {_damage(path, e)}. Delete or move it away; '
+                              'a training run then resumes from its newest epoch checkpoint that loads.') from None
+
+# %% ../nbs/06_train.ipynb #1c414f73
+DEVICES = ('auto', 'cpu', 'cuda', 'mps')
+
+def _mps() -> bool: return getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
+
+def get_device(name='auto') -> torch.device:
+    "The torch device `name` ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), or a `ValueError` saying what this machine has."
+    if isinstance(name, torch.device): return name
+    if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'mps' if _mps() else 'cpu')
+    kind = str(name).split(':')[0]
+    if kind not in DEVICES: raise ValueError(f"unknown device {name!r}; valid devices: {', '.join(DEVICES)} (or cuda:N)")
+    have = 'cpu' + (f', cuda (x{torch.cuda.device_count()})' if torch.cuda.is_available() else '') + (', mps' if _mps() else '')
+    if kind == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device {name!r} asked for, but this PyTorch sees no CUDA GPU (it has: {have}); use --device cpu or auto')
+    if kind == 'mps' and not _mps():
+        raise ValueError(f'device {name!r} asked for, but this PyTorch has no MPS backend here (it has: {have}); use --device cpu or auto')
+    return torch.device(name)
+
+def add_device_args(p):
+    "The `--device` and `--deterministic` options every command shares."
+    p.add_argument('--device', default='auto', help=f"where to run: {', '.join(DEVICES)} or cuda:N (default: auto, the first of cuda, mps, cpu)")
+    p.add_argument('--deterministic', action='store_true', help='deterministic cuDNN/PyTorch kernels on a GPU (the CPU is deterministic already)')
+
+def device_from_args(a) -> torch.device:
+    "The device the parsed `--device` names (a `ValueError` if it is not there), deterministic kernels if `--deterministic`."
+    dev = get_device(a.device)
+    if a.deterministic: set_deterministic()
+    return dev
+
+def set_deterministic(on: bool = True):
+    "Deterministic cuDNN and PyTorch kernels (`--deterministic`); a no-op for the CPU, which is deterministic already."
+    if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, False
+    torch.use_deterministic_algorithms(on, warn_only=False)
 
 # %% ../nbs/06_train.ipynb #8e49259f
 @torch.no_grad()
 def accuracy(model, ds, batch_size: int = 1000) -> float:
     "Clean accuracy of `model` on ImageSet `ds` (eval mode)."
     model.eval()
-    correct = sum((model(x).argmax(1) == y).sum().item() for x, y in ds.batches(batch_size, shuffle=False, drop_last=False))
+    correct = sum((model(x).argmax(1) == y).sum() for x, y in ds.batches(batch_size, shuffle=False, drop_last=False))
+    correct = int(correct)   # one read from the device
     return correct / len(ds)
 
 def training_data(dataset: str, profile: Profile, seed: int = 0):
@@ -112,61 +166,113 @@ def training_data(dataset: str, profile: Profile, seed: int = 0):
     return train, test
 
 def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: int = 0, root='runs',
-        progress: bool = True, callback=None, data=None):
-    "Train (or resume, or just load) one model; returns (model, checkpoint dict). `callback(epoch, step, model)` is called after every step."
-    check_model(model_name); check_dataset(dataset); prof = get_profile(profile)
+        progress: bool = True, callback=None, data=None, device='cpu', sync_every: int | None = None):
+    """Train (or resume, or just load) one model on `device`; returns (model, checkpoint dict). `callback(epoch, step, model)`
+    is called after every step. The loss is read back from the device every `sync_every` steps (default: every step on
+    the CPU, where reading costs nothing; every 50 on a GPU), and a non-finite loss stops the run there."""
+    check_model(model_name); check_dataset(dataset); prof = get_profile(profile); dev = get_device(device)
+    sync_every = sync_every or (1 if dev.type == 'cpu' else 50)
     d = run_dir(root, dataset, profile, seed, model_name)
     train, test = data or training_data(dataset, prof, seed)
+    train, test = train.to(dev), test.to(dev)
     torch.manual_seed(seed)
-    model = make_model(model_name); opt = make_optimizer(model, prof.lr)
+    model = make_model(model_name).to(dev); opt = make_optimizer(model, prof.lr)
     config = dict(model=model_name, dataset=dataset, profile=asdict(prof), seed=seed, objective=model.objective,
                   ie_beta=model.ie_beta, vib_beta=model.vib_beta, ie_sigma2=IE_SIGMA2, n_train=len(train), n_test=len(test))
     ck = {'epoch': 0, 'history': []}
+    final = d / f'epoch{prof.epochs:03d}.pt'
+    if not (d / 'last.pt').exists() and final.exists():
+        # a finished run whose weights alone were kept (e.g. trained on a GPU elsewhere and only `epochNNN.pt` brought back)
+        ck = load_checkpoint(final); _same_config(d, ck['config'], config)
+        model.load_state_dict(ck['model']); model.eval()
+        return model, ck
     if (d / 'last.pt').exists():
-        ck = load_checkpoint(d / 'last.pt')
-        keys = ('model', 'dataset', 'seed', 'objective', 'ie_beta', 'vib_beta', 'n_train')
-        old, now = {k: ck['config'].get(k) for k in keys}, {k: config[k] for k in keys}
-        if old != now: raise ValueError(f'{d} holds a run with another configuration ({old}, now {now}); '
-                                        'remove that folder or pass another --runs folder')
-        model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); torch.set_rng_state(ck['rng'])
+        try: ck = load_checkpoint(d / 'last.pt'); fresh = False
+        except CheckpointError as e: ck, fresh = _fallback(d, e), True
+        _same_config(d, ck['config'], config)
+        model.load_state_dict(ck['model'])
+        if fresh: torch.manual_seed(seed * 100003 + ck['epoch'])   # no optimizer or RNG state in an epoch checkpoint
+        else: opt.load_state_dict(ck['optimizer']); torch.set_rng_state(ck['rng'])
+        if dev.type == 'cuda' and ck.get('cuda_rng') is not None: torch.cuda.set_rng_state(ck['cuda_rng'], dev)
     steps = len(train) // prof.batch_size
+    acc_dtype = torch.float32 if dev.type == 'mps' else torch.float64   # MPS has no float64
     for epoch in range(ck['epoch'] + 1, prof.epochs + 1):
-        t0, tot, n_ok, s_o, s_r = time.time(), 0, 0, 0.0, 0.0
+        t0, tot = time.time(), 0
+        s_o, s_r = torch.zeros((), dtype=acc_dtype, device=dev), torch.zeros((), dtype=acc_dtype, device=dev)
+        n_ok, last = torch.zeros((), dtype=torch.long, device=dev), 0
         bar = _progress(steps, f'{dataset} {model_name} epoch {epoch}/{prof.epochs}', progress)
         for step, (x, y) in enumerate(train.batches(prof.batch_size, shuffle=True, seed=seed * 100003 + epoch)):
-            try: T, L_o, L_r = train_step(model, opt, x, y)
+            try:
+                T, L_o, L_r = train_step(model, opt, x, y, check_finite=sync_every == 1)
+                s_o += L_o.to(acc_dtype)
+                if L_r is not None: s_r += L_r.to(acc_dtype)
+                n_ok += (T.argmax(1) == y).sum(); tot += len(y)
+                if (step + 1) % sync_every == 0 or step + 1 == steps:          # the only host-device syncs of the loop
+                    lo, lr_ = s_o.item(), s_r.item()
+                    if not (math.isfinite(lo) and math.isfinite(lr_)):
+                        raise TrainingDiverged(f'non-finite loss between steps {last} and {step} (L_o sum {lo}, L_r sum {lr_})')
+                    last = step + 1
+                    if bar: bar.set_postfix(loss=f'{lo / (step + 1):.4f}', acc=f'{n_ok.item() / tot:.3f}')
             except TrainingDiverged as e:
                 raise TrainingDiverged(f'{model_name} on {dataset}: {e} at epoch {epoch}, step {step}. '
                                        f'The last good checkpoint (epoch {ck["epoch"]}) is kept in {d}; '
                                        'try another seed or a lower learning rate.') from None
-            s_o += L_o.item(); s_r += 0.0 if L_r is None else L_r.item()
-            n_ok += (T.argmax(1) == y).sum().item(); tot += len(y)
-            if bar: bar.update(1); bar.set_postfix(loss=f'{s_o / (step + 1):.4f}', acc=f'{n_ok / tot:.3f}')
+            if bar: bar.update(1)
             if callback: callback(epoch, step, model)
         if bar: bar.close()
-        rec = dict(epoch=epoch, loss=s_o / steps, reg=s_r / steps, train_acc=n_ok / tot,
+        rec = dict(epoch=epoch, loss=s_o.item() / steps, reg=s_r.item() / steps, train_acc=n_ok.item() / tot,
                    test_acc=accuracy(model, test), seconds=time.time() - t0)
-        ck = dict(model=model.state_dict(), optimizer=opt.state_dict(), rng=torch.get_rng_state(), epoch=epoch,
+        if ck.get('resumed_from'): rec['resumed_from'] = ck['resumed_from'] + ' (last.pt damaged; fresh optimizer)'
+        ck = dict(model=_cpu(model.state_dict()), optimizer=_cpu(opt.state_dict()), rng=torch.get_rng_state(), epoch=epoch,
+                  cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == 'cuda' else None,
                   history=ck['history'] + [rec], config=config, seed=seed, version=__version__,
-                  done=epoch == prof.epochs)
+                  done=epoch == prof.epochs, device=str(dev))
         atomic_torch_save(dict(model=ck['model'], epoch=epoch, history=ck['history'], config=config, seed=seed,
-                               version=__version__), d / f'epoch{epoch:03d}.pt')
+                               version=__version__, device=str(dev)), d / f'epoch{epoch:03d}.pt')
         atomic_torch_save(ck, d / 'last.pt')
         if progress: print(f"{dataset} {model_name} epoch {epoch}: loss {rec['loss']:.4f} train acc {rec['train_acc']:.4f} "
                            f"test acc {rec['test_acc']:.4f} ({rec['seconds']:.1f}s)", file=sys.stderr)
     model.eval()
     return model, ck
 
+def _fallback(d: Path, err: CheckpointError) -> dict:
+    "The newest `epochNNN.pt` of run folder `d` that loads, saying so; a `CheckpointError` that says how to start afresh if none does."
+    tried = []
+    for p in sorted(d.glob('epoch[0-9][0-9][0-9].pt'), reverse=True):
+        try: ck = load_checkpoint(p)
+        except CheckpointError as e: tried.append(str(e).split('. ')[0]); continue
+        print(f'warning: {str(err).split(". ")[0]}; resuming from {p.name} (epoch {ck["epoch"]}), the newest epoch checkpoint '
+              'that loads. It holds the weights but not Adam\'s moments, so the run goes on with a fresh optimizer and is '
+              'not bitwise the run it would have been.', file=sys.stderr)
+        return dict(ck, resumed_from=p.name)
+    raise CheckpointError(f'{str(err).split(". ")[0]}, and no epoch checkpoint of {d} loads'
+                          + (f' ({"; ".join(tried)})' if tried else '') +
+                          f'. Start this run afresh: remove the folder (rm -r {d}) and run the same command again.')
+
+def _same_config(d, old: dict, now: dict):
+    "Refuse to continue a run folder that holds another configuration."
+    keys = ('model', 'dataset', 'seed', 'objective', 'ie_beta', 'vib_beta', 'n_train')
+    old, now = {k: old.get(k) for k in keys}, {k: now[k] for k in keys}
+    if old != now: raise ValueError(f'{d} holds a run with another configuration ({old}, now {now}); '
+                                    'remove that folder or pass another --runs folder')
+
+def _cpu(o):
+    "A copy of a (nested) state dict with every tensor on the CPU, so that checkpoints load anywhere without a GPU."
+    if isinstance(o, torch.Tensor): return o.detach().cpu()
+    if isinstance(o, dict): return {k: _cpu(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return type(o)(_cpu(v) for v in o)
+    return o
+
 def _progress(total, desc, on):
     if not on: return None
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
 
-def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs', epoch: int | None = None):
-    "A trained model from its checkpoint (the last epoch, or `epoch`), in eval mode."
+def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs', epoch: int | None = None, device='cpu'):
+    "A trained model from its checkpoint (the last epoch, or `epoch`), on `device`, in eval mode."
     d = run_dir(root, dataset, profile, seed, model_name)
     ck = load_checkpoint(d / ('last.pt' if epoch is None else f'epoch{epoch:03d}.pt'))
-    m = make_model(model_name); m.load_state_dict(ck['model']); m.eval()
+    m = make_model(model_name); m.load_state_dict(ck['model']); m.to(get_device(device)).eval()
     return m, ck
 
 # %% ../nbs/06_train.ipynb #744ea894
@@ -178,18 +284,19 @@ def main(argv=None):
     p.add_argument('--profile', default='quick', help=f"one of: {', '.join(PROFILES)}")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--runs', default='runs', help='root folder of the checkpoints (default: runs/)')
+    add_device_args(p)
     a = p.parse_args(argv)
     try:
         models = list(MODELS) if a.model == 'all' else [check_model(a.model)]
         datasets = list(DATASETS) if a.dataset == 'all' else [check_dataset(a.dataset)]
-        get_profile(a.profile)
+        get_profile(a.profile); dev = device_from_args(a)
     except ValueError as e:
         print(f'error: {e}', file=sys.stderr); return 2
     for ds in datasets:
         data = training_data(ds, get_profile(a.profile), a.seed)
         for m in models:
-            try: _, ck = fit(m, ds, a.profile, a.seed, a.runs, data=data)
-            except TrainingDiverged as e: print(f'error: {e}', file=sys.stderr); return 1
+            try: _, ck = fit(m, ds, a.profile, a.seed, a.runs, data=data, device=dev)
+            except (TrainingDiverged, CheckpointError) as e: print(f'error: {e}', file=sys.stderr); return 1
             h = ck['history'][-1]
             print(f"{ds} {m}: epoch {h['epoch']} test accuracy {h['test_acc']:.4f} -> {run_dir(a.runs, ds, a.profile, a.seed, m)}")
     return 0
