@@ -12,7 +12,7 @@ def test_pip_install_from_checkout_and_import_outside(tmp_path):
         meta = z.read(next(n for n in z.namelist() if n.endswith('METADATA'))).decode()
         assert 'guessfirst_nb/data.py' in z.namelist()
     requires = [l.split(':', 1)[1].strip().split()[0].rstrip('<>=!~;') for l in meta.splitlines() if l.startswith('Requires-Dist:')]
-    for dep in ['torch', 'torchvision', 'foolbox', 'matplotlib', 'seaborn', 'numpy']: assert any(r.startswith(dep) for r in requires), (dep, requires)
+    for dep in ['torch', 'torchvision', 'foolbox', 'matplotlib', 'seaborn', 'numpy', 'submitit']: assert any(r.startswith(dep) for r in requires), (dep, requires)
     # A new virtual environment; its dependencies come from the project's environment through a .pth file,
     # so this test needs no network and no 5 GB torch install, but the package itself is installed from the wheel.
     venv = tmp_path / 'venv'
@@ -28,7 +28,7 @@ def test_pip_install_from_checkout_and_import_outside(tmp_path):
     import configparser
     cfg = configparser.ConfigParser(); cfg.read(ROOT / 'settings.ini')
     commands = [c.split('=')[0] for c in cfg['DEFAULT']['console_scripts'].split()]
-    assert {'guessfirst-data', 'guessfirst-reproduce', 'guessfirst-audit', 'guessfirst-stability'} <= set(commands), commands
+    assert {'guessfirst-data', 'guessfirst-reproduce', 'guessfirst-audit', 'guessfirst-stability', 'guessfirst-grid'} <= set(commands), commands
     for c in commands: assert (venv / 'bin' / c).exists(), f'console command {c} missing from the installed wheel'
 
 def test_exported_modules_match_notebooks(tmp_path):
