@@ -271,6 +271,8 @@ def _progress(total, desc, on):
 def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs', epoch: int | None = None, device='cpu'):
     "A trained model from its checkpoint (the last epoch, or `epoch`), on `device`, in eval mode."
     d = run_dir(root, dataset, profile, seed, model_name)
+    if epoch is None and not (d / 'last.pt').exists():   # a run brought back as weights only: its newest epoch file
+        epoch = max((int(p.stem[5:]) for p in d.glob('epoch[0-9][0-9][0-9].pt')), default=None)
     ck = load_checkpoint(d / ('last.pt' if epoch is None else f'epoch{epoch:03d}.pt'))
     m = make_model(model_name); m.load_state_dict(ck['model']); m.to(get_device(device)).eval()
     return m, ck
