@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NB05, NB06, NB01, NB02, NB03 = 'nbs/05_models.ipynb', 'nbs/06_train.ipynb', 'nbs/01_broadcast.ipynb', 'nbs/02_objectives.ipynb', 'nbs/03_mmd.ipynb'
-NB07, NB08 = 'nbs/07_attacks.ipynb', 'nbs/08_reproduce.ipynb'
+NB07, NB08, NB09, NB10 = 'nbs/07_attacks.ipynb', 'nbs/08_reproduce.ipynb', 'nbs/09_audit.ipynb', 'nbs/10_stability.ipynb'
 
 @dataclass(frozen=True)
 class Mutant:
@@ -164,6 +164,84 @@ MUTANTS = [
       'C&W: a misclassified clean image counts as unbroken at eps > 0'),
     M('table-eps-lookup-shift', NB08, "acc = e['acc'][e['eps'].index(eps)]", "acc = e['acc'][e['eps'].index(eps) - 1]", [NB08],
       'the table reports the accuracy of the previous eps'),
+    # --- 07 attacks: the known-answer tests (linear closed forms, the some-eps' <= eps rule, random start) ---
+    M('fixed-advs-eps-shift', NB07, "for k, c in enumerate(clipped): out[k, s] = c.detach().cpu()",
+      "for k, c in enumerate(clipped): out[k - 1, s] = c.detach().cpu()", [NB07, NB08],
+      'each eps gets the adversarial examples crafted for the next eps'),
+    M('broken-fixed-rows-rolled', NB07, "[predict(target, a) != y for a in advs]", "[predict(target, a) != y for a in advs.roll(1, 0)]",
+      [NB07, NB08], 'the fooled rows are rolled by one eps'),
+    M('broken-l2-strict', NB07, "(fooled.numpy() & (d <= e))", "(fooled.numpy() & (d < e))", [NB07, NB08],
+      'C&W: an example at exactly distance eps does not count'),
+    M('broken-l2-exactly-eps-bin', NB07, "(fooled.numpy() & (d <= e))", "(fooled.numpy() & (d <= e) & (d > e - 0.5))", [NB07, NB08],
+      'C&W: only examples in the last eps bin count (no some-eps\' <= eps rule)'),
+    M('broken-l2-ignores-target', NB07, "wrong0.numpy() | (fooled.numpy() & (d <= e))", "wrong0.numpy() | (d <= e)", [NB07, NB08],
+      'C&W: an example counts whether or not it fools the target'),
+    M('l2-curve-ge', NB07, "return [float((d > e).mean()) for e in grid]", "return [float((d >= e).mean()) for e in grid]", [NB07, NB08],
+      'the l2 accuracy curve counts an example at exactly distance eps as unbroken'),
+    M('accuracy-curve-drops-clean-row', NB07, "return list(entry['eps']), (1 - entry['broken'].mean(1)).tolist()",
+      "return list(entry['eps']), (1 - np.vstack([entry['broken'][1:], entry['broken'][-1:]]).mean(1)).tolist()", [NB07, NB08],
+      'the accuracy curve loses its clean (eps = 0) point'),
+    M('black-eps-without-0', NB07, "res[name][(atk, 'black')] = dict(eps=[0, *eps],", "res[name][(atk, 'black')] = dict(eps=[*eps, eps[-1]],",
+      [NB07, NB08], 'black-box curves lose the clean point: every accuracy labelled with the next eps'),
+    M('cw-failure-dist-0', NB07, "return adv, torch.where(fooled, dist, torch.full_like(dist, math.inf))",
+      "return adv, torch.where(fooled, dist, torch.zeros_like(dist))", [NB07, NB08], 'C&W: a failed attack has distance 0 (broken at every eps)'),
+    M('cw-linf-norm', NB07, "dist = (adv - x).flatten(1).norm(dim=1)", "dist = (adv - x).flatten(1).abs().amax(1)", [NB07, NB08],
+      'C&W distance measured in l-inf instead of l2'),
+    M('transfer-dist-ignores-fooled', NB07, "torch.where(fooled, dist, torch.full_like(dist, math.inf))).tolist()", "dist).tolist()",
+      [NB07, NB08], 'black-box C&W: an example that does not fool the target still counts at its distance'),
+    M('black-broken-on-substitute', NB07, "broken=broken_fixed(m, x, y, advs, eps))", "broken=broken_fixed(substitute, x, y, advs, eps))",
+      [NB07, NB08], 'black-box accuracy measured on the substitute instead of the target'),
+    M('clean-acc-of-substitute', NB07, "res[name]['clean'] = (predict(m, x) == y)", "res[name]['clean'] = (predict(substitute, x) == y)",
+      [NB07, NB08], 'the clean accuracy is the substitute\'s'),
+    M('pgd-half-steps', NB07, "steps=cfg.pgd_steps, random_start=True)", "steps=cfg.pgd_steps // 2, random_start=True)", [NB07, NB08],
+      'PGD runs half its configured steps'),
+    # --- 09 audit: its PGD (tested by notebook 07's random-start test) ---
+    M('audit-pgd-no-random-start', NB09, "steps=steps, random_start=True)", "steps=steps, random_start=False)", [NB07, NB09],
+      'the audit\'s PGD without random start'),
+    # --- 08 reproduce: the table, the figure and the claims read every cell at its eps ---
+    M('first-broken-plus-1', NB08, "return np.where(anyb, broken.argmax(0), -1).tolist()",
+      "return np.where(anyb, broken.argmax(0) + 1, -1).tolist()", [NB08], 'the first breaking eps index is off by one'),
+    M('first-broken-never-0', NB08, "return np.where(anyb, broken.argmax(0), -1).tolist()", "return broken.argmax(0).tolist()", [NB08],
+      'an image never broken is recorded as broken at the clean point'),
+    M('to-json-acc-shifted', NB08, "d = dict(eps=eps, acc=acc,", "d = dict(eps=eps, acc=acc[:1] + acc[:-1],", [NB08],
+      'the saved accuracies are shifted by one eps'),
+    M('acc-index-plus-1', NB08, "e = r[key]; return e['acc'][e['eps'].index(eps)], e['n']",
+      "e = r[key]; return e['acc'][e['eps'].index(eps) + 1], e['n']", [NB08], '_acc reads the next eps\'s accuracy'),
+    M('table-clean-row-from-curve', NB08, "if atk == 'clean': acc, n = r['clean'], r['FGSM/white']['n']",
+      "if atk == 'clean': acc, n = r['FGSM/white']['acc'][1], r['FGSM/white']['n']", [NB08], 'the clean row reads FGSM at eps 0.15'),
+    M('table-rows-cw-1.5', NB08, "('CW', 'black', 2.0), ('FGSM', 'white', 0.15)", "('CW', 'black', 1.5), ('FGSM', 'white', 0.15)", [NB08],
+      'the table\'s black-box C&W row at eps 1.5 instead of 2.0'),
+    M('table-always-white', NB08, "e = r[f'{atk}/{mode}']; n = e['n']", "e = r[f'{atk}/white']; n = e['n']", [NB08],
+      'black-box rows show white-box accuracies'),
+    M('masking-white-black-swapped', NB08, "(w, n), (b, _) = _acc(doc, m, f'{atk}/white', eps), _acc(doc, m, f'{atk}/black', eps)",
+      "(b, n), (w, _) = _acc(doc, m, f'{atk}/white', eps), _acc(doc, m, f'{atk}/black', eps)", [NB08],
+      'the masking check swaps white- and black-box'),
+    M('figure-curve-shifted', NB08, "ax.plot(e['eps'], 100 * np.array(e['acc']), '-',", "ax.plot(e['eps'][1:], 100 * np.array(e['acc'][:-1]), '-',",
+      [NB08], 'the figure plots each accuracy at the next eps'),
+    M('dist-inf-as-0', NB08, "d['dist'] = [None if math.isinf(t) else t for t in v['dist']]",
+      "d['dist'] = [0.0 if math.isinf(t) else t for t in v['dist']]", [NB08], 'a failed C&W attack is saved as distance 0'),
+    M('claims-compare-at-0.15', NB08, "d, v = compare(doc, a, b, key, eps)", "d, v = compare(doc, a, b, key, .15 if eps == .3 else eps)",
+      [NB08], 'the claims at eps 0.3 are judged at 0.15'),
+    # --- 06 train: devices and damaged checkpoints ---
+    M('fit-cpu-sync-every-50', NB06, "sync_every = sync_every or (1 if dev.type == 'cpu' else 50)", "sync_every = sync_every or 50", [NB06],
+      'the CPU reads the loss back every 50 steps too: a NaN is reported late (not at the step it appears)'),
+    M('fallback-oldest-epoch', NB06, "for p in sorted(d.glob('epoch[0-9][0-9][0-9].pt'), reverse=True):",
+      "for p in sorted(d.glob('epoch[0-9][0-9][0-9].pt')):", [NB06],
+      'a damaged last.pt: resume from the oldest loadable epoch checkpoint, not the newest'),
+    M('load-checkpoint-unsafe-fallback', NB06, "try: return torch.load(path, map_location='cpu', weights_only=True)\n    except Exception as e:",
+      "try: return torch.load(path, map_location='cpu', weights_only=True)\n    except Exception as e:\n"
+      "        try: return torch.load(path, map_location='cpu', weights_only=False)\n        except Exception: pass", [NB06],
+      'a checkpoint the safe loader refuses is loaded unsafely (arbitrary code in a pickle)'),
+    M('damage-empty-as-truncated', NB06, "    if size == 0: return 'empty (0 bytes)'\n", "", [NB06],
+      'an empty checkpoint is reported as truncated'),
+    # --- 10 stability: score_stats and the 10- vs 200-epoch table ---
+    M('score-stats-grad-tiny', NB10, "grad_zero=float((g == 0).mean())", "grad_zero=float((g < 1e-30).mean())", [NB10],
+      'gradients below 1e-30 count as exactly zero'),
+    M('score-stats-other-includes-true', NB10, "other = Ts.masked_fill(F.one_hot(y, Ts.shape[1]).bool(), -math.inf).amax(1)",
+      "other = Ts.amax(1)", [NB10], 'the best other score may be the true class\'s'),
+    M('protocol-table-long-always-white', NB10, "acc, n = _acc(long_doc, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)",
+      "acc, n = _acc(long_doc, m, 'clean' if atk == 'clean' else f'{atk}/white', eps)", [NB10],
+      'the 200-epoch column reads the white-box cell for black-box rows'),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
