@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from .data import DATASETS, check_dataset, load, atomic_write_text
 from .models import TARGETS, SUBSTITUTE
-from .train import get_profile, load_model, run_dir, PROFILES, add_device_args, device_from_args, CheckpointError, TrainingDiverged
+from .train import get_profile, load_model, run_dir, epoch_files, PROFILES, add_device_args, device_from_args, CheckpointError, TrainingDiverged
 from .attacks import ATTACK_PROFILES, AttackConfig, fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 import torch.nn.functional as F
 from .audit import pgd_broken, input_grad_norms
@@ -59,7 +59,7 @@ def stability_config(profile: str) -> StabilityConfig:
 def saved_epochs(dataset: str, profile: str, seed: int, model: str, runs='runs') -> list[int]:
     "The epochs of one run that have a checkpoint `epochNNN.pt`, sorted."
     d = run_dir(runs, dataset, profile, seed, model)
-    return sorted(int(p.stem[5:]) for p in d.glob('epoch[0-9][0-9][0-9].pt'))
+    return list(epoch_files(d))
 
 def _epoch(dataset, profile, seed, model, runs, epoch: int) -> int:
     "Resolve `epoch` (0: the last saved one) against what is on disk, with an error that says how to get it."
@@ -116,7 +116,7 @@ def score_stats(model, x, y, batch_size: int = 500) -> dict:
     """Signs of masking on clean images: `grad_zero`, the fraction whose cross-entropy input gradient is exactly 0 in
     float32 (the gradient attacks follow has underflowed); `T_true` and `T_other`, the medians of the true class's score
     and of the best other score (the size of T, which grows when an objective rewards it)."""
-    model.eval(); dev = device_of(model); Ts = []
+    model.eval(); dev = device_of(model)
     with torch.no_grad(): Ts = torch.cat([model(x[s].to(dev)).float().cpu() for s in _batches(len(x), batch_size)])
     true = Ts.gather(1, y[:, None]).squeeze(1)
     other = Ts.masked_fill(F.one_hot(y, Ts.shape[1]).bool(), -math.inf).amax(1)

@@ -17,7 +17,8 @@ from .mmd import ie_regularizer
 # %% auto #0
 __all__ = ['PROFILES', 'DEVICES', 'Profile', 'get_profile', 'losses', 'TrainingDiverged', 'train_step', 'make_optimizer',
            'run_dir', 'atomic_torch_save', 'CheckpointError', 'load_checkpoint', 'get_device', 'add_device_args',
-           'device_from_args', 'set_deterministic', 'accuracy', 'training_data', 'fit', 'load_model', 'main']
+           'device_from_args', 'set_deterministic', 'accuracy', 'training_data', 'fit', 'epoch_files', 'load_model',
+           'main']
 
 # %% ../nbs/06_train.ipynb #02873bf5
 @dataclass(frozen=True)
@@ -235,10 +236,14 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
     model.eval()
     return model, ck
 
+def epoch_files(d) -> dict:
+    "{epoch: path} of the per-epoch checkpoints `epochNNN.pt` in run folder `d`, by epoch."
+    return {int(p.stem[5:]): p for p in sorted(Path(d).glob('epoch[0-9][0-9][0-9].pt'))}
+
 def _fallback(d: Path, err: CheckpointError) -> dict:
     "The newest `epochNNN.pt` of run folder `d` that loads, saying so; a `CheckpointError` that says how to start afresh if none does."
     tried = []
-    for p in sorted(d.glob('epoch[0-9][0-9][0-9].pt'), reverse=True):
+    for p in reversed(epoch_files(d).values()):
         try: ck = load_checkpoint(p)
         except CheckpointError as e: tried.append(str(e).split('. ')[0]); continue
         print(f'warning: {str(err).split(". ")[0]}; resuming from {p.name} (epoch {ck["epoch"]}), the newest epoch checkpoint '
@@ -272,7 +277,7 @@ def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root=
     "A trained model from its checkpoint (the last epoch, or `epoch`), on `device`, in eval mode."
     d = run_dir(root, dataset, profile, seed, model_name)
     if epoch is None and not (d / 'last.pt').exists():   # a run brought back as weights only: its newest epoch file
-        epoch = max((int(p.stem[5:]) for p in d.glob('epoch[0-9][0-9][0-9].pt')), default=None)
+        epoch = max(epoch_files(d), default=None)
     ck = load_checkpoint(d / ('last.pt' if epoch is None else f'epoch{epoch:03d}.pt'))
     m = make_model(model_name); m.load_state_dict(ck['model']); m.to(get_device(device)).eval()
     return m, ck
