@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data test test-slow reproduce reproduce-paper-lite lab export clean-nbs readme mutants
+.PHONY: setup data test test-slow reproduce reproduce-paper-lite lab export clean-nbs readme mutants weights
 setup: $(STAMP)
 
 $(STAMP): settings.ini setup.py
@@ -40,6 +40,12 @@ test-slow: setup data
 # Options through MUTANTS_ARGS, e.g. make mutants MUTANTS_ARGS='--only ie-sigma2-2 theta-r-plus-fc3' (or '--list').
 mutants: setup data
 	$(BIN)/python tools/mutants.py $(MUTANTS_ARGS)
+
+# Publish the weights (notebook 12): copy the final checkpoints of the published runs from RUNS into weights/ and write
+# their SHA-256 sums into guessfirst_nb/pretrained.json.
+RUNS ?= $(HOME)/.cache/guessfirst/runs
+weights: setup
+	$(BIN)/python -c "from guessfirst_nb.pretrained import publish; publish('$(RUNS)')"
 
 lab: setup data
 	$(BIN)/jupyter lab nbs
