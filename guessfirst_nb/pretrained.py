@@ -4,10 +4,10 @@
 
 # %% ../nbs/12_pretrained.ipynb #bc7d2aec
 from __future__ import annotations
-import json, os, shutil, tempfile, urllib.request
+import json, urllib.request
 from importlib import resources
 from pathlib import Path
-from .data import DATASETS, check_dataset, data_dir, sha256_file, atomic_write_text
+from .data import DATASETS, check_dataset, data_dir, sha256_file, atomic_write_text, DataError, _install_stream
 from .models import MODELS, check_model, make_model
 from .train import PROFILES, get_profile, get_device, run_dir, epoch_files, load_checkpoint
 
@@ -32,12 +32,6 @@ def read_manifest(path=None) -> dict:
     "{'url': ..., 'files': {name: {'sha256', 'bytes', 'epochs', 'test_acc', 'device'}}}."
     return json.loads(Path(path or manifest_path()).read_text())
 
-def _atomic_copy(src, dst):
-    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f'.{dst.name}.', suffix='.tmp'); os.close(fd)
-    try: shutil.copyfile(src, tmp); os.chmod(tmp, 0o644); os.replace(tmp, dst)
-    except BaseException: Path(tmp).unlink(missing_ok=True); raise
-
 def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODELS) -> dict:
     """Copy the final epoch checkpoint of `models` of the `published` runs under `runs` into `out`, and add them to the
     manifest (entries of other files are kept)."""
@@ -48,10 +42,9 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
             d, epochs = run_dir(runs, dataset, profile, seed, model), get_profile(profile).epochs
             src = epoch_files(d).get(epochs)
             if src is None: raise FileNotFoundError(f'{d} has no epoch{epochs:03d}.pt: train it to the end first (guessfirst-train --help)')
-            ck = load_checkpoint(src)
-            name = weight_name(dataset, model, profile, seed)
-            _atomic_copy(src, Path(out) / name)
-            files[name] = dict(sha256=sha256_file(Path(out) / name), bytes=(Path(out) / name).stat().st_size, epochs=ck['epoch'],
+            ck, name, h = load_checkpoint(src), weight_name(dataset, model, profile, seed), sha256_file(src)
+            with open(src, 'rb') as f: _install_stream(f, Path(out) / name, h, dataset)   # atomic, and the copy is checked
+            files[name] = dict(sha256=h, bytes=src.stat().st_size, epochs=ck['epoch'],
                                test_acc=ck['history'][-1]['test_acc'], device=ck.get('device', 'cpu'))
     doc = dict(url=WEIGHTS_URL, files=dict(sorted(files.items())))
     atomic_write_text(path, json.dumps(doc, indent=1) + '\n')
@@ -72,17 +65,14 @@ def _check(path: Path, want: str, fix: str):
                               f'the published one. Fix: {fix}')
 
 def _download(url: str, dest: Path, want: str):
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.part'); os.close(fd)
+    "Download `url` to `dest` through the data module's checked, atomic `_install_stream`."
     try:
-        try:
-            with urllib.request.urlopen(url, timeout=60) as r, open(tmp, 'wb') as f: shutil.copyfileobj(r, f)
-        except OSError as e:
-            raise PretrainedError(f'cannot download {url} ({e}). Fix: check the network, or clone the repository '
-                                  f'(its weights/ folder holds every file) and pass root=<clone>/weights') from None
-        _check(Path(tmp), want, f'download it again; if it stays wrong, {url} is not the published file')
-        os.replace(tmp, dest)
-    finally: Path(tmp).unlink(missing_ok=True)
+        with urllib.request.urlopen(url, timeout=60) as r: _install_stream(r, dest, want, dest.name)
+    except DataError as e:
+        raise PretrainedError(f'{dest}: {e}. Fix: download it again; if it stays wrong, {url} is not the published file') from None
+    except OSError as e:
+        raise PretrainedError(f'cannot download {url} ({e}). Fix: check the network, or clone the repository '
+                              f'(its weights/ folder holds every file) and pass root=<clone>/weights') from None
 
 def pretrained_file(dataset: str, model: str, profile: str = 'paper', seed: int = 0, root=None, url: str | None = None) -> Path:
     "The checked path of one published file: from `root`, the checkout's `weights/`, or the cache (downloaded if missing)."
@@ -98,8 +88,8 @@ def pretrained_file(dataset: str, model: str, profile: str = 'paper', seed: int 
         _check(path, want, f'restore it (git checkout -- weights/{name}) or delete it and pass root=None to download it')
         return path
     path = data_dir() / 'pretrained' / name
-    if not path.exists(): _download(f"{(url or read_manifest()['url']).rstrip('/')}/{name}", path, want)
-    _check(path, want, 'delete it; it is downloaded again')
+    if not path.exists(): _download(f"{(url or read_manifest()['url']).rstrip('/')}/{name}", path, want)   # checked as it streams
+    else: _check(path, want, 'delete it; it is downloaded again')
     return path
 
 # %% ../nbs/12_pretrained.ipynb #3001744f
