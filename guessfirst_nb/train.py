@@ -268,10 +268,17 @@ def _cpu(o):
     if isinstance(o, (list, tuple)): return type(o)(_cpu(v) for v in o)
     return o
 
-def _progress(total, desc, on):
-    if not on: return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
+def _isatty(f) -> bool:
+    try: return bool(f.isatty())
+    except (AttributeError, ValueError, OSError): return False   # no isatty, or a closed stream
+
+def _progress(total, desc, on, file=None):
+    """A progress bar of `total` steps on `file` (default: stderr) if `on` and `file` is a terminal; else None: a log
+    (a file, nohup, CI) gets no bar, only the one line per epoch that `fit` prints."""
+    file = sys.stderr if file is None else file
+    if not (on and _isatty(file)): return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=False, file=file)
 
 def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs', epoch: int | None = None, device='cpu'):
     "A trained model from its checkpoint (the last epoch, or `epoch`), on `device`, in eval mode."
