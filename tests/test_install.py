@@ -41,3 +41,19 @@ def test_exported_modules_match_notebooks(tmp_path):
 def test_readme_is_generated_from_index_notebook():
     r = subprocess.run([sys.executable, ROOT / 'tools/make_readme.py', '--check'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr + ' (run `make readme`)'
+
+def test_readme_first_screen():
+    "The README shows the verdict first: under 15,000 characters, the verdict bullets and the scoreboard in 40 lines."
+    text = (ROOT / 'README.md').read_text()
+    assert len(text) < 15_000, f'README.md has {len(text):,} characters; keep it under 15,000 (link to results/*.md)'
+    head = text.splitlines()[:40]
+    assert sum(l.startswith('- **') for l in head) >= 5, 'the first 40 lines should hold the verdict bullets'
+    assert any('results/scoreboard.png' in l for l in head), 'the first 40 lines should show the scoreboard'
+
+def test_index_notebook_types_no_result_numbers():
+    "Every result number in the README comes from a cell: no decimal number typed in index.ipynb's markdown."
+    import json, re
+    nb = json.loads((ROOT / 'nbs/index.ipynb').read_text())
+    typed = [m for c in nb['cells'] if c['cell_type'] == 'markdown'
+             for m in re.findall(r'(?<![\w.])\d+\.\d+(?![\w.])', ''.join(c['source']))]
+    assert not typed, f'decimal numbers typed by hand in nbs/index.ipynb: {typed}; compute them in a cell'

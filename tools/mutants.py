@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NB05, NB06, NB01, NB02, NB03 = 'nbs/05_models.ipynb', 'nbs/06_train.ipynb', 'nbs/01_broadcast.ipynb', 'nbs/02_objectives.ipynb', 'nbs/03_mmd.ipynb'
 NB07, NB08, NB09, NB10 = 'nbs/07_attacks.ipynb', 'nbs/08_reproduce.ipynb', 'nbs/09_audit.ipynb', 'nbs/10_stability.ipynb'
+NB15 = 'nbs/15_claims.ipynb'
 
 @dataclass(frozen=True)
 class Mutant:
@@ -242,6 +243,25 @@ MUTANTS = [
     M('protocol-table-long-always-white', NB10, "acc, n = _acc(long_doc, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)",
       "acc, n = _acc(long_doc, m, 'clean' if atk == 'clean' else f'{atk}/white', eps)", [NB10],
       'the 200-epoch column reads the white-box cell for black-box rows'),
+    # --- 15 claims: the one evaluator's bookkeeping ---
+    M('claims-tie-goes-claimed-way', NB15, "won=d > 0, clear=clear", "won=d >= 0, clear=clear", [NB15],
+      'a tie counts as going the claimed way'),
+    M('claims-audit-reads-single', NB15,
+      "return ms.get(sl, 'audit', model, 'audit-worst', 'all', norm, cell.eps) if study != 'stability' else None",
+      "return ms.get(sl, 'reproduction', model, 'white', cell.attack, norm, cell.eps) if study != 'stability' else None",
+      [NB15], "an audit slice's white-box cells read the reproduction's single attack, not the worst case"),
+    M('claims-substitute-ignored', NB15, "return ms.get(sl, study, model, 'transfer', cell.attack, norm, cell.eps, sub)",
+      "return ms.get(sl, study, model, 'transfer', cell.attack, norm, cell.eps, sl.epochs[0])", [NB15],
+      "a slice's substitute length is ignored: transfer always from the substitute as long-trained as the targets"),
+    M('claims-dedup-by-value', NB15, "key=(ma.key, mb.key))", "key=(ma[:2], mb[:2]))", [NB15],
+      'two comparisons with equal counts in different cells are counted once'),
+    M('newcombe-bounds-swapped', NB15, "d - math.hypot(pa - la, ub - pb), d + math.hypot(ua - pa, pb - lb)",
+      "d - math.hypot(ua - pa, pb - lb), d + math.hypot(pa - la, ub - pb)", [NB15],
+      "the difference's interval takes each side's half-width from the wrong side"),
+    M('claims-paper-effect-reversed', NB15,
+      "d = [P[(dataset, c.attack, c.side, c.eps)][a] - P[(dataset, c.attack, c.side, c.eps)][b]",
+      "d = [P[(dataset, c.attack, c.side, c.eps)][b] - P[(dataset, c.attack, c.side, c.eps)][a]", [NB15],
+      "the paper's effect is b - a"),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
