@@ -11,10 +11,10 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 import eagerpy as ep
 import foolbox as fb
-from .data import DATASETS, check_dataset, load, atomic_write_text
+from .data import DATASETS, check_dataset, load, atomic_write_text, Command
 from .models import TARGETS, IE_SIGMA2, CNN, Conditioned
 from .mmd import ie_regularizer
-from .train import load_model, add_device_args, device_from_args, CheckpointError
+from .train import load_model, CheckpointError
 from .attacks import AttackConfig, fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
 from .reproduce import wilson, environment, results_path, paper_table, markdown_table
 
@@ -558,30 +558,21 @@ def audit_markdown(doc: dict) -> str:
     return '\n\n'.join(parts) + '\n'
 
 # %% ../nbs/09_audit.ipynb #525adbf0
-def main(argv=None):
-    "Console entry point `guessfirst-audit`."
-    p = argparse.ArgumentParser(prog='guessfirst-audit', description='Audit a reproduction: adaptive and gradient-free attacks, '
-                                'the Carlini et al. checklist, worst-case accuracy and measured compression.')
-    p.add_argument('--dataset', default='all', help=f"one of: all, {', '.join(DATASETS)}")
-    p.add_argument('--profile', default='quick', help=f"one of: {', '.join(AUDIT_PROFILES)}")
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--runs', default='runs', help='checkpoint folder (default: runs/)')
-    p.add_argument('--out', default='results', help="results folder holding the reproduction's results (default: results/)")
-    p.add_argument('--force', action='store_true', help='recompute even if the audit exists')
-    add_device_args(p)
-    a = p.parse_args(argv)
-    try:
-        datasets = list(DATASETS) if a.dataset == 'all' else [check_dataset(a.dataset)]
-        if a.profile not in AUDIT_PROFILES: raise ValueError(f"unknown profile {a.profile!r}; valid profiles: {', '.join(AUDIT_PROFILES)}")
-        dev = device_from_args(a)
-    except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
-    written = []
-    for ds in datasets:
-        try: doc = audit(ds, a.profile, a.seed, a.runs, a.out, force=a.force, log=lambda *m: print(*m, file=sys.stderr), device=dev)
-        except (FileNotFoundError, CheckpointError) as e: print(f'error: {e}', file=sys.stderr); return 1
-        path = audit_path(a.out, ds, a.profile, a.seed)
-        atomic_write_text(path.with_suffix('.md'), audit_markdown(doc))
-        print(audit_markdown(doc))
-        written += [path, path.with_suffix('.md')]
-    print('written:'); [print(f'  {w}') for w in written]
-    return 0
+def main(argv=None, prog='guessfirst-audit'):
+    "Console entry point `guessfirst-audit` (also `guessfirst audit`)."
+    p = Command(prog, 'Audit a reproduction: adaptive and gradient-free attacks, the Carlini et al. checklist, '
+                'worst-case accuracy and measured compression.', dataset='all', profiles=AUDIT_PROFILES, seed=0, runs='runs',
+                out='results', force=True, device='here',
+                helps={'--out': "results folder holding the reproduction's results (default: results/)",
+                       '--force': 'recompute even if the audit exists'})
+    def body(a):
+        written = []
+        for ds in a.datasets:
+            doc = audit(ds, a.profile, a.seed, a.runs, a.out, force=a.force, log=lambda *m: print(*m, file=sys.stderr),
+                        device=a.dev)
+            path = audit_path(a.out, ds, a.profile, a.seed)
+            atomic_write_text(path.with_suffix('.md'), audit_markdown(doc))
+            print(audit_markdown(doc))
+            written += [path, path.with_suffix('.md')]
+        print('written:'); [print(f'  {w}') for w in written]
+    return p.run(argv, body, fails=(FileNotFoundError, CheckpointError))

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'sha256_file',
-           'atomic_write_text', 'verify_file', 'fetch', 'read_idx', 'ImageSet', 'load', 'main']
+__all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DEVICES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'sha256_file',
+           'atomic_write_text', 'verify_file', 'fetch', 'read_idx', 'ImageSet', 'load', 'check_device', 'get_device',
+           'add_device_args', 'device_from_args', 'set_deterministic', 'Command', 'main']
 
 # %% ../nbs/00_data.ipynb #2439cc2a
 DATASETS = {
@@ -251,23 +252,134 @@ def load(name: str, split: str = 'train', root=None) -> ImageSet:
     x, y = read_idx(d / fx), read_idx(d / fy)
     return ImageSet(torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64)), name, split)
 
+# %% ../nbs/00_data.ipynb #69c104cf
+DEVICES = ('auto', 'cpu', 'cuda', 'mps')
+
+def _mps() -> bool: return getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
+
+def check_device(name) -> str:
+    "`name` if it names a kind of device ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), here or not; else a `ValueError`."
+    if str(name).split(':')[0] not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; valid devices: {', '.join(DEVICES)} (or cuda:N)")
+    return name
+
+def get_device(name='auto') -> torch.device:
+    "The torch device `name` ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), or a `ValueError` saying what this machine has."
+    if isinstance(name, torch.device): return name
+    if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'mps' if _mps() else 'cpu')
+    kind = check_device(str(name)).split(':')[0]
+    have = ('cpu' + (f', cuda (x{torch.cuda.device_count()})' if torch.cuda.is_available() else '')
+            + (', mps' if _mps() else ''))
+    if kind == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device {name!r} asked for, but this PyTorch sees no CUDA GPU (it has: {have}); '
+                         'use --device cpu or auto')
+    if kind == 'mps' and not _mps():
+        raise ValueError(f'device {name!r} asked for, but this PyTorch has no MPS backend here (it has: {have}); '
+                         'use --device cpu or auto')
+    return torch.device(name)
+
+def add_device_args(p):
+    "The `--device` and `--deterministic` options every command shares."
+    p.add_argument('--device', default='auto',
+                   help=f"where to run: {', '.join(DEVICES)} or cuda:N (default: auto, the first of cuda, mps, cpu)")
+    p.add_argument('--deterministic', action='store_true',
+                   help='deterministic cuDNN/PyTorch kernels on a GPU (the CPU is deterministic already)')
+
+def device_from_args(a) -> torch.device:
+    "The device that the parsed `--device` names (a `ValueError` if not here); deterministic kernels if `--deterministic`."
+    dev = get_device(a.device)
+    if a.deterministic: set_deterministic()
+    return dev
+
+def set_deterministic(on: bool = True):
+    "Deterministic cuDNN and PyTorch kernels (`--deterministic`); a no-op for the CPU, which is deterministic already."
+    if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, False
+    torch.use_deterministic_algorithms(on, warn_only=False)
+
+# %% ../nbs/00_data.ipynb #35e9f73c
+def _error(e, status: int) -> int:
+    "Print `error: <e>` to stderr, one line per problem, no traceback; return the exit status."
+    print(f'error: {e}', file=sys.stderr); return status
+
+class Command(argparse.ArgumentParser):
+    """The argument parser of one guessfirst command, with those of the shared options that it asks for (None or
+    False leaves one out): `--dataset` (default `dataset`; also 'all' if `every_dataset`), `--profile` (default
+    `profile`, one of `profiles`), `--seed` (default `seed`) or `--seeds` (default `seeds`), `--runs` and `--out`
+    (default folders `runs` and `out`), `--force`, and `--device`/`--deterministic` if `device` is 'here' (the command
+    runs on it) or 'jobs' (its jobs do, maybe on other machines). `helps` maps a shared option to the help text that a
+    command gives instead. The command adds its own options with `add_argument`, and runs with `run`."""
+    def __init__(self, prog=None, description=None, *, dataset: str | None = None, every_dataset: bool = True,
+                 profiles=None, profile: str = 'quick', seed: int | None = None, seeds=None, runs: str | None = None,
+                 out: str | None = None, force: bool = False, device: str | None = None, helps: dict | None = None,
+                 **kw):
+        super().__init__(prog=prog, description=description, **kw)
+        if device not in (None, 'here', 'jobs'):
+            raise ValueError(f"device must be None, 'here' or 'jobs', got {device!r}")
+        self.every_dataset, self.profiles, self.device = every_dataset, profiles, device
+        helps = dict(helps or {})
+        def opt(name, text, **k): self.add_argument(name, help=helps.pop(name, text), **k)
+        if dataset is not None:
+            names = (['all'] if every_dataset else []) + list(DATASETS)
+            opt('--dataset', f"one of: {', '.join(names)} (default: {dataset})", default=dataset)
+        if profiles is not None:
+            opt('--profile', f"one of: {', '.join(profiles)} (default: {profile})", default=profile)
+        if seed is not None: opt('--seed', f'seed of the runs (default: {seed})', type=int, default=seed)
+        if seeds is not None:
+            opt('--seeds', f"seeds, each once (default: {' '.join(map(str, seeds))})", type=int, nargs='+',
+                default=list(seeds))
+        if runs is not None: opt('--runs', f'checkpoint folder (default: {runs}/)', default=runs)
+        if out is not None: opt('--out', f'results folder (default: {out}/)', default=out)
+        if force: opt('--force', 'recompute even if the results exist', action='store_true')
+        if device: add_device_args(self)
+        if helps: raise ValueError(f"help texts for options that {prog} does not have: {', '.join(helps)}")
+
+    def check_args(self, a: argparse.Namespace) -> argparse.Namespace:
+        """Check the shared options of the parsed `a`: a `ValueError` that names the bad value and lists the valid ones.
+        Adds `a.datasets`, the list that `--dataset` names, and `a.dev`, the torch device (with `device='here'`)."""
+        if self.get_default('dataset') is not None:
+            every = self.every_dataset and a.dataset == 'all'
+            if not every and a.dataset not in DATASETS:
+                raise ValueError(f"unknown dataset {a.dataset!r}; valid datasets: {', '.join(DATASETS)}"
+                                 + (' (or all)' if self.every_dataset else ''))
+            a.datasets = list(DATASETS) if every else [a.dataset]
+        if self.profiles is not None and a.profile not in self.profiles:
+            raise ValueError(f"unknown profile {a.profile!r}; valid profiles: {', '.join(self.profiles)}")
+        if self.get_default('seeds') is not None and len(set(a.seeds)) != len(a.seeds):
+            raise ValueError(f"seeds repeat: {' '.join(map(str, a.seeds))}; give each seed once")
+        if self.device == 'here': a.dev = device_from_args(a)
+        elif self.device == 'jobs': check_device(a.device)
+        return a
+
+    def run(self, argv, body, check=None, fails=(), bad_input=()) -> int:
+        """Parse `argv`, check the shared options (`check_args`) and then the command's own (`check(a)`), run
+        `body(a)`; return the exit status, which `body` returns (None: 0). A `ValueError` from the checks, or an
+        exception of a type in `bad_input` from `body`, is one `error: ...` line on stderr and status 2; an exception of
+        a type in `fails` (what can go wrong while running: a damaged checkpoint, a diverged run, ...) one `error: ...`
+        line and status 1."""
+        a = self.parse_args(argv)
+        try:
+            self.check_args(a)
+            if check is not None: check(a)
+        except ValueError as e: return _error(e, 2)
+        try: status = body(a)
+        except bad_input as e: return _error(e, 2)
+        except fails as e: return _error(e, 1)
+        return 0 if status is None else status
+
 # %% ../nbs/00_data.ipynb #c6dd4bcf
-def main(argv=None):
-    "Console entry point `guessfirst-data`."
-    p = argparse.ArgumentParser(prog='guessfirst-data', description='Fetch and verify MNIST and Fashion-MNIST.')
+def main(argv=None, prog='guessfirst-data'):
+    "Console entry point `guessfirst-data` (also `guessfirst data`)."
+    p = Command(prog, 'Fetch and verify MNIST and Fashion-MNIST.')
     sub = p.add_subparsers(dest='cmd', required=True)
     f = sub.add_parser('fetch', help='fetch the files that are missing and verify them all')
     f.add_argument('name', nargs='?', default='all', help=f"one of: all, {', '.join(DATASETS)}")
     f.add_argument('--root', default=None, help='data directory (default: $GUESSFIRST_DATA or ~/.cache/guessfirst)')
     f.add_argument('--force', action='store_true', help='delete and fetch again, even files that are present')
     sub.add_parser('path', help='print the data directory')
-    a = p.parse_args(argv)
-    if a.cmd == 'path': print(data_dir()); return 0
-    names = list(DATASETS) if a.name == 'all' else [a.name]
-    try:
-        for n in names:
+    def body(a):
+        if a.cmd == 'path': print(data_dir()); return
+        for n in list(DATASETS) if a.name == 'all' else [a.name]:
             d = fetch(check_dataset(n), a.root, force=a.force)
             print(f'{n}: 4 files verified in {d}')
-    except (DataError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr); return 1
-    return 0
+    return p.run(argv, body, fails=(DataError, ValueError))

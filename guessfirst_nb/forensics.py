@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 import foolbox as fb
-from .data import load, check_dataset, atomic_write_text
+from .data import load, check_dataset, atomic_write_text, Command
 from .models import TARGETS, SUBSTITUTE
-from .train import get_profile, add_device_args, device_from_args
+from .train import get_profile, PROFILES
 from .attacks import (ATTACK_PROFILES, AttackConfig, device_of, predict, fixed_eps_advs, check_advs, broken_fixed,
                                    _batches)
 from .reproduce import TABLE_ROWS, paper_table, wilson, environment, results_path, markdown_table
@@ -286,22 +286,21 @@ def forensics_markdown(res: dict) -> str:
     k = sum(r['explained'] for r in res['rows'])
     return '\n'.join(lines + ['', f"{k} of {len(res['rows'])} discrepant cells explained ({res['dataset']}, profile {res['profile']}, n={res['n']})."])
 
-def main(argv=None):
-    "Console entry point `guessfirst-forensics`."
-    p = argparse.ArgumentParser(prog='guessfirst-forensics', description="Evaluate the published models under a 2019 pipeline's "
-                                "plausible evaluation choices, for every cell of the paper's table that we do not reproduce.")
-    p.add_argument('--dataset', default='mnist'); p.add_argument('--profile', default='paper'); p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', default='results', help='results folder holding the reproduction (default: results/)')
+def main(argv=None, prog='guessfirst-forensics'):
+    "Console entry point `guessfirst-forensics` (also `guessfirst forensics`)."
+    p = Command(prog, "Evaluate the published models under a 2019 pipeline's plausible evaluation choices, for every "
+                "cell of the paper's table that we do not reproduce.", dataset='mnist', every_dataset=False,
+                profiles=PROFILES, profile='paper', seed=0, out='results', device='here',
+                helps={'--out': 'results folder holding the reproduction (default: results/)'})
     p.add_argument('--weights', default=None, help="folder of published weights (default: the checkout's weights/, else download)")
     p.add_argument('--n', type=int, default=None, help='test images (default: the profile\'s attack config, 1000)')
-    add_device_args(p)
-    a = p.parse_args(argv)
-    try:
-        check_dataset(a.dataset); get_profile(a.profile); dev = device_from_args(a)
+    def check(a):
         if not results_path(a.out, a.dataset, a.profile, a.seed).exists():
-            raise ValueError(f'no reproduction at {results_path(a.out, a.dataset, a.profile, a.seed)}: run guessfirst-reproduce first')
-        res = forensics(a.dataset, a.profile, a.seed, a.out, dev, a.n, log=lambda *m: print(*m, file=sys.stderr), weights=a.weights)
-    except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
-    md = forensics_path(a.out, a.dataset, a.profile, a.seed).with_suffix('.md')
-    atomic_write_text(md, forensics_markdown(res) + '\n'); print(forensics_markdown(res))
-    return 0
+            raise ValueError(f'no reproduction at {results_path(a.out, a.dataset, a.profile, a.seed)}: '
+                             'run guessfirst-reproduce first')
+    def body(a):
+        res = forensics(a.dataset, a.profile, a.seed, a.out, a.dev, a.n, log=lambda *m: print(*m, file=sys.stderr),
+                        weights=a.weights)
+        md = forensics_path(a.out, a.dataset, a.profile, a.seed).with_suffix('.md')
+        atomic_write_text(md, forensics_markdown(res) + '\n'); print(forensics_markdown(res))
+    return p.run(argv, body, check, bad_input=(ValueError,))   # a missing or damaged weights file: PretrainedError

@@ -8,9 +8,9 @@ import argparse, importlib, json, os, re, shlex, shutil, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import submitit
-from .data import DATASETS, check_dataset, atomic_write_text
+from .data import DATASETS, check_dataset, atomic_write_text, Command
 from .models import MODELS, check_model
-from .train import PROFILES, DEVICES, get_profile, get_device, add_device_args, run_dir, load_checkpoint, CheckpointError
+from .train import PROFILES, get_profile, get_device, run_dir, load_checkpoint, CheckpointError
 from .reproduce import results_path
 from .audit import AUDIT_PROFILES, audit_path
 from .stability import STABILITY_PROFILES, stability_path
@@ -299,19 +299,15 @@ def _summary(res: dict) -> str:
     n = lambda s: sum(o.state == s for o in res.values())
     return f"{len(res)} jobs: {n('done')} done before, {n('completed')} completed, {n('failed')} failed, {n('not sent')} not sent"
 
-def main(argv=None):
-    "Console entry point `guessfirst-grid`."
-    p = argparse.ArgumentParser(prog='guessfirst-grid', description='Train every model, reproduce, audit and measure stability for '
-                                'every dataset and seed, as jobs on this machine or on a SLURM cluster.')
-    p.add_argument('--profile', default='quick', help=f"one of: {', '.join(PROFILES)}")
-    p.add_argument('--dataset', default='all', help=f"one of: all, {', '.join(DATASETS)}")
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds (default: 0 1 2)')
-    p.add_argument('--models', nargs='+', default=['all'], help=f"models trained by jobs of their own: all (default) or some of {', '.join(MODELS)}; "
-                   'the reproduction trains any model left out itself')
+def main(argv=None, prog='guessfirst-grid'):
+    "Console entry point `guessfirst-grid` (also `guessfirst grid`)."
+    p = Command(prog, 'Train every model, reproduce, audit and measure stability for every dataset and seed, as jobs '
+                'on this machine or on a SLURM cluster.', dataset='all', profiles=PROFILES, seeds=[0, 1, 2], runs='runs',
+                out='results', device='jobs',
+                helps={'--out': 'results folder (default: results/); the logs go to <out>/<profile>/logs/'})
+    p.add_argument('--models', nargs='+', default=['all'], help='models trained by jobs of their own: all (default) or '
+                   f"some of {', '.join(MODELS)}; the reproduction trains any model left out itself")
     p.add_argument('--stages', nargs='+', default=list(KINDS), help=f"kinds of jobs to send (default: all of {' '.join(KINDS)})")
-    p.add_argument('--runs', default='runs', help='checkpoint folder (default: runs/)')
-    p.add_argument('--out', default='results', help='results folder (default: results/); the logs go to <out>/<profile>/logs/')
-    add_device_args(p)
     p.add_argument('--executor', choices=['local', 'slurm'], default='local', help='local (default): processes on this machine; slurm: sbatch jobs')
     p.add_argument('--jobs', type=int, default=None, help='at most this many jobs at a time (default: 1 with local, no limit with slurm)')
     p.add_argument('--dry-run', action='store_true', help='list the jobs and what is done; send nothing')
@@ -324,43 +320,40 @@ def main(argv=None):
     s.add_argument('--max-timeouts', type=int, default=3, help='how many times a job that reaches its time limit is requeued (default: 3)')
     s.add_argument('--sbatch', default='', help="extra sbatch flags, as --sbatch='--account=proj --qos=high'")
     s.add_argument('--setup', action='append', default=[], help="a shell line each job runs first, e.g. 'module load cuda' (repeatable)")
-    a = p.parse_args(argv)
-    try:
-        datasets = list(DATASETS) if a.dataset == 'all' else [check_dataset(a.dataset)]
-        models = None if a.models == ['all'] else a.models
+    def check(a):
         if a.executor == 'local': get_device(a.device)       # the jobs run here, so the device must be here
-        elif a.device.split(':')[0] not in DEVICES: raise ValueError(f"unknown device {a.device!r}; valid devices: {', '.join(DEVICES)} (or cuda:N)")
-        stages = plan(a.profile, datasets, a.seeds, models, a.stages, a.runs, a.out, a.device, a.deterministic)
+        models = None if a.models == ['all'] else a.models
+        a.plan = plan(a.profile, a.datasets, a.seeds, models, a.stages, a.runs, a.out, a.device, a.deterministic)
         if a.jobs is not None and a.jobs < 1: raise ValueError(f'--jobs must be at least 1, got {a.jobs}')
-        logs = Path(a.out) / a.profile / 'logs'
-        record = logs / 'grid_jobs.json' if a.executor == 'slurm' else None
-        ex = None
+        a.logs = Path(a.out) / a.profile / 'logs'
+        a.record = a.logs / 'grid_jobs.json' if a.executor == 'slurm' else None
+        a.ex = None
         if a.executor == 'slurm':
             parse_sbatch_flags(a.sbatch)
-            if not a.dry_run: ex = slurm_executor(logs / '%j', a.partition, a.gpus, a.cpus, a.mem_gb, a.time, a.sbatch, a.setup, a.max_timeouts)
-        elif not a.dry_run: ex = local_executor(logs / time.strftime(f'local-%Y%m%d-%H%M%S-{os.getpid()}') / '%j')
-    except ValueError as e:
-        print(f'error: {e}', file=sys.stderr); return 2
-    jobs = [j for st in stages for j in st]
-    done = {j.key for j in jobs if is_done(j)}
-    print(f"guessfirst-grid: {len(jobs)} jobs ({', '.join(f'{len(st)} {k}' for k, st in zip(KINDS, stages) if st)}), {len(done)} done already; "
-          f"executor {a.executor}, logs in {logs}", flush=True)
-    if a.dry_run:
-        for j in jobs: print(f"  {'done' if j.key in done else 'to run':7s} {j.key}: {j.command}")
-        return 0
-    env = {'CUDA_VISIBLE_DEVICES': os.environ.get('CUDA_VISIBLE_DEVICES')} if a.executor == 'local' else None
-    try: res = run_grid(stages, ex, a.jobs or (1 if a.executor == 'local' else None), cwd=Path.cwd(), env=env,
-                        done=lambda j: j.key in done or is_done(j), record=record)
-    except KeyboardInterrupt: return 130
-    finally:
-        if a.executor == 'local':
-            try: Path(ex.folder).rmdir()   # the empty folder submitit's local controller makes under the name of the template
-            except OSError: pass
-    print(f'guessfirst-grid: {_summary(res)}')
-    failed, unsent = [o for o in res.values() if o.state == 'failed'], sum(o.state == 'not sent' for o in res.values())
-    if failed or unsent:
-        print(f'error: {len(failed)} job(s) failed, {unsent} not sent; fix the cause and run the same command again (it sends only what is not done)'
-              + ''.join(f'\n  {o.job.key}: {o.reason}' + ''.join(f'\n    {l}' for l in o.errors) + (f'\n    log: {o.log}' if o.log else '') for o in failed),
-              file=sys.stderr)
-        return 1
-    return 0
+            if not a.dry_run: a.ex = slurm_executor(a.logs / '%j', a.partition, a.gpus, a.cpus, a.mem_gb, a.time, a.sbatch, a.setup, a.max_timeouts)
+        elif not a.dry_run: a.ex = local_executor(a.logs / time.strftime(f'local-%Y%m%d-%H%M%S-{os.getpid()}') / '%j')
+    def body(a):
+        stages, ex, logs = a.plan, a.ex, a.logs
+        jobs = [j for st in stages for j in st]
+        done = {j.key for j in jobs if is_done(j)}
+        print(f"guessfirst-grid: {len(jobs)} jobs ({', '.join(f'{len(st)} {k}' for k, st in zip(KINDS, stages) if st)}), {len(done)} done already; "
+              f"executor {a.executor}, logs in {logs}", flush=True)
+        if a.dry_run:
+            for j in jobs: print(f"  {'done' if j.key in done else 'to run':7s} {j.key}: {j.command}")
+            return 0
+        env = {'CUDA_VISIBLE_DEVICES': os.environ.get('CUDA_VISIBLE_DEVICES')} if a.executor == 'local' else None
+        try: res = run_grid(stages, ex, a.jobs or (1 if a.executor == 'local' else None), cwd=Path.cwd(), env=env,
+                            done=lambda j: j.key in done or is_done(j), record=a.record)
+        except KeyboardInterrupt: return 130
+        finally:
+            if a.executor == 'local':
+                try: Path(ex.folder).rmdir()   # the empty folder submitit's local controller makes under the name of the template
+                except OSError: pass
+        print(f'guessfirst-grid: {_summary(res)}')
+        failed, unsent = [o for o in res.values() if o.state == 'failed'], sum(o.state == 'not sent' for o in res.values())
+        if failed or unsent:
+            print(f'error: {len(failed)} job(s) failed, {unsent} not sent; fix the cause and run the same command again (it sends only what is not done)'
+                  + ''.join(f'\n  {o.job.key}: {o.reason}' + ''.join(f'\n    {l}' for l in o.errors) + (f'\n    log: {o.log}' if o.log else '') for o in failed),
+                  file=sys.stderr)
+            return 1
+    return p.run(argv, body, check)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from . import __version__
-from .data import DATASETS, check_dataset, load, atomic_write_text
+from .data import DATASETS, check_dataset, load, atomic_write_text, Command
 from .models import TARGETS, SUBSTITUTE
-from .train import fit, training_data, get_profile, PROFILES, add_device_args, device_from_args, CheckpointError, TrainingDiverged
+from .train import fit, training_data, get_profile, PROFILES, CheckpointError, TrainingDiverged
 from .attacks import ATTACK_PROFILES, AttackConfig, evaluate, accuracy_curve, l2_curve, predict
 
 # %% auto #0
@@ -213,36 +213,26 @@ def save_figure(fig, path, dpi: int = 100):
     except BaseException: Path(tmp).unlink(missing_ok=True); raise
 
 # %% ../nbs/08_reproduce.ipynb #c0ddb506
-def main(argv=None):
-    "Console entry point `guessfirst-reproduce`."
-    p = argparse.ArgumentParser(prog='guessfirst-reproduce', description='Reproduce Table 1, Table 2 and Figure 3 of the paper.')
-    p.add_argument('--dataset', default='all', help=f"one of: all, {', '.join(DATASETS)}")
-    p.add_argument('--profile', default='quick', help=f"one of: {', '.join(PROFILES)}")
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--runs', default='runs', help='checkpoint folder (default: runs/)')
-    p.add_argument('--out', default='results', help='results folder (default: results/)')
-    p.add_argument('--force', action='store_true', help='recompute the attacks even if results exist')
+def main(argv=None, prog='guessfirst-reproduce'):
+    "Console entry point `guessfirst-reproduce` (also `guessfirst reproduce`)."
+    p = Command(prog, 'Reproduce Table 1, Table 2 and Figure 3 of the paper.', dataset='all', profiles=PROFILES, seed=0,
+                runs='runs', out='results', force=True, device='here',
+                helps={'--force': 'recompute the attacks even if results exist'})
     p.add_argument('--redo', nargs='*', default=[], help='recompute only these attacks (FGSM, PGD, CW) in existing results')
-    add_device_args(p)
-    a = p.parse_args(argv)
-    try:
-        datasets = list(DATASETS) if a.dataset == 'all' else [check_dataset(a.dataset)]
-        get_profile(a.profile); dev = device_from_args(a)
-    except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
-    written = []
-    for ds in datasets:
-        try: doc = reproduce(ds, a.profile, a.seed, a.runs, a.out, force=a.force, log=lambda *m: print(*m, file=sys.stderr),
-                             redo=tuple(a.redo), device=dev)
-        except (CheckpointError, TrainingDiverged) as e: print(f'error: {e}', file=sys.stderr); return 1
-        base = results_path(a.out, ds, a.profile, a.seed)
-        md, png = base.with_suffix('.md'), base.with_name(base.stem + '_figure3.png')
-        atomic_write_text(md, table_markdown(doc) + '\n')
-        import matplotlib; matplotlib.use('Agg')
-        figure3(doc, path=png)
-        print(table_markdown(doc)); print()
-        written += [base, md, png]
-    print('written:'); [print(f'  {w}') for w in written]
-    return 0
+    def body(a):
+        written = []
+        for ds in a.datasets:
+            doc = reproduce(ds, a.profile, a.seed, a.runs, a.out, force=a.force, redo=tuple(a.redo), device=a.dev,
+                            log=lambda *m: print(*m, file=sys.stderr))
+            base = results_path(a.out, ds, a.profile, a.seed)
+            md, png = base.with_suffix('.md'), base.with_name(base.stem + '_figure3.png')
+            atomic_write_text(md, table_markdown(doc) + '\n')
+            import matplotlib; matplotlib.use('Agg')
+            figure3(doc, path=png)
+            print(table_markdown(doc)); print()
+            written += [base, md, png]
+        print('written:'); [print(f'  {w}') for w in written]
+    return p.run(argv, body, fails=(CheckpointError, TrainingDiverged))
 
 # %% ../nbs/08_reproduce.ipynb #c7766c5c
 def _acc(doc, model, key, eps):

@@ -9,9 +9,10 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch
-from .data import DATASETS, check_dataset, load, atomic_write_text
+from .data import DATASETS, check_dataset, load, atomic_write_text, Command
 from .models import TARGETS, SUBSTITUTE
-from .train import get_profile, load_model, run_dir, epoch_files, PROFILES, add_device_args, device_from_args, CheckpointError, TrainingDiverged
+from .train import (get_profile, load_model, run_dir, epoch_files, PROFILES, CheckpointError,
+                                 TrainingDiverged)
 from .attacks import ATTACK_PROFILES, AttackConfig, fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 import torch.nn.functional as F
 from .audit import pgd_broken, input_grad_norms
@@ -461,42 +462,32 @@ def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict 
     return '\n\n'.join(parts) + '\n'
 
 # %% ../nbs/10_stability.ipynb #74e1e223
-def main(argv=None):
-    "Console entry point `guessfirst-stability`."
-    p = argparse.ArgumentParser(prog='guessfirst-stability', description='Accuracy against training epoch, substitute length and seed; '
-                                "the paper's claims across all of them.")
-    p.add_argument('--dataset', default='all', help=f"one of: all, {', '.join(DATASETS)}")
-    p.add_argument('--profile', default='quick', help=f"one of: {', '.join(STABILITY_PROFILES)}")
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds of the reproduction; the first also gets the per-epoch curves')
-    p.add_argument('--runs', default='runs', help='checkpoint folder (default: runs/)')
-    p.add_argument('--out', default='results', help='results folder (default: results/)')
-    p.add_argument('--force', action='store_true', help='recompute the per-epoch measurements even if they exist')
-    add_device_args(p)
-    a = p.parse_args(argv)
-    try:
-        datasets = list(DATASETS) if a.dataset == 'all' else [check_dataset(a.dataset)]
-        stability_config(a.profile); dev = device_from_args(a)
-        if len(set(a.seeds)) != len(a.seeds): raise ValueError(f'seeds repeat: {a.seeds}')
-    except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
+def main(argv=None, prog='guessfirst-stability'):
+    "Console entry point `guessfirst-stability` (also `guessfirst stability`)."
+    p = Command(prog, "Accuracy against training epoch, substitute length and seed; the paper's claims across all of "
+                'them.', dataset='all', profiles=STABILITY_PROFILES, seeds=[0, 1, 2], runs='runs', out='results',
+                force=True, device='here',
+                helps={'--seeds': 'seeds of the reproduction, each once; the first also gets the per-epoch curves '
+                                  '(default: 0 1 2)',
+                       '--force': 'recompute the per-epoch measurements even if they exist'})
     log = lambda *m: print(*m, file=sys.stderr)
-    written = []
-    for ds in datasets:
-        try:
-            docs = [reproduce(ds, a.profile, s, a.runs, a.out, log=log, device=dev) for s in a.seeds]
-            stab = stability(ds, a.profile, a.seeds[0], a.runs, a.out, force=a.force, log=log, device=dev)
-        except (CheckpointError, TrainingDiverged, FileNotFoundError) as e: print(f'error: {e}', file=sys.stderr); return 1
-        audits = {s: d for s, d in audit_results(a.out, ds, a.profile).items() if s in a.seeds}
-        base = stability_path(a.out, ds, a.profile, a.seeds[0])
-        md = base.with_suffix('.md')
-        text = stability_markdown(docs, stab, audits)
-        atomic_write_text(md, text)
-        import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-        stem = base.name.replace('_stability.json', '')
-        figs = {base.with_name(f'{stem}_epochs.png'): lambda p: plot_epochs(stab, audits.get(a.seeds[0]), path=p),
-                base.with_name(f'{stem}_substitutes.png'): lambda p: plot_substitutes(stab, path=p),
-                base.with_name(f'{stem}_seeds.png'): lambda p: plot_seeds(docs, path=p)}
-        for fp, draw in figs.items(): plt.close(draw(fp))
-        print(text)
-        written += [base, md, *figs]
-    print('written:'); [print(f'  {w}') for w in written]
-    return 0
+    def body(a):
+        written = []
+        for ds in a.datasets:
+            docs = [reproduce(ds, a.profile, s, a.runs, a.out, log=log, device=a.dev) for s in a.seeds]
+            stab = stability(ds, a.profile, a.seeds[0], a.runs, a.out, force=a.force, log=log, device=a.dev)
+            audits = {s: d for s, d in audit_results(a.out, ds, a.profile).items() if s in a.seeds}
+            base = stability_path(a.out, ds, a.profile, a.seeds[0])
+            md = base.with_suffix('.md')
+            text = stability_markdown(docs, stab, audits)
+            atomic_write_text(md, text)
+            import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+            stem = base.name.replace('_stability.json', '')
+            figs = {base.with_name(f'{stem}_epochs.png'): lambda p: plot_epochs(stab, audits.get(a.seeds[0]), path=p),
+                    base.with_name(f'{stem}_substitutes.png'): lambda p: plot_substitutes(stab, path=p),
+                    base.with_name(f'{stem}_seeds.png'): lambda p: plot_seeds(docs, path=p)}
+            for fp, draw in figs.items(): plt.close(draw(fp))
+            print(text)
+            written += [base, md, *figs]
+        print('written:'); [print(f'  {w}') for w in written]
+    return p.run(argv, body, fails=(CheckpointError, TrainingDiverged, FileNotFoundError))

@@ -9,16 +9,17 @@ from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import torch, torch.nn.functional as F
 from . import __version__
-from .data import load, check_dataset, DATASETS
+from .data import load, check_dataset, DATASETS, Command
+# the device helpers live in data (notebook 00) with the shared command line, and stay importable from here
+from .data import DEVICES, get_device, add_device_args, device_from_args, set_deterministic
 from .models import MODELS, TARGETS, SUBSTITUTE, IE_SIGMA2, make_model, check_model
 from .objectives import get_objective
 from .mmd import ie_regularizer
 
 # %% auto #0
-__all__ = ['PROFILES', 'DEVICES', 'Profile', 'get_profile', 'losses', 'TrainingDiverged', 'train_step', 'make_optimizer',
-           'run_dir', 'atomic_torch_save', 'CheckpointError', 'load_checkpoint', 'get_device', 'add_device_args',
-           'device_from_args', 'set_deterministic', 'accuracy', 'training_data', 'fit', 'epoch_files', 'load_model',
-           'main']
+__all__ = ['PROFILES', 'Profile', 'get_profile', 'losses', 'TrainingDiverged', 'train_step', 'make_optimizer', 'run_dir',
+           'atomic_torch_save', 'CheckpointError', 'load_checkpoint', 'accuracy', 'training_data', 'fit', 'epoch_files',
+           'load_model', 'main']
 
 # %% ../nbs/06_train.ipynb #02873bf5
 @dataclass(frozen=True)
@@ -114,41 +115,6 @@ def load_checkpoint(path) -> dict:
     except Exception as e:   # UnpicklingError, RuntimeError (zip reader), EOFError, ...: all mean a damaged file
         raise CheckpointError(f'checkpoint {path} is {_damage(path, e)}. Delete or move it away; '
                               'a training run then resumes from its newest epoch checkpoint that loads.') from None
-
-# %% ../nbs/06_train.ipynb #1c414f73
-DEVICES = ('auto', 'cpu', 'cuda', 'mps')
-
-def _mps() -> bool: return getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
-
-def get_device(name='auto') -> torch.device:
-    "The torch device `name` ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), or a `ValueError` saying what this machine has."
-    if isinstance(name, torch.device): return name
-    if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'mps' if _mps() else 'cpu')
-    kind = str(name).split(':')[0]
-    if kind not in DEVICES: raise ValueError(f"unknown device {name!r}; valid devices: {', '.join(DEVICES)} (or cuda:N)")
-    have = 'cpu' + (f', cuda (x{torch.cuda.device_count()})' if torch.cuda.is_available() else '') + (', mps' if _mps() else '')
-    if kind == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {name!r} asked for, but this PyTorch sees no CUDA GPU (it has: {have}); use --device cpu or auto')
-    if kind == 'mps' and not _mps():
-        raise ValueError(f'device {name!r} asked for, but this PyTorch has no MPS backend here (it has: {have}); use --device cpu or auto')
-    return torch.device(name)
-
-def add_device_args(p):
-    "The `--device` and `--deterministic` options every command shares."
-    p.add_argument('--device', default='auto', help=f"where to run: {', '.join(DEVICES)} or cuda:N (default: auto, the first of cuda, mps, cpu)")
-    p.add_argument('--deterministic', action='store_true', help='deterministic cuDNN/PyTorch kernels on a GPU (the CPU is deterministic already)')
-
-def device_from_args(a) -> torch.device:
-    "The device the parsed `--device` names (a `ValueError` if it is not there), deterministic kernels if `--deterministic`."
-    dev = get_device(a.device)
-    if a.deterministic: set_deterministic()
-    return dev
-
-def set_deterministic(on: bool = True):
-    "Deterministic cuDNN and PyTorch kernels (`--deterministic`); a no-op for the CPU, which is deterministic already."
-    if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, False
-    torch.use_deterministic_algorithms(on, warn_only=False)
 
 # %% ../nbs/06_train.ipynb #8e49259f
 @torch.no_grad()
@@ -290,27 +256,18 @@ def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root=
     return m, ck
 
 # %% ../nbs/06_train.ipynb #744ea894
-def main(argv=None):
-    "Console entry point `guessfirst-train`."
-    p = argparse.ArgumentParser(prog='guessfirst-train', description='Train the models of the paper (Appendix F).')
-    p.add_argument('--model', default='all', help=f"one of: all, {', '.join(MODELS)}")
-    p.add_argument('--dataset', default='mnist', help=f"one of: all, {', '.join(DATASETS)}")
-    p.add_argument('--profile', default='quick', help=f"one of: {', '.join(PROFILES)}")
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--runs', default='runs', help='root folder of the checkpoints (default: runs/)')
-    add_device_args(p)
-    a = p.parse_args(argv)
-    try:
-        models = list(MODELS) if a.model == 'all' else [check_model(a.model)]
-        datasets = list(DATASETS) if a.dataset == 'all' else [check_dataset(a.dataset)]
-        get_profile(a.profile); dev = device_from_args(a)
-    except ValueError as e:
-        print(f'error: {e}', file=sys.stderr); return 2
-    for ds in datasets:
-        data = training_data(ds, get_profile(a.profile), a.seed)
-        for m in models:
-            try: _, ck = fit(m, ds, a.profile, a.seed, a.runs, data=data, device=dev)
-            except (TrainingDiverged, CheckpointError) as e: print(f'error: {e}', file=sys.stderr); return 1
-            h = ck['history'][-1]
-            print(f"{ds} {m}: epoch {h['epoch']} test accuracy {h['test_acc']:.4f} -> {run_dir(a.runs, ds, a.profile, a.seed, m)}")
-    return 0
+def main(argv=None, prog='guessfirst-train'):
+    "Console entry point `guessfirst-train` (also `guessfirst train`)."
+    p = Command(prog, 'Train the models of the paper (Appendix F).', dataset='mnist', profiles=PROFILES, seed=0,
+                runs='runs', device='here')
+    p.add_argument('--model', default='all', help=f"one of: all, {', '.join(MODELS)} (default: all)")
+    def check(a): a.models = list(MODELS) if a.model == 'all' else [check_model(a.model)]
+    def body(a):
+        for ds in a.datasets:
+            data = training_data(ds, get_profile(a.profile), a.seed)
+            for m in a.models:
+                _, ck = fit(m, ds, a.profile, a.seed, a.runs, data=data, device=a.dev)
+                h = ck['history'][-1]
+                print(f"{ds} {m}: epoch {h['epoch']} test accuracy {h['test_acc']:.4f} -> "
+                      f"{run_dir(a.runs, ds, a.profile, a.seed, m)}")
+    return p.run(argv, body, check, fails=(TrainingDiverged, CheckpointError))
