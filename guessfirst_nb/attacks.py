@@ -26,17 +26,20 @@ class AttackConfig:
     pgd_rel_stepsize: float = 0.01 / 0.3   # step = eps / 30: Madry et al.'s 0.01 at eps = 0.3 (foolbox's default)
     cw_steps: int = 100
     cw_binary_search_steps: int = 5
-    cw_stepsize: float = 0.1   # Adam step in tanh space; 0.01 is far too small for 100 steps (benchmarks/cw_stepsize.py)
+    # Adam step in tanh space; 0.01 is far too small for 100 steps (benchmarks/cw_stepsize.py)
+    cw_stepsize: float = 0.1
     cw_initial_const: float = 1.0
     cw_eps: tuple = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)   # l2 points reported; the curve itself uses every distance
     batch_size: int = 500
     seed: int = 0
 
 ATTACK_PROFILES = {
-    # fewer PGD steps need larger ones: 2.5 * eps / steps in all (Madry et al.'s rule), so the attack can cross the eps-ball
-    'smoke': AttackConfig(n_test=100, fgsm_eps=(0.15, 0.3, 1.0), pgd_eps=(0.15, 0.3), pgd_steps=10, pgd_rel_stepsize=0.25,
-                          cw_steps=20, cw_binary_search_steps=2, batch_size=100),
-    'quick': AttackConfig(n_test=300, pgd_eps=(0.1, 0.15, 0.2, 0.3), pgd_steps=20, pgd_rel_stepsize=0.125, cw_steps=50, cw_binary_search_steps=3),
+    # fewer PGD steps need larger ones: 2.5 * eps / steps in all
+    # (Madry et al.'s rule), so the attack can cross the eps-ball
+    'smoke': AttackConfig(n_test=100, fgsm_eps=(0.15, 0.3, 1.0), pgd_eps=(0.15, 0.3), pgd_steps=10,
+                          pgd_rel_stepsize=0.25, cw_steps=20, cw_binary_search_steps=2, batch_size=100),
+    'quick': AttackConfig(n_test=300, pgd_eps=(0.1, 0.15, 0.2, 0.3), pgd_steps=20, pgd_rel_stepsize=0.125, cw_steps=50,
+                          cw_binary_search_steps=3),
     'paper-lite': AttackConfig(n_test=1000),
     # the 200-epoch models are attacked exactly as the 10-epoch ones, so the two can be compared cell by cell
     'paper': AttackConfig(n_test=1000),
@@ -51,15 +54,18 @@ def device_of(model) -> torch.device:
     return torch.device('cpu') if p is None else p.device
 
 def fmodel(model) -> fb.PyTorchModel:
-    "A foolbox model of `model` in eval mode, inputs bounded to [0, 1], on the model's own device (never foolbox's guess)."
+    """A foolbox model of `model` in eval mode, inputs bounded to [0, 1], on the model's own device (never foolbox's
+    guess)."""
     return fb.PyTorchModel(model.eval(), bounds=(0, 1), device=device_of(model))
 
 def _batches(n, bs): return [slice(i, min(i + bs, n)) for i in range(0, n, bs)]
 
 def fixed_eps_advs(attack: str, model, x, y, eps, cfg: AttackConfig = AttackConfig()) -> torch.Tensor:
-    "Adversarial examples of `attack` ('FGSM' or 'PGD') against `model` at every `eps`: a tensor (len(eps), N, 1, 28, 28)."
+    """Adversarial examples of `attack` ('FGSM' or 'PGD') against `model` at every `eps`: a tensor (len(eps), N, 1, 28,
+    28)."""
     if attack == 'FGSM': atk = fb.attacks.FGSM()
-    elif attack == 'PGD': atk = fb.attacks.LinfPGD(rel_stepsize=cfg.pgd_rel_stepsize, steps=cfg.pgd_steps, random_start=True)
+    elif attack == 'PGD':
+        atk = fb.attacks.LinfPGD(rel_stepsize=cfg.pgd_rel_stepsize, steps=cfg.pgd_steps, random_start=True)
     else: raise ValueError(f"unknown fixed-size attack {attack!r}; valid: FGSM, PGD")
     f, out, dev = fmodel(model), torch.empty((len(eps),) + tuple(x.shape)), device_of(model)
     for s in _batches(len(x), cfg.batch_size):
@@ -87,17 +93,21 @@ def predict(model, x, batch_size: int = 1000) -> torch.Tensor:
 
 # %% ../nbs/07_attacks.ipynb #dadba002
 def check_advs(x, advs, eps, norm: str = 'linf', tol: float = 1e-5):
-    "Assert every adversarial example lies in [0, 1] and within its epsilon. `advs`: (K, N, ...); `eps`: (K,) per grid value or (K, N) per sample."
+    """Assert every adversarial example lies in [0, 1] and within its epsilon. `advs`: (K, N, ...); `eps`: (K,) per grid
+    value or (K, N) per sample."""
     eps = torch.as_tensor(eps, dtype=x.dtype)
     eps = eps[:, None] if eps.ndim == 1 else eps
     if advs.shape[1:] != x.shape or eps.shape[0] != advs.shape[0]:
-        raise ValueError(f'advs must be (K, *x.shape) and eps (K,) or (K, N); got {tuple(advs.shape)}, {tuple(eps.shape)} for x {tuple(x.shape)}')
+        raise ValueError(f'advs must be (K, *x.shape) and eps (K,) or (K, N); got {tuple(advs.shape)}, '
+                         f'{tuple(eps.shape)} for x {tuple(x.shape)}')
     if advs.numel() and (advs.min() < 0 or advs.max() > 1):
         raise AssertionError(f'adversarial examples leave [0, 1]: [{advs.min():.4f}, {advs.max():.4f}]')
     d = (advs - x).flatten(2)
     size = d.abs().amax(2) if norm == 'linf' else d.norm(dim=2)
     bad = size > eps + tol
-    if bad.any(): raise AssertionError(f'{int(bad.sum())} adversarial examples exceed their epsilon (largest excess {(size - eps).max():.2e})')
+    if bad.any():
+        raise AssertionError(f'{int(bad.sum())} adversarial examples exceed their epsilon (largest excess '
+                             f'{(size - eps).max():.2e})')
 
 def broken_fixed(target, x, y, advs, eps) -> np.ndarray:
     "Bool (1 + len(eps), N): broken at 0 (misclassified clean) and at each eps (fooled at some eps' <= eps)."
@@ -116,13 +126,15 @@ def broken_l2(target, x, y, adv, dist, eps) -> np.ndarray:
     return np.stack(rows)
 
 # %% ../nbs/07_attacks.ipynb #54671ed8
-def evaluate_black(targets: dict, substitute, x, y, cfg: AttackConfig = AttackConfig(), log=print, attacks=ATTACKS) -> dict:
+def evaluate_black(targets: dict, substitute, x, y, cfg: AttackConfig = AttackConfig(), log=print,
+                   attacks=ATTACKS) -> dict:
     "Black-box mode: examples crafted once on `substitute`, transferred to every target (which only classifies them)."
     t0, res = time.time(), {name: {} for name in targets}
     for atk, eps in [('FGSM', cfg.fgsm_eps), ('PGD', cfg.pgd_eps)]:
         if atk not in attacks: continue
         advs = fixed_eps_advs(atk, substitute, x, y, eps, cfg)
-        for name, m in targets.items(): res[name][(atk, 'black')] = dict(eps=[0, *eps], broken=broken_fixed(m, x, y, advs, eps))
+        for name, m in targets.items():
+            res[name][(atk, 'black')] = dict(eps=[0, *eps], broken=broken_fixed(m, x, y, advs, eps))
     if 'CW' in attacks:
         adv, dist = cw_advs(substitute, x, y, cfg)
         for name, m in targets.items():
@@ -140,28 +152,34 @@ def evaluate_white(model, x, y, cfg: AttackConfig = AttackConfig(), attacks=ATTA
     for atk, eps in [('FGSM', cfg.fgsm_eps), ('PGD', cfg.pgd_eps)]:
         if atk not in attacks: continue
         t0 = time.time()
-        res[(atk, 'white')] = dict(eps=[0, *eps], broken=broken_fixed(model, x, y, fixed_eps_advs(atk, model, x, y, eps, cfg), eps),
+        res[(atk, 'white')] = dict(eps=[0, *eps],
+                                   broken=broken_fixed(model, x, y, fixed_eps_advs(atk, model, x, y, eps, cfg), eps),
                                    seconds=time.time() - t0)
     if 'CW' in attacks:
         t0 = time.time()
         adv, dist = cw_advs(model, x, y, cfg)
-        res[('CW', 'white')] = dict(eps=[0, *cfg.cw_eps], broken=broken_l2(model, x, y, adv, dist, cfg.cw_eps), seconds=time.time() - t0,
+        res[('CW', 'white')] = dict(eps=[0, *cfg.cw_eps], broken=broken_l2(model, x, y, adv, dist, cfg.cw_eps),
+                                    seconds=time.time() - t0,
                                     dist=torch.where(predict(model, x) != y, torch.zeros_like(dist), dist).tolist())
     return res
 
 def evaluate(targets: dict, substitute, x, y, cfg: AttackConfig = AttackConfig(), log=print, attacks=ATTACKS) -> dict:
-    "The `attacks`, both modes, every target: {model: {'clean': acc, (attack, mode): {'eps', 'broken', 'seconds'[, 'dist']}}}."
+    """The `attacks`, both modes, every target: {model: {'clean': acc, (attack, mode): {'eps', 'broken', 'seconds'[,
+    'dist']}}}."""
     res = evaluate_black(targets, substitute, x, y, cfg, log, attacks)
     for name, m in targets.items():
         res[name]['clean'] = (predict(m, x) == y).sum().item() / len(y)
         res[name].update(evaluate_white(m, x, y, cfg, attacks))
-        log(f"{name}: white-box attacks done in {sum(v['seconds'] for k, v in res[name].items() if k != 'clean' and k[1] == 'white'):.0f}s")
+        log(f"{name}: white-box attacks done in "
+            f"{sum(v['seconds'] for k, v in res[name].items() if k != 'clean' and k[1] == 'white'):.0f}s")
     return res
 
 def _transfer_dist(target, x, y, adv, dist):
-    "Per-sample size at which the transferred C&W example breaks `target`: 0 if misclassified clean, inf if it does not transfer."
+    """Per-sample size at which the transferred C&W example breaks `target`: 0 if misclassified clean, inf if it does
+    not transfer."""
     wrong0, fooled = predict(target, x) != y, predict(target, adv) != y
-    return torch.where(wrong0, torch.zeros_like(dist), torch.where(fooled, dist, torch.full_like(dist, math.inf))).tolist()
+    return torch.where(wrong0, torch.zeros_like(dist),
+                       torch.where(fooled, dist, torch.full_like(dist, math.inf))).tolist()
 
 def accuracy_curve(entry) -> tuple[list, list]:
     "(eps, accuracy) of one evaluate() entry."

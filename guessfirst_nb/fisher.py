@@ -20,47 +20,63 @@ def _t(x) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float64)
 
 def _check_var(s2):
-    if not float(s2) > 0: raise ValueError(f"the noise variance s2 must be positive, got {s2}; pass the variance s**2, not the standard deviation's sign or zero")
+    if not float(s2) > 0:
+        raise ValueError(f"the noise variance s2 must be positive, got {s2}; pass the variance s**2, not the standard "
+                         "deviation's sign or zero")
     return float(s2)
 
 def gaussian_channel_kl(g, x, x2, s2: float) -> torch.Tensor:
-    "$D(P_{Z|X=x_2}\\|P_{Z|X=x})$ for the channel $Z = g(X) + \\mathcal{N}(0, s_2 I)$: $\\|g(x_2)-g(x)\\|^2/(2 s_2)$. `s2` is the noise variance."
+    """$D(P_{Z|X=x_2}\\|P_{Z|X=x})$ for the channel $Z = g(X) + \\mathcal{N}(0, s_2 I)$: $\\|g(x_2)-g(x)\\|^2/(2 s_2)$.
+    `s2` is the noise variance."""
     s2 = _check_var(s2)
     return ((g(_t(x2)) - g(_t(x))) ** 2).sum() / (2 * s2)
 
 def fisher_information(g, x, s2: float) -> torch.Tensor:
-    "Fisher information matrix $I(x) = J_g(x)^\\top J_g(x) / s_2$ of $x$ in $Z = g(x) + \\mathcal{N}(0, s_2 I)$; shape (d, d), Jacobian by autograd."
+    """Fisher information matrix $I(x) = J_g(x)^\\top J_g(x) / s_2$ of $x$ in $Z = g(x) + \\mathcal{N}(0, s_2 I)$; shape
+    (d, d), Jacobian by autograd."""
     s2, x = _check_var(s2), _t(x)
-    if x.ndim != 1: raise ValueError(f"x must be a vector of shape (d,), got shape {tuple(x.shape)}; for a scalar input use torch.tensor([x])")
+    if x.ndim != 1:
+        raise ValueError(f"x must be a vector of shape (d,), got shape {tuple(x.shape)}; for a scalar input "
+                         "use torch.tensor([x])")
     J = jacobian(g, x)
     J = J.reshape(-1, x.numel())               # (k, d); a scalar output g counts as k = 1
     return J.T @ J / s2
 
 # %% ../nbs/04_fisher.ipynb #7fd6e469
 def fisher_from_scores(log_lik, x, zs, weights=None) -> torch.Tensor:
-    "Fisher information from its definition (eq. 9): $\\sum_i w_i\\, \\nabla_x \\log p(z_i|x) \\nabla_x \\log p(z_i|x)^\\top$. `log_lik(zs, xs)` returns $\\log p(z_i|x_i)$ for each row pair, shape (n,); `weights` default to $1/n$ (for samples $z_i \\sim P_{Z|X=x}$)."
+    """Fisher information from its definition (eq. 9): $\\sum_i w_i\\, \\nabla_x \\log p(z_i|x) \\nabla_x \\log
+    p(z_i|x)^\\top$. `log_lik(zs, xs)` returns $\\log p(z_i|x_i)$ for each row pair, shape (n,); `weights` default to
+    $1/n$ (for samples $z_i \\sim P_{Z|X=x}$)."""
     x, zs = _t(x), _t(zs)
-    xs = x.reshape(1, -1).expand(len(zs), -1).clone().requires_grad_()   # one copy of x per z: one backward pass gives all n scores
+    # one copy of x per z: one backward pass gives all n scores
+    xs = x.reshape(1, -1).expand(len(zs), -1).clone().requires_grad_()
     ll = log_lik(zs, xs)
-    if ll.shape != (len(zs),): raise ValueError(f"log_lik(zs, xs) must return one log-likelihood per row, shape ({len(zs)},), got {tuple(ll.shape)}")
+    if ll.shape != (len(zs),):
+        raise ValueError(f"log_lik(zs, xs) must return one log-likelihood per row, shape ({len(zs)},), "
+                         f"got {tuple(ll.shape)}")
     S, = torch.autograd.grad(ll.sum(), xs)                                  # (n, d) scores
     w = torch.full((len(zs),), 1 / len(zs), dtype=torch.float64) if weights is None else _t(weights)
     if w.shape != (len(zs),) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-9:
-        raise ValueError(f"weights must be {len(zs)} non-negative numbers summing to 1 (the probabilities of zs), got shape {tuple(w.shape)} and sum {float(w.sum()):.6g}")
+        raise ValueError(f"weights must be {len(zs)} non-negative numbers summing to 1 (the probabilities of zs), got "
+                         f"shape {tuple(w.shape)} and sum {float(w.sum()):.6g}")
     return S.T @ (w[:, None] * S)
 
 # %% ../nbs/04_fisher.ipynb #4c48ab4c
 def _unit(u) -> torch.Tensor:
     u = _t(u)
     if abs(float(u.norm()) - 1) > 1e-9:
-        raise ValueError(f"the direction u must have unit norm (Lemma D.2 takes ||u||_2 = 1), got ||u|| = {float(u.norm()):.6g}; pass u / u.norm()")
+        raise ValueError("the direction u must have unit norm (Lemma D.2 takes ||u||_2 = 1), got ||u|| = "
+                         f"{float(u.norm()):.6g}; pass u / u.norm()")
     return u
 
 def kl_ratio(g, x, u, eps, s2: float) -> np.ndarray:
-    "$D(P_{Z|X=x+\\varepsilon u}\\|P_{Z|X=x}) \\,/\\, (\\tfrac{\\varepsilon^2}{2} u^\\top I(x) u)$ for the Gaussian channel, one value per `eps`; tends to 1 (Lemma D.2)."
+    """$D(P_{Z|X=x+\\varepsilon u}\\|P_{Z|X=x}) \\,/\\, (\\tfrac{\\varepsilon^2}{2} u^\\top I(x) u)$ for the Gaussian
+    channel, one value per `eps`; tends to 1 (Lemma D.2)."""
     x, u = _t(x), _unit(u)
     Iu = float(u @ fisher_information(g, x, s2) @ u)
-    if Iu <= 0: raise ValueError("u^T I(x) u = 0: the channel carries no Fisher information in direction u, so the lemma's leading term vanishes")
+    if Iu <= 0:
+        raise ValueError("u^T I(x) u = 0: the channel carries no Fisher information in direction u, so the lemma's "
+                         "leading term vanishes")
     return np.array([float(gaussian_channel_kl(g, x, x + e * u, s2)) / (e ** 2 / 2 * Iu) for e in np.atleast_1d(eps)])
 
 # %% ../nbs/04_fisher.ipynb #e374cc3c
@@ -73,26 +89,31 @@ def logistic_channel_kl(w, c: float, x, x2) -> torch.Tensor:
     return p2 * (ls(l2) - ls(l1)) + (1 - p2) * (ls(-l2) - ls(-l1))
 
 def logistic_fisher_information(w, c: float, x) -> torch.Tensor:
-    "Fisher information matrix $p(1-p)\\,w w^\\top$ of $x$ in $Z \\sim \\mathrm{Bernoulli}(p)$, $p = \\sigma(w^\\top x + c)$."
+    """Fisher information matrix $p(1-p)\\,w w^\\top$ of $x$ in $Z \\sim \\mathrm{Bernoulli}(p)$, $p = \\sigma(w^\\top
+    x + c)$."""
     w = _t(w); p = torch.sigmoid(w @ _t(x) + c)
     return p * (1 - p) * torch.outer(w, w)
 
 def logistic_kl_ratio(w, c: float, x, u, eps) -> np.ndarray:
-    "$D(P_{Z|X=x+\\varepsilon u}\\|P_{Z|X=x}) / (\\tfrac{\\varepsilon^2}{2} u^\\top I(x) u)$ for the logistic channel, one value per `eps`."
+    """$D(P_{Z|X=x+\\varepsilon u}\\|P_{Z|X=x}) / (\\tfrac{\\varepsilon^2}{2} u^\\top I(x) u)$ for the logistic channel,
+    one value per `eps`."""
     x, u = _t(x), _unit(u)
     Iu = float(u @ logistic_fisher_information(w, c, x) @ u)
-    if Iu <= 0: raise ValueError("u^T I(x) u = 0: u is orthogonal to w, the channel carries no information in that direction")
+    if Iu <= 0:
+        raise ValueError("u^T I(x) u = 0: u is orthogonal to w, the channel carries no information in that direction")
     return np.array([float(logistic_channel_kl(w, c, x, x + e * u)) / (e ** 2 / 2 * Iu) for e in np.atleast_1d(eps)])
 
 # %% ../nbs/04_fisher.ipynb #98b00e1c
 def gaussian_entropy(var):
-    "Differential entropy $\\tfrac12\\log(2\\pi e\\,\\sigma^2)$ of $\\mathcal{N}(\\mu, \\sigma^2)$, in nats; `var` is $\\sigma^2$."
+    """Differential entropy $\\tfrac12\\log(2\\pi e\\,\\sigma^2)$ of $\\mathcal{N}(\\mu, \\sigma^2)$, in nats; `var` is
+    $\\sigma^2$."""
     var = np.asarray(var, dtype=float)
     if (var <= 0).any(): raise ValueError(f"a variance must be positive, got {var}")
     return 0.5 * np.log(2 * np.pi * np.e * var)
 
 def mi_linear_gaussian(a, sx2, s2):
-    "$I(X;Z) = \\tfrac12\\log(1 + a^2 s_x^2/s^2)$ for $X \\sim \\mathcal{N}(0, s_x^2)$, $Z = aX + \\mathcal{N}(0, s^2)$ (nats; `sx2`, `s2` are variances)."
+    """$I(X;Z) = \\tfrac12\\log(1 + a^2 s_x^2/s^2)$ for $X \\sim \\mathcal{N}(0, s_x^2)$, $Z = aX + \\mathcal{N}(0,
+    s^2)$ (nats; `sx2`, `s2` are variances)."""
     return 0.5 * np.log1p(np.asarray(a, dtype=float) ** 2 * sx2 / np.asarray(s2, dtype=float))
 
 def fisher_linear_gaussian(a, s2):
@@ -100,7 +121,8 @@ def fisher_linear_gaussian(a, s2):
     return np.asarray(a, dtype=float) ** 2 / np.asarray(s2, dtype=float)
 
 def lemma_d1_rhs(E_log_Ix, H):
-    "Right-hand side of Lemma D.1, $\\tfrac12\\mathbb{E}_X[\\log I_x] + H - \\tfrac12\\log(2\\pi e)$. Pass $H = H(X)$ for eq. (8)/(12), $H = H(\\hat X)$ for eq. (11)."
+    """Right-hand side of Lemma D.1, $\\tfrac12\\mathbb{E}_X[\\log I_x] + H - \\tfrac12\\log(2\\pi e)$. Pass $H = H(X)$
+    for eq. (8)/(12), $H = H(\\hat X)$ for eq. (11)."""
     return 0.5 * np.asarray(E_log_Ix, dtype=float) + H - 0.5 * np.log(2 * np.pi * np.e)
 
 # %% ../nbs/04_fisher.ipynb #798092f7
@@ -113,11 +135,14 @@ def laplace_logpdf(n, b: float):
     return -np.abs(np.asarray(n)) / b - math.log(2 * b)
 
 def mi_additive_noise(v, wv, noise_logpdf, scale: float, width: float = 30., steps: int = 20) -> float:
-    "$I(X;Z)$ in nats for $Z = V + N$, $V = g(X)$ given as points `v` with probabilities `wv`, $N$ with log-density `noise_logpdf`, by quadrature on a $z$ grid of step `scale/steps` reaching `width*scale` past the range of `v`."
+    """$I(X;Z)$ in nats for $Z = V + N$, $V = g(X)$ given as points `v` with probabilities `wv`, $N$ with log-density
+    `noise_logpdf`, by quadrature on a $z$ grid of step `scale/steps` reaching `width*scale` past the range of `v`."""
     v, wv = np.asarray(v, dtype=float).ravel(), np.asarray(wv, dtype=float).ravel()
-    if not scale > 0: raise ValueError(f"scale (the noise's standard deviation or Laplace scale) must be positive, got {scale}")
+    if not scale > 0:
+        raise ValueError(f"scale (the noise's standard deviation or Laplace scale) must be positive, got {scale}")
     if v.shape != wv.shape or (wv < 0).any() or abs(wv.sum() - 1) > 1e-9:
-        raise ValueError(f"wv must hold one non-negative probability per point of v and sum to 1; got {wv.size} weights for {v.size} points, sum {wv.sum():.6g}")
+        raise ValueError(f"wv must hold one non-negative probability per point of v and sum to 1; got {wv.size} "
+                         f"weights for {v.size} points, sum {wv.sum():.6g}")
     dz = scale / steps
     z = np.arange(v.min() - width * scale, v.max() + width * scale + dz / 2, dz)
     lf = noise_logpdf(z[:, None] - v[None, :])                  # (nz, nv): log f_N(z - v_j)
@@ -127,7 +152,9 @@ def mi_additive_noise(v, wv, noise_logpdf, scale: float, width: float = 30., ste
 
 # %% ../nbs/04_fisher.ipynb #07a3dfb7
 def fold(x, k: int):
-    "Triangle wave $T_k$ on $[0,1]$: $k$ linear pieces of slope $\\pm k$, each mapping onto $[0,1]$ ($T_1$ is the identity). Works on numpy arrays and torch tensors."
-    if not (isinstance(k, (int, np.integer)) and k >= 1): raise ValueError(f"k (the number of folds) must be a positive integer, got {k!r}")
+    """Triangle wave $T_k$ on $[0,1]$: $k$ linear pieces of slope $\\pm k$, each mapping onto $[0,1]$ ($T_1$ is the
+    identity). Works on numpy arrays and torch tensors."""
+    if not (isinstance(k, (int, np.integer)) and k >= 1):
+        raise ValueError(f"k (the number of folds) must be a positive integer, got {k!r}")
     lib = torch if isinstance(x, torch.Tensor) else np
     return 1 - lib.abs(lib.remainder(k * x, 2) - 1)

@@ -15,8 +15,8 @@ import foolbox as fb
 from .data import load, check_dataset, atomic_write_text, Command
 from .models import TARGETS, SUBSTITUTE
 from .train import get_profile, PROFILES
-from .attacks import (ATTACK_PROFILES, AttackConfig, device_of, predict, fixed_eps_advs, check_advs, broken_fixed,
-                                   _batches)
+from .attacks import (ATTACK_PROFILES, AttackConfig, device_of, predict, fixed_eps_advs, check_advs,
+                                   broken_fixed, _batches)
 from .reproduce import TABLE_ROWS, paper_table, wilson, environment, results_path, markdown_table
 from .pretrained import load_pretrained
 
@@ -26,14 +26,16 @@ __all__ = ['OUTPUT_LAYER', 'KAPPAS', 'SUBSTITUTES', 'OutputLayer', 'output_layer
            'forensics', 'forensics_markdown', 'main']
 
 # %% ../nbs/13_forensics.ipynb #0ddb68ac
-OUTPUT_LAYER = {'CNN': 'softmax', 'C-DV': None, 'C-JS': 'sigmoid', 'C-DV-IE': None, 'C-JS-IE': 'sigmoid', 'Alemi': 'softmax',
-                'LeNet5': 'softmax'}
+OUTPUT_LAYER = {'CNN': 'softmax', 'C-DV': None, 'C-JS': 'sigmoid', 'C-DV-IE': None, 'C-JS-IE': 'sigmoid',
+                'Alemi': 'softmax', 'LeNet5': 'softmax'}
 
 class OutputLayer(nn.Module):
-    "`model` followed by an output activation ('softmax' over the scores or an elementwise 'sigmoid'): what foolbox 2.x took for logits."
+    """`model` followed by an output activation ('softmax' over the scores or an elementwise 'sigmoid'): what foolbox
+    2.x took for logits."""
     def __init__(self, model: nn.Module, act: str):
         super().__init__()
-        if act not in ('softmax', 'sigmoid'): raise ValueError(f"unknown output activation {act!r}; valid: softmax, sigmoid")
+        if act not in ('softmax', 'sigmoid'):
+            raise ValueError(f"unknown output activation {act!r}; valid: softmax, sigmoid")
         self.model, self.act = model, act
     def forward(self, x): t = self.model(x); return t.softmax(1) if self.act == 'softmax' else t.sigmoid()
 
@@ -50,8 +52,9 @@ def _grad_sign(model, x, y):
     return g.sign()
 
 def fgsm_search(model, x, y, eps_max: float = 1.0, grid: int = 1000, batch_size: int = 500):
-    """Foolbox 2.x FGSM: the first eps of k / `grid` (k = 1, 2, ...; at most `eps_max`) at which x + eps sign(grad) fools `model`.
-    Returns (the example found, or x; its eps: 0 if misclassified clean, inf if none), in `pgd_bisect`'s order."""
+    """Foolbox 2.x FGSM: the first eps of k / `grid` (k = 1, 2, ...; at most `eps_max`) at which x + eps sign(grad)
+    fools `model`. Returns (the example found, or x; its eps: 0 if misclassified clean, inf if none), in `pgd_bisect`'s
+    order."""
     model.eval(); dev = device_of(model)
     steps = [k / grid for k in range(1, grid + 1) if k / grid <= eps_max + 1e-12]
     found, adv = torch.full((len(x),), math.inf), x.clone()
@@ -72,9 +75,9 @@ def fgsm_search(model, x, y, eps_max: float = 1.0, grid: int = 1000, batch_size:
 # %% ../nbs/13_forensics.ipynb #28c136c7
 def pgd_linf(model, x, y, eps, steps: int = 40, rel_stepsize: float = 0.01 / 0.3, random_start: bool = True,
              return_early: bool = True, batch_size: int = 500, generator=None):
-    """Foolbox 2.x l-inf PGD at per-image `eps` (a float or (N,) tensor): step rel_stepsize * eps, a uniform random start
-    (not clipped before the first gradient, as in foolbox 2.x), and with `return_early` each image stops at its first
-    adversarial iterate. Returns (example: the first adversarial iterate, else the last; success per image)."""
+    """Foolbox 2.x l-inf PGD at per-image `eps` (a float or (N,) tensor): step rel_stepsize * eps, a uniform random
+    start (not clipped before the first gradient, as in foolbox 2.x), and with `return_early` each image stops at its
+    first adversarial iterate. Returns (example: the first adversarial iterate, else the last; success per image)."""
     model.eval(); dev = device_of(model)
     eps = torch.as_tensor(eps, dtype=x.dtype).expand(len(x)).clone()
     adv, ok = x.clone(), torch.zeros(len(x), dtype=torch.bool)
@@ -99,15 +102,16 @@ def pgd_linf(model, x, y, eps, steps: int = 40, rel_stepsize: float = 0.01 / 0.3
 # %% ../nbs/13_forensics.ipynb #8cbd4968
 def pgd_bisect(model, x, y, eps0: float = 0.3, k: int = 20, steps: int = 40, rel_stepsize: float = 0.01 / 0.3,
                random_start: bool = True, batch_size: int = 500, generator=None):
-    """Foolbox 2.x's PGD with `binary_search=True`: eps0, then x1.5 up to `k` tries until a run succeeds, then `k` bisections
-    between 0 and that eps; each image keeps its adversarial of smallest l-inf distance (foolbox's `distance=Linf`).
-    Returns (example, its l-inf size: 0 if misclassified clean, inf if never fooled)."""
+    """Foolbox 2.x's PGD with `binary_search=True`: eps0, then x1.5 up to `k` tries until a run succeeds, then `k`
+    bisections between 0 and that eps; each image keeps its adversarial of smallest l-inf distance (foolbox's
+    `distance=Linf`). Returns (example, its l-inf size: 0 if misclassified clean, inf if never fooled)."""
     n = len(x)
     with torch.no_grad(): wrong0 = predict(model, x, batch_size) != y
     best, size = x.clone(), torch.full((n,), math.inf)
     size[wrong0] = 0.0
     def attempt(idx, e):
-        a, ok = pgd_linf(model, x[idx], y[idx], e, steps, rel_stepsize, random_start, batch_size=batch_size, generator=generator)
+        a, ok = pgd_linf(model, x[idx], y[idx], e, steps, rel_stepsize, random_start, batch_size=batch_size,
+                         generator=generator)
         d = (a - x[idx]).flatten(1).abs().amax(1)
         better = ok & (d < size[idx])
         j = idx[better]; best[j], size[j] = a[better], d[better]
@@ -128,7 +132,8 @@ def pgd_bisect(model, x, y, eps0: float = 0.3, k: int = 20, steps: int = 40, rel
 
 # %% ../nbs/13_forensics.ipynb #79ca8e55
 def fb2_pgd_white(model, x, y, generator=None, batch_size: int = 500) -> dict:
-    "White-box foolbox 2.x PGD at the table's 0.15 and 0.30: {eps: broken per image} (see the text: runs at 0.3, then 0.15)."
+    """White-box foolbox 2.x PGD at the table's 0.15 and 0.30: {eps: broken per image} (see the text: runs at 0.3, then
+    0.15)."""
     with torch.no_grad(): wrong0 = predict(model, x, batch_size) != y
     _, ok30 = pgd_linf(model, x, y, 0.3, batch_size=batch_size, generator=generator)
     _, ok15 = pgd_linf(model, x, y, 0.15, batch_size=batch_size, generator=generator)
@@ -136,7 +141,8 @@ def fb2_pgd_white(model, x, y, generator=None, batch_size: int = 500) -> dict:
 
 # %% ../nbs/13_forensics.ipynb #d90e8bcc
 KAPPAS = (0, 5, 10, 20, 40)
-SUBSTITUTES = {'': 'paper', 'substitute 10 epochs': 'paper-lite'}   # variant tag -> profile of the published LeNet5 it uses
+# variant tag -> profile of the published LeNet5 it uses
+SUBSTITUTES = {'': 'paper', 'substitute 10 epochs': 'paper-lite'}
 
 def cell_key(atk: str, mode: str, eps: float) -> str: return 'clean' if atk == 'clean' else f'{atk}/{mode} {eps:g}'
 
@@ -160,13 +166,15 @@ def white_variants(name: str, model, x, y, cfg: AttackConfig, seed: int = 0) -> 
                 cells.update({cell_key(atk, 'white', e): _count(b[i + 1]) for i, e in enumerate((0.15, 0.3))})
             from guessfirst_nb.attacks import cw_advs
             adv, dist = cw_advs(m, x, y, cfg)
-            cells[cell_key('CW', 'white', 2.0)] = _count(((predict(model, x) != y) | (torch.isfinite(dist) & (dist <= 2.0))).numpy())
+            cells[cell_key('CW', 'white', 2.0)] = _count(
+                ((predict(model, x) != y) | (torch.isfinite(dist) & (dist <= 2.0))).numpy())
             out[tag] = cells
     return out
 
 # %% ../nbs/13_forensics.ipynb #28de0dd2
 def _transfer(targets, x, y, adv, size, eps) -> dict:
-    "Broken per target at `eps` by examples `adv` of l-inf `size` (inf: none): misclassified clean, or size <= eps and fooled."
+    """Broken per target at `eps` by examples `adv` of l-inf `size` (inf: none): misclassified clean, or size <= eps and
+    fooled."""
     out = {}
     for name, t in targets.items():
         wrong0, fooled = predict(t, x) != y, predict(t, adv) != y
@@ -187,23 +195,28 @@ def black_variants(targets: dict, subs: dict, x, y, cfg: AttackConfig, seed: int
                         adv, size = (fgsm_search(s, x, y, eps_max=0.3) if atk == 'FGSM'
                                      else pgd_bisect(s, x, y, generator=torch.Generator().manual_seed(seed)))
                         for e in (0.15, 0.3):
-                            cells[cell_key(atk, 'black', e)] = {n: _count(b) for n, b in _transfer(targets, x, y, adv, size, e).items()}
+                            cells[cell_key(atk, 'black', e)] = {
+                                n: _count(b) for n, b in _transfer(targets, x, y, adv, size, e).items()}
                     else:
                         eps = cfg.fgsm_eps if atk == 'FGSM' else cfg.pgd_eps
                         advs = fixed_eps_advs(atk, s, x, y, eps, cfg)
                         for n, t in targets.items():
                             b = broken_fixed(t, x, y, advs, eps)
-                            for e in (0.15, 0.3): cells.setdefault(cell_key(atk, 'black', e), {})[n] = _count(b[1 + list(eps).index(e)])
+                            for e in (0.15, 0.3):
+                                cells.setdefault(cell_key(atk, 'black', e), {})[n] = _count(b[1 + list(eps).index(e)])
                 out[v] = cells
         for k in kappas:
             atk = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=cfg.cw_binary_search_steps, steps=cfg.cw_steps,
-                                                   stepsize=cfg.cw_stepsize, initial_const=cfg.cw_initial_const, confidence=k)
+                                                   stepsize=cfg.cw_stepsize, initial_const=cfg.cw_initial_const,
+                                                   confidence=k)
             fm, adv = fb.PyTorchModel(sub.eval(), bounds=(0, 1), device=device_of(sub)), torch.empty_like(x)
             for sl in _batches(len(x), cfg.batch_size):
-                _, c, _ = atk(fm, x[sl].to(device_of(sub)), y[sl].to(device_of(sub)), epsilons=[2.0]); adv[sl] = c[0].detach().cpu()
+                _, c, _ = atk(fm, x[sl].to(device_of(sub)), y[sl].to(device_of(sub)), epsilons=[2.0])
+                adv[sl] = c[0].detach().cpu()
             check_advs(x, adv[None], [2.0], 'l2', tol=1e-4)
             v = ' + '.join(t for t in [stag, f'C&W kappa {k}'] if t)
-            out[v] = {cell_key('CW', 'black', 2.0): {n: _count(b) for n, b in _transfer(targets, x, y, adv, torch.zeros(len(x)), 0).items()}}
+            out[v] = {cell_key('CW', 'black', 2.0): {
+                n: _count(b) for n, b in _transfer(targets, x, y, adv, torch.zeros(len(x)), 0).items()}}
     return out
 
 # %% ../nbs/13_forensics.ipynb #bd4b0963
@@ -232,18 +245,21 @@ def forensics_rows(doc: dict, variants: dict, paper: dict | None = None) -> list
             if cands:
                 _, v, c = min(cands, key=lambda t: t[0])
                 l, h = wilson(c['correct'], c['n'])
-                row.update(closest=v, value=100 * c['correct'] / c['n'], ci=[100 * l, 100 * h], explained=100 * l <= pv <= 100 * h)
+                row.update(closest=v, value=100 * c['correct'] / c['n'], ci=[100 * l, 100 * h],
+                           explained=100 * l <= pv <= 100 * h)
             rows.append(row)
     return rows
 
 # %% ../nbs/13_forensics.ipynb #72e0c027
 def forensics_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
-    return results_path(out, dataset, profile, seed).with_name(results_path(out, dataset, profile, seed).stem + '_forensics.json')
+    return results_path(out, dataset, profile, seed).with_name(
+        results_path(out, dataset, profile, seed).stem + '_forensics.json')
 
-def forensics(dataset: str = 'mnist', profile: str = 'paper', seed: int = 0, out='results', device='cpu', n: int | None = None,
-              models=TARGETS, log=print, weights=None) -> dict:
-    """Evaluate the variants on the published models of (`dataset`, `profile`, `seed`) and write `<dataset>_forensics.json`:
-    the variants' counts and the rows of the discrepant cells. Resumes from a partial file, model by model."""
+def forensics(dataset: str = 'mnist', profile: str = 'paper', seed: int = 0, out='results', device='cpu',
+              n: int | None = None, models=TARGETS, log=print, weights=None) -> dict:
+    """Evaluate the variants on the published models of (`dataset`, `profile`, `seed`) and write
+    `<dataset>_forensics.json`: the variants' counts and the rows of the discrepant cells. Resumes from a partial file,
+    model by model."""
     check_dataset(dataset); get_profile(profile); cfg = ATTACK_PROFILES[profile]
     doc = json.loads(results_path(out, dataset, profile, seed).read_text())
     path = forensics_path(out, dataset, profile, seed); part = path.with_suffix('.partial.json')
@@ -265,7 +281,8 @@ def forensics(dataset: str = 'mnist', profile: str = 'paper', seed: int = 0, out
         log(f'{dataset} {m}: white-box variants in {time.time() - t0:.0f}s')
     if 'black' not in state['done']:
         t0 = time.time()
-        subs = {tag: load_pretrained(dataset, SUBSTITUTE, p, seed, root=weights, device=device) for tag, p in SUBSTITUTES.items()}
+        subs = {tag: load_pretrained(dataset, SUBSTITUTE, p, seed, root=weights, device=device)
+                for tag, p in SUBSTITUTES.items()}
         for v, cells in black_variants(targets, subs, x, y, cfg, seed).items():
             for c, per in cells.items(): state['variants'].setdefault(v, {}).setdefault(c, {}).update(per)
         state['done']['black'] = True; state['seconds']['black'] = time.time() - t0; save()
@@ -278,13 +295,17 @@ def forensics(dataset: str = 'mnist', profile: str = 'paper', seed: int = 0, out
 # %% ../nbs/13_forensics.ipynb #9354363b
 def forensics_markdown(res: dict) -> str:
     "The forensics table as markdown: one row per discrepant cell."
-    lines = [f"| cell | model | paper | ours [95%] | closest variant | its value [95%] | explained |", '|---|---|---|---|---|---|---|']
+    lines = [f"| cell | model | paper | ours [95%] | closest variant | its value [95%] | explained |",
+             '|---|---|---|---|---|---|---|']
     for r in res['rows']:
         v = f"{r['value']:.1f} [{r['ci'][0]:.1f}, {r['ci'][1]:.1f}]" if r['closest'] else '–'
-        lines.append(f"| {r['cell']} | {r['model']} | {r['paper']:.1f} | {r['ours']:.1f} [{r['ours_ci'][0]:.1f}, {r['ours_ci'][1]:.1f}] "
-                     f"| {r['closest'] or 'none applies'} | {v} | {'explained' if r['explained'] else 'no'} |")
+        lines.append(f"| {r['cell']} | {r['model']} | {r['paper']:.1f} | {r['ours']:.1f} [{r['ours_ci'][0]:.1f}, "
+                     f"{r['ours_ci'][1]:.1f}] | {r['closest'] or 'none applies'} | {v} | "
+                     f"{'explained' if r['explained'] else 'no'} |")
     k = sum(r['explained'] for r in res['rows'])
-    return '\n'.join(lines + ['', f"{k} of {len(res['rows'])} discrepant cells explained ({res['dataset']}, profile {res['profile']}, n={res['n']})."])
+    return '\n'.join(lines + ['',
+                              f"{k} of {len(res['rows'])} discrepant cells explained ({res['dataset']}, profile "
+                              f"{res['profile']}, n={res['n']})."])
 
 def main(argv=None, prog='guessfirst-forensics'):
     "Console entry point `guessfirst-forensics` (also `guessfirst forensics`)."
@@ -292,7 +313,8 @@ def main(argv=None, prog='guessfirst-forensics'):
                 "cell of the paper's table that we do not reproduce.", dataset='mnist', every_dataset=False,
                 profiles=PROFILES, profile='paper', seed=0, out='results', device='here',
                 helps={'--out': 'results folder holding the reproduction (default: results/)'})
-    p.add_argument('--weights', default=None, help="folder of published weights (default: the checkout's weights/, else download)")
+    p.add_argument('--weights', default=None,
+                   help="folder of published weights (default: the checkout's weights/, else download)")
     p.add_argument('--n', type=int, default=None, help='test images (default: the profile\'s attack config, 1000)')
     def check(a):
         if not results_path(a.out, a.dataset, a.profile, a.seed).exists():

@@ -21,14 +21,16 @@ __all__ = ['KINDS', 'COMMANDS', 'RESERVED_SBATCH', 'LOCAL_TIMEOUT_MIN', 'SLURM_A
 
 # %% ../nbs/11_grid.ipynb #19b6da2f
 KINDS = ('train', 'reproduce', 'audit', 'stability')
-COMMANDS = {'train': ('guessfirst-train', 'guessfirst_nb.train'), 'reproduce': ('guessfirst-reproduce', 'guessfirst_nb.reproduce'),
-            'audit': ('guessfirst-audit', 'guessfirst_nb.audit'), 'stability': ('guessfirst-stability', 'guessfirst_nb.stability')}
+COMMANDS = {'train': ('guessfirst-train', 'guessfirst_nb.train'),
+            'reproduce': ('guessfirst-reproduce', 'guessfirst_nb.reproduce'),
+            'audit': ('guessfirst-audit', 'guessfirst_nb.audit'),
+            'stability': ('guessfirst-stability', 'guessfirst_nb.stability')}
 
 @dataclass(frozen=True)
 class Job:
-    """One command of the grid: `kind` (one of KINDS) with arguments `argv`. `seeds` is (seed,), or every seed for the stability
-    job; `model` is set for training only. `needs`: keys of the jobs that must succeed first; `after`: keys of the jobs that must
-    have finished first, whatever their outcome."""
+    """One command of the grid: `kind` (one of KINDS) with arguments `argv`. `seeds` is (seed,), or every seed for the
+    stability job; `model` is set for training only. `needs`: keys of the jobs that must succeed first; `after`: keys of
+    the jobs that must have finished first, whatever their outcome."""
     kind: str
     dataset: str
     profile: str
@@ -60,10 +62,10 @@ class Job:
 # %% ../nbs/11_grid.ipynb #e0179f53
 def plan(profile: str, datasets, seeds, models=None, stages=KINDS, runs='runs', out='results', device='auto',
          deterministic: bool = False) -> list[list[Job]]:
-    """The grid's jobs in four stages (train, reproduce, audit, stability): one training job per (dataset, model, seed); per
-    (dataset, seed) a reproduction that needs its trainings and an audit that needs the reproduction; per dataset one stability
-    job over `seeds` that needs every seed's reproduction and comes after every seed's audit. `models`: the models trained as
-    jobs of their own (None: all). A `ValueError` names what is wrong with the arguments."""
+    """The grid's jobs in four stages (train, reproduce, audit, stability): one training job per (dataset, model, seed);
+    per (dataset, seed) a reproduction that needs its trainings and an audit that needs the reproduction; per dataset
+    one stability job over `seeds` that needs every seed's reproduction and comes after every seed's audit. `models`:
+    the models trained as jobs of their own (None: all). A `ValueError` names what is wrong with the arguments."""
     get_profile(profile)
     datasets = [check_dataset(d) for d in datasets]
     models = list(MODELS) if models is None else [check_model(m) for m in models]
@@ -80,18 +82,22 @@ def plan(profile: str, datasets, seeds, models=None, stages=KINDS, runs='runs', 
         what = ('--dataset', ds, '--profile', profile)
         ds_before, ds_audits = [], []
         for s in seeds:
-            tr = [Job('train', ds, profile, (s,), m, ('--model', m, *what, '--seed', str(s), '--runs', runs, *dev), runs, out)
+            tr = [Job('train', ds, profile, (s,), m, ('--model', m, *what, '--seed', str(s), '--runs', runs, *dev),
+                      runs, out)
                   for m in models] if 'train' in stages else []
             train += tr; before = tuple(j.key for j in tr)
             if 'reproduce' in stages:
-                rp = Job('reproduce', ds, profile, (s,), None, (*what, '--seed', str(s), '--runs', runs, '--out', out, *dev), runs, out, needs=before)
+                rp = Job('reproduce', ds, profile, (s,), None,
+                         (*what, '--seed', str(s), '--runs', runs, '--out', out, *dev), runs, out, needs=before)
                 repro.append(rp); before = (rp.key,)
             ds_before += before
             if 'audit' in stages and profile in AUDIT_PROFILES:
-                au = Job('audit', ds, profile, (s,), None, (*what, '--seed', str(s), '--runs', runs, '--out', out, *dev), runs, out, needs=before)
+                au = Job('audit', ds, profile, (s,), None,
+                         (*what, '--seed', str(s), '--runs', runs, '--out', out, *dev), runs, out, needs=before)
                 audits.append(au); ds_audits.append(au.key)
         if 'stability' in stages and profile in STABILITY_PROFILES:
-            stab.append(Job('stability', ds, profile, tuple(seeds), None, (*what, '--seeds', *map(str, seeds), '--runs', runs, '--out', out, *dev),
+            stab.append(Job('stability', ds, profile, tuple(seeds), None,
+                            (*what, '--seeds', *map(str, seeds), '--runs', runs, '--out', out, *dev),
                             runs, out, needs=tuple(ds_before), after=tuple(ds_audits)))
     return [train, repro, audits, stab]
 
@@ -125,8 +131,8 @@ class JobFailed(RuntimeError):
     "A grid job's command exited with an error (what went wrong is in the job's log)."
 
 class Task(submitit.helpers.Checkpointable):
-    """What a grid job runs: `job`'s console command in folder `cwd`, with the variables `env` set (a value None removes one).
-    Requeued unchanged when preempted or timed out on SLURM: the command resumes from its own checkpoints."""
+    """What a grid job runs: `job`'s console command in folder `cwd`, with the variables `env` set (a value None removes
+    one). Requeued unchanged when preempted or timed out on SLURM: the command resumes from its own checkpoints."""
     def __init__(self, job: Job, cwd='.', env: dict | None = None):
         self.job, self.cwd, self.env = job, str(Path(cwd).absolute()), dict(env or {})
 
@@ -145,8 +151,9 @@ class Task(submitit.helpers.Checkpointable):
 RESERVED_SBATCH = ('output', 'error', 'job-name', 'array', 'open-mode', 'parsable', 'wrap', 'signal', 'time')
 
 def parse_sbatch_flags(text: str) -> dict:
-    """Extra `sbatch` options as one types them, '--account=proj --qos high --exclusive', as submitit's `additional_parameters`:
-    {'account': 'proj', 'qos': 'high', 'exclusive': True}. Long options only; those the grid sets itself are refused."""
+    """Extra `sbatch` options as one types them, '--account=proj --qos high --exclusive', as submitit's
+    `additional_parameters`: {'account': 'proj', 'qos': 'high', 'exclusive': True}. Long options only; those the grid
+    sets itself are refused."""
     toks, out, i = shlex.split(text or ''), {}, 0
     while i < len(toks):
         t = toks[i]
@@ -162,7 +169,8 @@ def parse_sbatch_flags(text: str) -> dict:
     return out
 
 # %% ../nbs/11_grid.ipynb #6654316e
-LOCAL_TIMEOUT_MIN = 60 * 24 * 365   # submitit's local executor stops a job after `timeout_min` (default 2): a year means no limit
+# submitit's local executor stops a job after `timeout_min` (default 2): a year means no limit
+LOCAL_TIMEOUT_MIN = 60 * 24 * 365
 
 def local_executor(folder):
     "submitit's local executor, logs in `folder` (a path with %j, the job's process id), no time limit."
@@ -172,13 +180,13 @@ def local_executor(folder):
 
 def slurm_executor(folder, partition=None, gpus=None, cpus=None, mem_gb=None, time_min: int = 1440, sbatch: str = '',
                    setup=(), max_timeouts: int = 3):
-    """submitit's SLURM executor: every job on `partition` with `gpus` GPUs, `cpus` CPUs, `mem_gb` GB of memory, a time limit of
-    `time_min` minutes, the extra `sbatch` flags, and the shell lines `setup` before it; logs in `folder` (a path with %j).
-    A `ValueError` if this machine has no SLURM or an option is wrong."""
+    """submitit's SLURM executor: every job on `partition` with `gpus` GPUs, `cpus` CPUs, `mem_gb` GB of memory, a time
+    limit of `time_min` minutes, the extra `sbatch` flags, and the shell lines `setup` before it; logs in `folder` (a
+    path with %j). A `ValueError` if this machine has no SLURM or an option is wrong."""
     for c in ('sbatch', 'srun'):
         if shutil.which(c) is None:
-            raise ValueError(f"--executor slurm needs SLURM's `{c}` on PATH, and there is none here: run the grid on the cluster's "
-                             'login node, or use --executor local')
+            raise ValueError(f"--executor slurm needs SLURM's `{c}` on PATH, and there is none here: run the "
+                             "grid on the cluster's login node, or use --executor local")
     if int(time_min) < 1: raise ValueError(f'--time must be at least 1 minute, got {time_min}')
     p = dict(time=int(time_min), additional_parameters=parse_sbatch_flags(sbatch))
     if partition: p['partition'] = partition
@@ -193,7 +201,8 @@ def slurm_executor(folder, partition=None, gpus=None, cpus=None, mem_gb=None, ti
 # %% ../nbs/11_grid.ipynb #adf5b3da
 @dataclass
 class Outcome:
-    "What became of one job: `state` is 'done' (before the grid), 'completed', 'failed' or 'not sent'; its logs and why it failed."
+    """What became of one job: `state` is 'done' (before the grid), 'completed', 'failed' or 'not sent'; its logs and
+    why it failed."""
     job: Job
     state: str
     job_id: str | None = None
@@ -202,8 +211,8 @@ class Outcome:
     reason: str = ''
     errors: tuple = ()             # the `error:` lines of its log
 
-SLURM_ACTIVE = {'PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'RESIZING',
-                'SUSPENDED', 'PREEMPTED', 'SIGNALING', 'STAGE_OUT', 'RESV_DEL_HOLD'}
+SLURM_ACTIVE = {'PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED',
+                'RESIZING', 'SUSPENDED', 'PREEMPTED', 'SIGNALING', 'STAGE_OUT', 'RESV_DEL_HOLD'}
 
 def _reason(e: Exception) -> str:
     "One line for why a job failed: the last line of its traceback, or the first of submitit's message."
@@ -228,8 +237,9 @@ def _slurm_adopt(executor, jid: str):
 # %% ../nbs/11_grid.ipynb #6b51990d
 def run_grid(stages: list, executor, max_jobs: int | None = None, cwd='.', env: dict | None = None, done=is_done,
              log=None, err=None, poll_s: float = 1.0, record=None) -> dict:
-    """Send the jobs of `stages` (from `plan`) through the submitit `executor` as described above; returns {key: Outcome} in plan
-    order. `env`: variables every task sets; `record`: the JSON file of the SLURM job ids sent (None: none kept)."""
+    """Send the jobs of `stages` (from `plan`) through the submitit `executor` as described above; returns {key:
+    Outcome} in plan order. `env`: variables every task sets; `record`: the JSON file of the SLURM job ids sent (None:
+    none kept)."""
     log = log or (lambda *a: print(*a, flush=True))
     err = err or (lambda *a: print(*a, file=sys.stderr, flush=True))
     order = [(k, j) for k, s in enumerate(stages) for j in s]
@@ -252,7 +262,9 @@ def run_grid(stages: list, executor, max_jobs: int | None = None, cwd='.', env: 
                 j = t[2]
                 bad = [n for n in j.needs if n in res and res[n].state in ('failed', 'not sent')]
                 if bad:
-                    res[j.key] = Outcome(j, 'not sent', reason=f"needs {bad[0]}, which {'failed' if res[bad[0]].state == 'failed' else 'was not sent'}")
+                    res[j.key] = Outcome(j, 'not sent',
+                                         reason=f"needs {bad[0]}, which "
+                                                f"{'failed' if res[bad[0]].state == 'failed' else 'was not sent'}")
                     pending.remove(t); progress = True
                     log(f'not sent: {j.key} ({res[j.key].reason})')
             for t in list(pending):                   # sent: ready, and room for it
@@ -279,15 +291,18 @@ def run_grid(stages: list, executor, max_jobs: int | None = None, cwd='.', env: 
                     res[key] = Outcome(j, 'completed', sj.job_id, sj.paths.stderr, sj.paths.stdout)
                     log(f'completed {key} (job {sj.job_id})')
                 except Exception as e:
-                    o = res[key] = Outcome(j, 'failed', sj.job_id, sj.paths.stderr, sj.paths.stdout, _reason(e), _errors(sj.paths.stderr))
+                    o = res[key] = Outcome(j, 'failed', sj.job_id, sj.paths.stderr, sj.paths.stdout, _reason(e),
+                                           _errors(sj.paths.stderr))
                     err('\n'.join([f'FAILED {key} (job {o.job_id}): {o.reason}', *(f'  {l}' for l in o.errors),
                                    f'  log: {o.log}', f'  output: {o.out_log}']))
             if not progress:
-                if not running: raise RuntimeError(f'the plan cannot go on: {[t[2].key for t in pending]} wait for jobs not in it')
+                if not running:
+                    raise RuntimeError(f'the plan cannot go on: {[t[2].key for t in pending]} wait for jobs not in it')
                 time.sleep(poll_s)
     except KeyboardInterrupt:
         if isinstance(executor, submitit.SlurmExecutor):
-            err(f"interrupted: SLURM jobs {', '.join(sj.job_id for _, sj in running.values())} go on; run the same grid again to wait for them")
+            err(f"interrupted: SLURM jobs {', '.join(sj.job_id for _, sj in running.values())} go on; run the same "
+                "grid again to wait for them")
         else:
             for _, sj in running.values(): sj.cancel(check=False)
         raise
@@ -297,29 +312,36 @@ def run_grid(stages: list, executor, max_jobs: int | None = None, cwd='.', env: 
 def _summary(res: dict) -> str:
     "'12 jobs: 3 done before, 8 completed, 1 failed, 0 not sent'."
     n = lambda s: sum(o.state == s for o in res.values())
-    return f"{len(res)} jobs: {n('done')} done before, {n('completed')} completed, {n('failed')} failed, {n('not sent')} not sent"
+    return (f"{len(res)} jobs: {n('done')} done before, {n('completed')} completed, {n('failed')} failed, "
+            f"{n('not sent')} not sent")
 
 def main(argv=None, prog='guessfirst-grid'):
     "Console entry point `guessfirst-grid` (also `guessfirst grid`)."
     p = Command(prog, 'Train every model, reproduce, audit and measure stability for every dataset and seed, as jobs '
-                'on this machine or on a SLURM cluster.', dataset='all', profiles=PROFILES, seeds=[0, 1, 2], runs='runs',
-                out='results', device='jobs',
+                'on this machine or on a SLURM cluster.', dataset='all', profiles=PROFILES, seeds=[0, 1, 2],
+                runs='runs', out='results', device='jobs',
                 helps={'--out': 'results folder (default: results/); the logs go to <out>/<profile>/logs/'})
     p.add_argument('--models', nargs='+', default=['all'], help='models trained by jobs of their own: all (default) or '
                    f"some of {', '.join(MODELS)}; the reproduction trains any model left out itself")
-    p.add_argument('--stages', nargs='+', default=list(KINDS), help=f"kinds of jobs to send (default: all of {' '.join(KINDS)})")
-    p.add_argument('--executor', choices=['local', 'slurm'], default='local', help='local (default): processes on this machine; slurm: sbatch jobs')
-    p.add_argument('--jobs', type=int, default=None, help='at most this many jobs at a time (default: 1 with local, no limit with slurm)')
+    p.add_argument('--stages', nargs='+', default=list(KINDS),
+                   help=f"kinds of jobs to send (default: all of {' '.join(KINDS)})")
+    p.add_argument('--executor', choices=['local', 'slurm'], default='local',
+                   help='local (default): processes on this machine; slurm: sbatch jobs')
+    p.add_argument('--jobs', type=int, default=None,
+                   help='at most this many jobs at a time (default: 1 with local, no limit with slurm)')
     p.add_argument('--dry-run', action='store_true', help='list the jobs and what is done; send nothing')
     s = p.add_argument_group('SLURM', 'what every job asks for (--executor slurm)')
     s.add_argument('--partition', help='partition (default: the cluster default)')
     s.add_argument('--gpus', type=int, default=0, help='GPUs per job (default: 0)')
     s.add_argument('--cpus', type=int, default=None, help='CPUs per job')
     s.add_argument('--mem-gb', type=float, default=None, help='memory per job in GB')
-    s.add_argument('--time', type=int, default=1440, help='time limit per job in minutes (default: 1440); a job that reaches it is requeued and resumes')
-    s.add_argument('--max-timeouts', type=int, default=3, help='how many times a job that reaches its time limit is requeued (default: 3)')
+    s.add_argument('--time', type=int, default=1440,
+                   help='time limit per job in minutes (default: 1440); a job that reaches it is requeued and resumes')
+    s.add_argument('--max-timeouts', type=int, default=3,
+                   help='how many times a job that reaches its time limit is requeued (default: 3)')
     s.add_argument('--sbatch', default='', help="extra sbatch flags, as --sbatch='--account=proj --qos=high'")
-    s.add_argument('--setup', action='append', default=[], help="a shell line each job runs first, e.g. 'module load cuda' (repeatable)")
+    s.add_argument('--setup', action='append', default=[],
+                   help="a shell line each job runs first, e.g. 'module load cuda' (repeatable)")
     def check(a):
         if a.executor == 'local': get_device(a.device)       # the jobs run here, so the device must be here
         models = None if a.models == ['all'] else a.models
@@ -330,13 +352,16 @@ def main(argv=None, prog='guessfirst-grid'):
         a.ex = None
         if a.executor == 'slurm':
             parse_sbatch_flags(a.sbatch)
-            if not a.dry_run: a.ex = slurm_executor(a.logs / '%j', a.partition, a.gpus, a.cpus, a.mem_gb, a.time, a.sbatch, a.setup, a.max_timeouts)
+            if not a.dry_run:
+                a.ex = slurm_executor(a.logs / '%j', a.partition, a.gpus, a.cpus, a.mem_gb, a.time, a.sbatch, a.setup,
+                                      a.max_timeouts)
         elif not a.dry_run: a.ex = local_executor(a.logs / time.strftime(f'local-%Y%m%d-%H%M%S-{os.getpid()}') / '%j')
     def body(a):
         stages, ex, logs = a.plan, a.ex, a.logs
         jobs = [j for st in stages for j in st]
         done = {j.key for j in jobs if is_done(j)}
-        print(f"guessfirst-grid: {len(jobs)} jobs ({', '.join(f'{len(st)} {k}' for k, st in zip(KINDS, stages) if st)}), {len(done)} done already; "
+        print(f"guessfirst-grid: {len(jobs)} jobs "
+              f"({', '.join(f'{len(st)} {k}' for k, st in zip(KINDS, stages) if st)}), {len(done)} done already; "
               f"executor {a.executor}, logs in {logs}", flush=True)
         if a.dry_run:
             for j in jobs: print(f"  {'done' if j.key in done else 'to run':7s} {j.key}: {j.command}")
@@ -347,13 +372,17 @@ def main(argv=None, prog='guessfirst-grid'):
         except KeyboardInterrupt: return 130
         finally:
             if a.executor == 'local':
-                try: Path(ex.folder).rmdir()   # the empty folder submitit's local controller makes under the name of the template
+                # the empty folder submitit's local controller makes under the name of the template
+                try: Path(ex.folder).rmdir()
                 except OSError: pass
         print(f'guessfirst-grid: {_summary(res)}')
-        failed, unsent = [o for o in res.values() if o.state == 'failed'], sum(o.state == 'not sent' for o in res.values())
+        failed, unsent = ([o for o in res.values() if o.state == 'failed'],
+                          sum(o.state == 'not sent' for o in res.values()))
         if failed or unsent:
-            print(f'error: {len(failed)} job(s) failed, {unsent} not sent; fix the cause and run the same command again (it sends only what is not done)'
-                  + ''.join(f'\n  {o.job.key}: {o.reason}' + ''.join(f'\n    {l}' for l in o.errors) + (f'\n    log: {o.log}' if o.log else '') for o in failed),
+            print(f'error: {len(failed)} job(s) failed, {unsent} not sent; fix the cause and run the same command '
+                  'again (it sends only what is not done)'
+                  + ''.join(f'\n  {o.job.key}: {o.reason}' + ''.join(f'\n    {l}' for l in o.errors)
+                            + (f'\n    log: {o.log}' if o.log else '') for o in failed),
                   file=sys.stderr)
             return 1
     return p.run(argv, body, check)

@@ -39,7 +39,8 @@ def mmd2(a: torch.Tensor, b: torch.Tensor, sigma2: float = 1.0, unbiased: bool =
     need = 2 if unbiased else 1
     if n < need or m < need:
         raise ValueError(f'mmd2 needs at least {need} sample(s) on each side'
-                         f"{' for the unbiased estimator (it divides by n(n-1))' if unbiased else ''}; got n={n}, m={m}")
+                         f"{' for the unbiased estimator (it divides by n(n-1))' if unbiased else ''}; got n={n}, "
+                         f"m={m}")
     kaa, kbb, kab = gaussian_kernel(a, a, sigma2), gaussian_kernel(b, b, sigma2), gaussian_kernel(a, b, sigma2)
     if not unbiased:
         return kaa.mean((-2, -1)) + kbb.mean((-2, -1)) - 2 * kab.mean((-2, -1))
@@ -49,7 +50,8 @@ def mmd2(a: torch.Tensor, b: torch.Tensor, sigma2: float = 1.0, unbiased: bool =
 # %% ../nbs/03_mmd.ipynb #06928c64
 def _check_reg_inputs(h: torch.Tensor, y: torch.Tensor, M: int):
     if h.ndim != 3:
-        raise ValueError(f'h must be (B, M, D): the regularized layer under every hypothesis, got shape {tuple(h.shape)}')
+        raise ValueError('h must be (B, M, D): the regularized layer under every hypothesis, got '
+                         f'shape {tuple(h.shape)}')
     B, Mh, D = h.shape
     if Mh != M:
         raise ValueError(f'h has {Mh} hypotheses (h.shape[1]) but M={M}; pass M=h.shape[1] '
@@ -63,10 +65,10 @@ def _check_reg_inputs(h: torch.Tensor, y: torch.Tensor, M: int):
 
 def ie_regularizer(h: torch.Tensor, y: torch.Tensor, M: int = 10, beta: float = 1e-3, sigma2: float = 1.0,
                    unbiased: bool = False) -> torch.Tensor:
-    """Information-elimination regularizer (Appendix C, Algorithm 1 line 8), vectorized:
-    beta/M^2 * sum over hypotheses i and true classes j of MMD^2(h[y==j, i], h[:, i]).
-    `h`: (B, M, D) representations under every hypothesis; `y`: (B,) true labels.
-    Classes absent from the batch (fewer than 2 samples if `unbiased`) contribute 0; the normalization stays beta/M^2."""
+    """Information-elimination regularizer (Appendix C, Algorithm 1 line 8), vectorized: beta/M^2 * sum over hypotheses
+    i and true classes j of MMD^2(h[y==j, i], h[:, i]). `h`: (B, M, D) representations under every hypothesis; `y`: (B,)
+    true labels. Classes absent from the batch (fewer than 2 samples if `unbiased`) contribute 0; the normalization
+    stays beta/M^2."""
     _check_reg_inputs(h, y, M)
     B = h.shape[0]
     hm = h.transpose(0, 1)                                   # (M, B, D): one sample matrix per hypothesis

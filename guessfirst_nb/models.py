@@ -21,7 +21,8 @@ def conv_features() -> nn.Sequential:
 
 def _check_images(x):
     if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
-        raise ValueError(f'expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}; add a channel axis with x.unsqueeze(1)')
+        raise ValueError(f'expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}; add a channel '
+                         'axis with x.unsqueeze(1)')
 
 # %% ../nbs/05_models.ipynb #44cc3e22
 class CNN(nn.Module):
@@ -39,7 +40,8 @@ class CNN(nn.Module):
 
 # %% ../nbs/05_models.ipynb #41030c89
 class Conditioned(nn.Module):
-    "C-DV / C-JS (and -IE): F_conv, then h joined with each hypothesis: FC 512 (conditioned), 256 (= h_r), 128, 1 -> T of shape (B, M)."
+    """C-DV / C-JS (and -IE): F_conv, then h joined with each hypothesis: FC 512 (conditioned), 256 (= h_r), 128, 1 -> T
+    of shape (B, M)."""
     def __init__(self, M: int = 10, embedding=None):
         super().__init__()
         self.M = M
@@ -60,7 +62,8 @@ class Conditioned(nn.Module):
 
 # %% ../nbs/05_models.ipynb #6d98f263
 class VIB(nn.Module):
-    "The baseline with a stochastic Gaussian encoder (K=256) as its middle layer; `kl` of the last forward is in the aux dict."
+    """The baseline with a stochastic Gaussian encoder (K=256) as its middle layer; `kl` of the last forward is in the
+    aux dict."""
     def __init__(self, M: int = 10, K: int = 256):
         super().__init__()
         self.M, self.K = M, K
@@ -75,7 +78,8 @@ class VIB(nn.Module):
         z = mu + sigma * torch.randn_like(mu) if self.training else mu
         T = self.decoder(z)
         if not with_aux: return T
-        kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 1 - 2 * torch.log(sigma)).sum(-1).mean()   # KL(N(mu, sigma^2) || N(0, I))
+        # KL(N(mu, sigma^2) || N(0, I))
+        kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 1 - 2 * torch.log(sigma)).sum(-1).mean()
         return T, {'kl': kl}
 
 # %% ../nbs/05_models.ipynb #c7509233
@@ -112,8 +116,10 @@ def check_model(name: str) -> str:
     return name
 
 def make_model(name: str, M: int = 10) -> nn.Module:
-    "A fresh model `name` with its training recipe attached as attributes (`objective`, `ie_beta`, `vib_beta`, `model_name`)."
+    """A fresh model `name` with its training recipe attached as attributes (`objective`, `ie_beta`, `vib_beta`,
+    `model_name`)."""
     spec = MODELS[check_model(name)]
     model = spec['arch'](M)
-    model.model_name, model.objective, model.ie_beta, model.vib_beta = name, spec['objective'], spec['ie_beta'], spec['vib_beta']
+    model.model_name, model.objective, model.ie_beta, model.vib_beta = (name, spec['objective'], spec['ie_beta'],
+                                                                        spec['vib_beta'])
     return model

@@ -15,7 +15,8 @@ __all__ = ['LOG2', 'OBJECTIVES', 'BOUNDS', 'check_scores', 'joint_scores', 'dv_b
 
 # %% ../nbs/02_objectives.ipynb #4086eccf
 def check_scores(T: Tensor, y: Tensor, w: Tensor | None = None) -> tuple[int, int]:
-    "Check a score matrix `T` (B, M), true labels `y` (B,) in [0, M) and optional weights `w` (B,) summing to 1; return (B, M)."
+    """Check a score matrix `T` (B, M), true labels `y` (B,) in [0, M) and optional weights `w` (B,) summing to 1;
+    return (B, M)."""
     if not isinstance(T, Tensor) or T.ndim != 2 or not T.is_floating_point():
         got = f'{T.dtype} tensor of shape {tuple(T.shape)}' if isinstance(T, Tensor) else type(T).__name__
         raise ValueError(f'T must be a float tensor of shape (B, M) with T[i, j] = T(x_i, y_j); got {got}. '
@@ -25,17 +26,21 @@ def check_scores(T: Tensor, y: Tensor, w: Tensor | None = None) -> tuple[int, in
     if (not isinstance(y, Tensor) or y.ndim != 1 or y.is_floating_point() or y.is_complex()
             or y.dtype == torch.bool):
         got = f'{y.dtype} tensor of shape {tuple(y.shape)}' if isinstance(y, Tensor) else type(y).__name__
-        raise ValueError(f'y must be an integer tensor of shape (B,) = ({B},) holding the true class indices; got {got}. '
-                         'Fix: pass class indices (e.g. onehot.argmax(1), or y.long()), not one-hot vectors or floats.')
+        raise ValueError(f'y must be an integer tensor of shape (B,) = ({B},) holding the true class indices; got '
+                         f'{got}. Fix: pass class indices (e.g. onehot.argmax(1), or y.long()), not '
+                         'one-hot vectors or floats.')
     if len(y) != B: raise ValueError(f'T has {B} rows (samples) but y has {len(y)} labels; they must match.')
     lo, hi = int(y.min()), int(y.max())
     if lo < 0 or hi >= M:
-        raise ValueError(f'labels must lie in [0, M) = [0, {M}) (T has one column per label), got values in [{lo}, {hi}].')
+        raise ValueError(f'labels must lie in [0, M) = [0, {M}) (T has one column per label), got '
+                         f'values in [{lo}, {hi}].')
     if w is not None:
         if not isinstance(w, Tensor) or w.shape != (B,) or not w.is_floating_point():
-            raise ValueError(f'w must be a float tensor of shape (B,) = ({B},), got {w if not isinstance(w, Tensor) else tuple(w.shape)}')
+            raise ValueError(f'w must be a float tensor of shape (B,) = ({B},), got '
+                             f'{w if not isinstance(w, Tensor) else tuple(w.shape)}')
         if bool((w < 0).any()) or abs(float(w.sum()) - 1) > 1e-5:
-            raise ValueError(f'w must be nonnegative and sum to 1 (got sum {float(w.sum()):.6g}); pass None for the batch mean.')
+            raise ValueError(f'w must be nonnegative and sum to 1 (got sum {float(w.sum()):.6g}); pass '
+                             'None for the batch mean.')
     return B, M
 
 def joint_scores(T: Tensor, y: Tensor) -> Tensor:
@@ -60,12 +65,14 @@ def dv_loss(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
 
 # %% ../nbs/02_objectives.ipynb #42a29c04
 def energy_bound(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
-    "Energy-based lower bound on KL(J||M) (Eq. 5, E_p(y) = mean over the M labels), in nats. Equals log M - cross-entropy."
+    """Energy-based lower bound on KL(J||M) (Eq. 5, E_p(y) = mean over the M labels), in nats. Equals log M -
+    cross-entropy."""
     B, M = check_scores(T, y, w)
     return _avg(joint_scores(T, y) - (torch.logsumexp(T, 1) - math.log(M)), w)
 
 def energy_loss(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
-    "Loss to minimize for the energy objective: the cross-entropy, i.e. minus Eq. 6 as printed = log M - `energy_bound`."
+    """Loss to minimize for the energy objective: the cross-entropy, i.e. minus Eq. 6 as printed = log M -
+    `energy_bound`."""
     check_scores(T, y, w)
     return -_avg(joint_scores(T.log_softmax(1), y), w)
 
@@ -73,18 +80,22 @@ def energy_loss(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
 LOG2 = math.log(2)
 
 def log_sigmoid(x: Tensor) -> Tensor:
-    "log sigma(x) = -softplus(-x), stable for any x. (Same values as `F.logsigmoid`, which on a busy CPU can cost milliseconds per call even for tiny tensors.)"
+    """log sigma(x) = -softplus(-x), stable for any x. (Same values as `F.logsigmoid`, which on a busy CPU can cost
+    milliseconds per call even for tiny tensors.)"""
     return -F.softplus(-x, threshold=40.)   # threshold 40: exact to rounding in float64 too (exp(-40) < 1e-17)
 
 def js_bound(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
-    "f-GAN lower bound on JS(J||M) in nats: log 2 + (E_J[log sigmoid(T)] + E_M[log(1 - sigmoid(T))]) / 2 (Eq. 2, sign corrected)."
+    """f-GAN lower bound on JS(J||M) in nats: log 2 + (E_J[log sigmoid(T)] + E_M[log(1 - sigmoid(T))]) / 2 (Eq. 2, sign
+    corrected)."""
     check_scores(T, y, w)
     EJ = _avg(log_sigmoid(joint_scores(T, y)), w)     # E_J[log sigma(T)]
-    EM = _avg(log_sigmoid(-T).mean(1), w)             # E_M[log(1 - sigma(T))] = E_M[log sigma(-T)], all B*M marginal pairs
+    # E_M[log(1 - sigma(T))] = E_M[log sigma(-T)], all B*M marginal pairs
+    EM = _avg(log_sigmoid(-T).mean(1), w)
     return LOG2 + 0.5 * (EJ + EM)
 
 def js_loss(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
-    "Loss to minimize for the JS objective: log 2 - `js_bound` = (BCE(joint pairs, 1) + BCE(marginal pairs, 0)) / 2 >= 0."
+    """Loss to minimize for the JS objective: log 2 - `js_bound` = (BCE(joint pairs, 1) + BCE(marginal pairs, 0)) /
+    2 >= 0."""
     check_scores(T, y, w)
     return 0.5 * (_avg(-log_sigmoid(joint_scores(T, y)), w) + _avg(-log_sigmoid(-T).mean(1), w))
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json, urllib.request
 from importlib import resources
 from pathlib import Path
-from .data import DATASETS, check_dataset, data_dir, sha256_file, atomic_write_text, DataError, _install_stream
+from .data import (DATASETS, check_dataset, data_dir, sha256_file, atomic_write_text, DataError,
+                                _install_stream)
 from .models import MODELS, check_model, make_model
 from .train import PROFILES, get_profile, get_device, run_dir, epoch_files, load_checkpoint
 
@@ -16,7 +17,8 @@ __all__ = ['PUBLISHED', 'WEIGHTS_URL', 'weight_name', 'manifest_path', 'read_man
            'pretrained_file', 'load_pretrained']
 
 # %% ../nbs/12_pretrained.ipynb #57ee1bc9
-PUBLISHED = [('mnist', 'paper', 0), ('mnist', 'paper-lite', 0), ('fashion_mnist', 'paper-lite', 0)]   # (dataset, profile, seed)
+# (dataset, profile, seed)
+PUBLISHED = [('mnist', 'paper', 0), ('mnist', 'paper-lite', 0), ('fashion_mnist', 'paper-lite', 0)]
 WEIGHTS_URL = 'https://github.com/guessfirst/guessfirst/raw/main/weights'   # where an installed package downloads from
 
 def weight_name(dataset: str, model: str, profile: str, seed: int = 0) -> str:
@@ -41,9 +43,12 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
         for model in models:
             d, epochs = run_dir(runs, dataset, profile, seed, model), get_profile(profile).epochs
             src = epoch_files(d).get(epochs)
-            if src is None: raise FileNotFoundError(f'{d} has no epoch{epochs:03d}.pt: train it to the end first (guessfirst-train --help)')
+            if src is None:
+                raise FileNotFoundError(f'{d} has no epoch{epochs:03d}.pt: train it to the end first '
+                                        '(guessfirst-train --help)')
             ck, name, h = load_checkpoint(src), weight_name(dataset, model, profile, seed), sha256_file(src)
-            with open(src, 'rb') as f: _install_stream(f, Path(out) / name, h, dataset)   # atomic, and the copy is checked
+            # atomic, and the copy is checked
+            with open(src, 'rb') as f: _install_stream(f, Path(out) / name, h, dataset)
             files[name] = dict(sha256=h, bytes=src.stat().st_size, epochs=ck['epoch'],
                                test_acc=ck['history'][-1]['test_acc'], device=ck.get('device', 'cpu'))
     doc = dict(url=WEIGHTS_URL, files=dict(sorted(files.items())))
@@ -52,7 +57,8 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
 
 # %% ../nbs/12_pretrained.ipynb #e1a2d7df
 class PretrainedError(ValueError):
-    "A published weights file that is missing, damaged, or cannot be downloaded; the message names the file and the fix."
+    """A published weights file that is missing, damaged, or cannot be downloaded; the message names the file and the
+    fix."""
 
 def _repo_weights() -> Path:
     "The `weights/` folder of the checkout the package runs from (absent in an installed wheel)."
@@ -61,21 +67,24 @@ def _repo_weights() -> Path:
 def _check(path: Path, want: str, fix: str):
     got = sha256_file(path)
     if got != want:
-        raise PretrainedError(f'{path}: its SHA-256 is {got[:16]}..., the manifest says {want[:16]}...: the file is damaged or is not '
-                              f'the published one. Fix: {fix}')
+        raise PretrainedError(f'{path}: its SHA-256 is {got[:16]}..., the manifest says {want[:16]}...: the file is '
+                              f'damaged or is not the published one. Fix: {fix}')
 
 def _download(url: str, dest: Path, want: str):
     "Download `url` to `dest` through the data module's checked, atomic `_install_stream`."
     try:
         with urllib.request.urlopen(url, timeout=60) as r: _install_stream(r, dest, want, dest.name)
     except DataError as e:
-        raise PretrainedError(f'{dest}: {e}. Fix: download it again; if it stays wrong, {url} is not the published file') from None
+        raise PretrainedError(f'{dest}: {e}. Fix: download it again; if it stays wrong, {url} is '
+                              'not the published file') from None
     except OSError as e:
         raise PretrainedError(f'cannot download {url} ({e}). Fix: check the network, or clone the repository '
                               f'(its weights/ folder holds every file) and pass root=<clone>/weights') from None
 
-def pretrained_file(dataset: str, model: str, profile: str = 'paper', seed: int = 0, root=None, url: str | None = None) -> Path:
-    "The checked path of one published file: from `root`, the checkout's `weights/`, or the cache (downloaded if missing)."
+def pretrained_file(dataset: str, model: str, profile: str = 'paper', seed: int = 0, root=None,
+                    url: str | None = None) -> Path:
+    """The checked path of one published file: from `root`, the checkout's `weights/`, or the cache (downloaded if
+    missing)."""
     name, files = weight_name(dataset, model, profile, seed), read_manifest()['files']
     if name not in files:
         runs = sorted({tuple(n.split('/')[:3]) for n in files})
@@ -84,17 +93,23 @@ def pretrained_file(dataset: str, model: str, profile: str = 'paper', seed: int 
     want = files[name]['sha256']
     if root is not None or (_repo_weights() / name).exists():
         path = Path(root if root is not None else _repo_weights()) / name
-        if not path.exists(): raise PretrainedError(f'{path} does not exist. Fix: pass the weights/ folder of a clone as root, or root=None to download')
-        _check(path, want, f'restore it (git checkout -- weights/{name}) or delete it and pass root=None to download it')
+        if not path.exists():
+            raise PretrainedError(f'{path} does not exist. Fix: pass the weights/ folder of a clone as root, or '
+                                  'root=None to download')
+        _check(path, want,
+               f'restore it (git checkout -- weights/{name}) or delete it and pass root=None to download it')
         return path
     path = data_dir() / 'pretrained' / name
-    if not path.exists(): _download(f"{(url or read_manifest()['url']).rstrip('/')}/{name}", path, want)   # checked as it streams
+    # checked as it streams
+    if not path.exists(): _download(f"{(url or read_manifest()['url']).rstrip('/')}/{name}", path, want)
     else: _check(path, want, 'delete it; it is downloaded again')
     return path
 
 # %% ../nbs/12_pretrained.ipynb #3001744f
-def load_pretrained(dataset: str, model: str, profile: str = 'paper', seed: int = 0, root=None, device='cpu', url: str | None = None):
-    "A published model, its SHA-256 checked, on `device`, in eval mode (RobustBench's `load_model`, for this paper's models)."
+def load_pretrained(dataset: str, model: str, profile: str = 'paper', seed: int = 0, root=None, device='cpu',
+                    url: str | None = None):
+    """A published model, its SHA-256 checked, on `device`, in eval mode (RobustBench's `load_model`, for this paper's
+    models)."""
     ck = load_checkpoint(pretrained_file(dataset, model, profile, seed, root, url))
     m = make_model(model); m.load_state_dict(ck['model'])
     return m.to(get_device(device)).eval()

@@ -22,8 +22,10 @@ __all__ = ['TABLE_ROWS', 'PALETTE', 'CLAIMS', 'paper_table', 'wilson', 'environm
            'compare', 'claims', 'masking_signs', 'claims_markdown']
 
 # %% ../nbs/08_reproduce.ipynb #3a964b39
-TABLE_ROWS = [('clean', '', 0.0), ('FGSM', 'black', 0.15), ('FGSM', 'black', 0.30), ('PGD', 'black', 0.15), ('PGD', 'black', 0.30),
-              ('CW', 'black', 2.0), ('FGSM', 'white', 0.15), ('FGSM', 'white', 0.30), ('PGD', 'white', 0.15), ('PGD', 'white', 0.30),
+TABLE_ROWS = [('clean', '', 0.0),
+              ('FGSM', 'black', 0.15), ('FGSM', 'black', 0.30), ('PGD', 'black', 0.15), ('PGD', 'black', 0.30),
+              ('CW', 'black', 2.0),
+              ('FGSM', 'white', 0.15), ('FGSM', 'white', 0.30), ('PGD', 'white', 0.15), ('PGD', 'white', 0.30),
               ('CW', 'white', 2.0)]
 
 def paper_table() -> dict:
@@ -46,14 +48,17 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 def _git_commit():
     "The checkout's commit, or None outside a git checkout (an installed package)."
     here = Path(globals()['__file__']).parent if '__file__' in globals() else Path.cwd()
-    try: return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, cwd=here).stdout.strip() or None
+    try:
+        return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                              cwd=here).stdout.strip() or None
     except OSError: return None
 
 def environment() -> dict:
     "Versions and machine facts recorded with every result."
     import foolbox, numpy
-    return dict(guessfirst_nb=__version__, torch=torch.__version__, foolbox=foolbox.__version__, numpy=numpy.__version__,
-                python=platform.python_version(), machine=platform.machine(), threads=torch.get_num_threads(), git_commit=_git_commit())
+    return dict(guessfirst_nb=__version__, torch=torch.__version__, foolbox=foolbox.__version__,
+                numpy=numpy.__version__, python=platform.python_version(), machine=platform.machine(),
+                threads=torch.get_num_threads(), git_commit=_git_commit())
 
 def _first_broken(broken: np.ndarray) -> list:
     "Index of the first eps at which each sample is broken, -1 if never (broken is cumulative)."
@@ -80,7 +85,8 @@ def results_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
 
 def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
               force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu') -> dict:
-    "Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the results. `redo`: attacks to recompute in existing results."
+    """Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the
+    results. `redo`: attacks to recompute in existing results."""
     check_dataset(dataset); prof = get_profile(profile); cfg = ATTACK_PROFILES[profile]
     path = results_path(out, dataset, profile, seed)
     if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log, device)
@@ -118,13 +124,15 @@ def training_histories(dataset: str, profile: str, seed: int = 0, runs='runs') -
     out = {}
     for name in TARGETS + [SUBSTITUTE]:
         d = run_dir(runs, dataset, profile, seed, name)
-        p = d / 'last.pt' if (d / 'last.pt').exists() else d / f'epoch{get_profile(profile).epochs:03d}.pt'   # a run brought back as weights
+        # a run brought back as weights
+        p = d / 'last.pt' if (d / 'last.pt').exists() else d / f'epoch{get_profile(profile).epochs:03d}.pt'
         if p.exists(): out[name] = load_checkpoint(p)['history']
     return out
 
 # %% ../nbs/08_reproduce.ipynb #5ca16dae
 def _redo(path, redo, dataset, profile, seed, runs, cfg, log, device='cpu'):
-    "Recompute the attacks `redo` (e.g. ('CW',)) of an existing results file with the current attack config, keeping the rest."
+    """Recompute the attacks `redo` (e.g. ('CW',)) of an existing results file with the current attack config, keeping
+    the rest."""
     from guessfirst_nb.train import load_model
     bad = set(redo) - {'FGSM', 'PGD', 'CW'}
     if bad: raise ValueError(f"unknown attacks {sorted(bad)}; valid: FGSM, PGD, CW")
@@ -132,7 +140,8 @@ def _redo(path, redo, dataset, profile, seed, runs, cfg, log, device='cpu'):
     models = {n: load_model(n, dataset, profile, seed, runs, device=device)[0] for n in TARGETS + [SUBSTITUTE]}
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
     t0 = time.time()
-    res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], te.images(), te.y, cfg, log=log, attacks=tuple(redo))
+    res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], te.images(), te.y, cfg, log=log,
+                   attacks=tuple(redo))
     new = to_json(res, len(te))
     for m in TARGETS: doc['results'][m].update({k: v for k, v in new[m].items() if k != 'clean'})
     doc['attack_config'] = asdict(cfg)
@@ -158,20 +167,24 @@ def table(doc: dict, paper: dict | None = None):
                 acc = e['acc'][e['eps'].index(eps)]
             lo, hi = wilson(round(acc * n), n)
             pv = paper.get((doc['dataset'], atk, mode, eps), {}).get(m)
-            row[m] = f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}] | {pv:.1f} | {100*acc - pv:+.1f}' if pv is not None else f'{100*acc:.1f}'
-        rows.append(row); index.append('Clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode[0]} {eps:.2f}")
+            row[m] = (f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}] | {pv:.1f} '
+                      f'| {100*acc - pv:+.1f}') if pv is not None else f'{100*acc:.1f}'
+        rows.append(row)
+        index.append('Clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode[0]} {eps:.2f}")
     return pd.DataFrame(rows, index=index, columns=TARGETS)
 
 def markdown_table(df, corner: str = '') -> str:
     "A DataFrame as a GitHub markdown table: tuple index labels joined by ' / ', a cell's own bars escaped."
     idx = [' / '.join(i) if isinstance(i, tuple) else str(i) for i in df.index]
-    lines = ['|' + (f' {corner} ' if corner else ' ') + '| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * (len(df.columns) + 1)]
+    lines = ['|' + (f' {corner} ' if corner else ' ') + '| ' + ' | '.join(map(str, df.columns)) + ' |',
+             '|' + '---|' * (len(df.columns) + 1)]
     lines += ['| ' + ' | '.join([i] + [str(c).replace('|', '\\|') for c in r]) + ' |' for i, r in zip(idx, df.values)]
     return '\n'.join(lines)
 
 def table_markdown(doc: dict, paper: dict | None = None) -> str:
     "The table as GitHub markdown."
-    return markdown_table(table(doc, paper), f"{doc['dataset']} ({doc['profile']}, n={doc['results'][TARGETS[0]]['FGSM/white']['n']})")
+    return markdown_table(table(doc, paper),
+                          f"{doc['dataset']} ({doc['profile']}, n={doc['results'][TARGETS[0]]['FGSM/white']['n']})")
 
 # %% ../nbs/08_reproduce.ipynb #37226b20
 PALETTE = dict(zip(TARGETS, ['#444444', '#1f77b4', '#d62728', '#17becf', '#ff7f0e', '#2ca02c']))
@@ -188,7 +201,8 @@ def figure3(doc: dict, paper: dict | None = None, path=None):
                 e = doc['results'][m][f'{atk}/{mode}']
                 if atk == 'CW':
                     grid = np.linspace(0, max(4.0, max(e['eps'])), 161)
-                    ax.plot(grid, 100 * np.array(l2_curve([math.inf if d is None else d for d in e['dist']], grid)), color=PALETTE[m], label=m)
+                    ax.plot(grid, 100 * np.array(l2_curve([math.inf if d is None else d for d in e['dist']], grid)),
+                            color=PALETTE[m], label=m)
                 else: ax.plot(e['eps'], 100 * np.array(e['acc']), '-', color=PALETTE[m], label=m, marker='.')
                 for eps in ([2.0] if atk == 'CW' else [0.15, 0.30]):
                     pv = paper.get((doc['dataset'], atk, mode, eps), {}).get(m)
@@ -199,7 +213,8 @@ def figure3(doc: dict, paper: dict | None = None, path=None):
             if atk == 'FGSM': ax.set_xlim(0, 1.0)
         axs[i, 0].set_ylabel('accuracy (%)')
     axs[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{doc['dataset']}, profile {doc['profile']}, n={doc['results'][TARGETS[0]]['FGSM/white']['n']} test images: lines ours, x the paper's table values")
+    fig.suptitle(f"{doc['dataset']}, profile {doc['profile']}, n={doc['results'][TARGETS[0]]['FGSM/white']['n']} test "
+                 "images: lines ours, x the paper's table values")
     fig.tight_layout()
     if path is not None: save_figure(fig, path, dpi=110)
     return fig
@@ -218,7 +233,8 @@ def main(argv=None, prog='guessfirst-reproduce'):
     p = Command(prog, 'Reproduce Table 1, Table 2 and Figure 3 of the paper.', dataset='all', profiles=PROFILES, seed=0,
                 runs='runs', out='results', force=True, device='here',
                 helps={'--force': 'recompute the attacks even if results exist'})
-    p.add_argument('--redo', nargs='*', default=[], help='recompute only these attacks (FGSM, PGD, CW) in existing results')
+    p.add_argument('--redo', nargs='*', default=[],
+                   help='recompute only these attacks (FGSM, PGD, CW) in existing results')
     def body(a):
         written = []
         for ds in a.datasets:
@@ -267,7 +283,8 @@ CLAIMS = [  # (claim, list of (a, b, key, eps) comparisons that make it)
 ]
 
 def claims(doc: dict) -> list[dict]:
-    "Every claim of CLAIMS for one results document: its comparisons (ours and the paper's differences) and a summary verdict."
+    """Every claim of CLAIMS for one results document: its comparisons (ours and the paper's differences) and a summary
+    verdict."""
     P = paper_table(); out = []
     for text, comps in CLAIMS:
         rows = []
@@ -275,15 +292,19 @@ def claims(doc: dict) -> list[dict]:
             d, v = compare(doc, a, b, key, eps)
             atk, mode = key.split('/')
             pv = P.get((doc['dataset'], atk, mode, eps), {})
-            rows.append(dict(a=a, b=b, key=key, eps=eps, ours=d, verdict=v, paper=pv.get(a, float('nan')) - pv.get(b, float('nan'))))
+            rows.append(dict(a=a, b=b, key=key, eps=eps, ours=d, verdict=v,
+                             paper=pv.get(a, float('nan')) - pv.get(b, float('nan'))))
         vs = [r['verdict'] for r in rows]
-        summary = ('holds' if all(v == 'holds' for v in vs) else 'does not hold' if all(v == 'does not hold' for v in vs)
-                   else f"mixed: {vs.count('holds')} of {len(vs)} comparisons hold, {vs.count('direction only')} in direction only, {vs.count('does not hold')} tied or reversed")
+        summary = ('holds' if all(v == 'holds' for v in vs) else 'does not hold'
+                   if all(v == 'does not hold' for v in vs)
+                   else f"mixed: {vs.count('holds')} of {len(vs)} comparisons hold, {vs.count('direction only')} in "
+                        f"direction only, {vs.count('does not hold')} tied or reversed")
         out.append(dict(claim=text, summary=summary, rows=rows))
     return out
 
 def masking_signs(doc: dict) -> list[dict]:
-    "Where white-box accuracy exceeds black-box accuracy for the same attack and eps: a white-box attack weaker than transfer is a sign of gradient masking."
+    """Where white-box accuracy exceeds black-box accuracy for the same attack and eps: a white-box attack weaker than
+    transfer is a sign of gradient masking."""
     out = []
     for m in TARGETS:
         for atk, eps in [('FGSM', .15), ('FGSM', .3), ('PGD', .15), ('PGD', .3), ('CW', 2.0)]:
@@ -296,8 +317,10 @@ def claims_markdown(doc: dict) -> str:
     lines = [f"**{doc['dataset']}** ({doc['profile']}, n={doc['results']['CNN']['FGSM/white']['n']})", '']
     for c in claims(doc):
         lines.append(f"- {c['claim']}: **{c['summary']}**. " + '; '.join(
-            f"{r['a']} - {r['b']} {r['key'].replace('/', ' ')} {r['eps']:g}: {r['ours']:+.1f} ({r['paper']:+.1f})" for r in c['rows']))
+            f"{r['a']} - {r['b']} {r['key'].replace('/', ' ')} {r['eps']:g}: {r['ours']:+.1f} ({r['paper']:+.1f})"
+            for r in c['rows']))
     ms = masking_signs(doc)
     lines.append('- White-box weaker than black-box transfer (a sign of gradient masking): ' +
-                 ('; '.join(f"{s['model']} {s['attack']} {s['eps']:g}: white {s['white']:.1f}% > black {s['black']:.1f}%" for s in ms) or 'nowhere'))
+                 ('; '.join(f"{s['model']} {s['attack']} {s['eps']:g}: white {s['white']:.1f}% > "
+                            f"black {s['black']:.1f}%" for s in ms) or 'nowhere'))
     return '\n'.join(lines)

@@ -13,11 +13,12 @@ from .data import DATASETS, check_dataset, load, atomic_write_text, Command
 from .models import TARGETS, SUBSTITUTE
 from .train import (get_profile, load_model, run_dir, epoch_files, PROFILES, CheckpointError,
                                  TrainingDiverged)
-from .attacks import ATTACK_PROFILES, AttackConfig, fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
+from .attacks import (ATTACK_PROFILES, AttackConfig, fixed_eps_advs, cw_advs, broken_fixed, broken_l2,
+                                   predict, device_of, _batches)
 import torch.nn.functional as F
 from .audit import pgd_broken, input_grad_norms
-from .reproduce import (reproduce, results_path, paper_table, wilson, environment, CLAIMS, TABLE_ROWS, PALETTE, _acc,
-                                     markdown_table, save_figure)
+from .reproduce import (reproduce, results_path, paper_table, wilson, environment, CLAIMS, TABLE_ROWS,
+                                     PALETTE, _acc, markdown_table, save_figure)
 
 # %% auto #0
 __all__ = ['STABILITY_PROFILES', 'BLACK_CELLS', 'WHITE_CELLS', 'StabilityConfig', 'stability_config', 'saved_epochs', 'craft',
@@ -66,8 +67,8 @@ def _epoch(dataset, profile, seed, model, runs, epoch: int) -> int:
     "Resolve `epoch` (0: the last saved one) against what is on disk, with an error that says how to get it."
     have = saved_epochs(dataset, profile, seed, model, runs)
     if not have:
-        raise FileNotFoundError(f'no checkpoints of {model} in {run_dir(runs, dataset, profile, seed, model)}; train first: '
-                                f'guessfirst-reproduce --dataset {dataset} --profile {profile} --seed {seed}')
+        raise FileNotFoundError(f'no checkpoints of {model} in {run_dir(runs, dataset, profile, seed, model)}; train '
+                                f'first: guessfirst-reproduce --dataset {dataset} --profile {profile} --seed {seed}')
     e = have[-1] if epoch == 0 else epoch
     if e not in have: raise ValueError(f'{model} has no checkpoint for epoch {e}; saved epochs: {have}')
     return e
@@ -90,7 +91,8 @@ def craft(substitute, x, y, cfg: StabilityConfig, acfg: AttackConfig, seed: int 
     return out
 
 def transfer(target, x, y, crafted: dict, cfg: StabilityConfig) -> dict:
-    "Accuracy of `target` on the clean images and on the transferred examples: {'FGSM 0.15': acc, ..., 'CW 2': acc}. Forward passes only."
+    """Accuracy of `target` on the clean images and on the transferred examples: {'FGSM 0.15': acc, ..., 'CW 2': acc}.
+    Forward passes only."""
     acc = {}
     for atk in ('FGSM', 'PGD'):
         g, advs = crafted[atk]
@@ -103,7 +105,8 @@ def transfer(target, x, y, crafted: dict, cfg: StabilityConfig) -> dict:
 # %% ../nbs/10_stability.ipynb #317684f6
 def white(model, x, y, cfg: StabilityConfig, seed: int = 0) -> dict:
     "White-box accuracy per eps: cross-entropy PGD, margin PGD, and their per-sample worst case."
-    b = {loss: pgd_broken(model, x, y, list(cfg.white_eps), 'linf', loss, cfg.white_steps, cfg.white_restarts, seed=seed)['broken']
+    b = {loss: pgd_broken(model, x, y, list(cfg.white_eps), 'linf', loss, cfg.white_steps, cfg.white_restarts,
+                          seed=seed)['broken']
          for loss in ('ce', 'margin')}
     worst = b['ce'] | b['margin']
     acc = {}
@@ -151,17 +154,20 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         if e in subs: continue
         t0 = time.time()
         sub, _ = load_model(SUBSTITUTE, dataset, profile, seed, runs, epoch=e, device=device)
-        subs[e] = dict(crafted=craft(sub, x, y, cfg, acfg, seed=acfg.seed), clean=(predict(sub, x) == y).sum().item() / len(y),
-                       seconds=time.time() - t0)
-        log(f'{dataset} substitute epoch {e}: clean {subs[e]["clean"]:.3f}, examples crafted in {subs[e]["seconds"]:.0f}s')
-    key = json.loads(json.dumps(dict(config=asdict(cfg), attack_config=asdict(acfg), substitutes=sorted(subs))))   # as it reads back
+        subs[e] = dict(crafted=craft(sub, x, y, cfg, acfg, seed=acfg.seed),
+                       clean=(predict(sub, x) == y).sum().item() / len(y), seconds=time.time() - t0)
+        log(f'{dataset} substitute epoch {e}: clean {subs[e]["clean"]:.3f}, examples crafted in '
+            f'{subs[e]["seconds"]:.0f}s')
+    # as it reads back
+    key = json.loads(json.dumps(dict(config=asdict(cfg), attack_config=asdict(acfg), substitutes=sorted(subs))))
     partial = path.with_name(path.stem + '.partial.json')
     state = json.loads(partial.read_text()) if partial.exists() else {}
     curves = state.get('curves', {}) if state.get('key') == key else {}
     for name in (models or TARGETS):
         if name in curves: log(f'{dataset} {name}: resumed from {partial}'); continue
         rows = []
-        for e in [_epoch(dataset, profile, seed, name, runs, e) for e in cfg.epochs] or saved_epochs(dataset, profile, seed, name, runs):
+        for e in ([_epoch(dataset, profile, seed, name, runs, e) for e in cfg.epochs]
+                  or saved_epochs(dataset, profile, seed, name, runs)):
             t0 = time.time()
             m, ck = load_model(name, dataset, profile, seed, runs, epoch=e, device=device)
             rows.append(dict(epoch=e, clean=(predict(m, x) == y).sum().item() / len(y),
@@ -172,7 +178,8 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         curves[name] = rows
         log(f'{dataset} {name}: {len(rows)} epochs in {sum(r["seconds"] for r in rows):.0f}s')
         atomic_write_text(partial, json.dumps(dict(key=key, curves=curves)))
-    doc = dict(dataset=dataset, profile=profile, seed=seed, config=asdict(cfg), attack_config=asdict(acfg), n=len(y), n_white=nw,
+    doc = dict(dataset=dataset, profile=profile, seed=seed, config=asdict(cfg), attack_config=asdict(acfg),
+               n=len(y), n_white=nw,
                substitute={str(e): dict(epoch=e, clean=v['clean'], seconds=v['seconds']) for e, v in subs.items()},
                curves=curves, environment=environment(), total_seconds=time.time() - t_start)
     atomic_write_text(path, json.dumps(doc, indent=1))
@@ -206,7 +213,8 @@ def seed_table(docs: list[dict], paper: dict | None = None):
             pv = paper.get((ds, atk, mode, eps), {}).get(m)
             row[m] = (f'{v.mean():.1f} ± {sd} | seed {d0["seed"]}: {v[0]:.1f} [{100*lo:.1f}, {100*hi:.1f}]'
                       + ('' if pv is None else f' | paper {pv:.1f}'))
-        rows.append(row); index.append('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}")
+        rows.append(row)
+        index.append('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}")
     return pd.DataFrame(rows, index=index, columns=TARGETS)
 
 # %% ../nbs/10_stability.ipynb #015a27b4
@@ -217,7 +225,8 @@ def _by_seed(out, dataset: str, profile: str, suffix: str = '') -> list[dict]:
     return sorted((json.loads(p.read_text()) for p in ps), key=lambda d: d['seed'])
 
 def seed_results(out, dataset: str, profile: str) -> list[dict]:
-    "The reproduction's results for every seed of one dataset and profile under `out` (`<dataset>.json`, `<dataset>_seed<N>.json`), by seed."
+    """The reproduction's results for every seed of one dataset and profile under `out` (`<dataset>.json`,
+    `<dataset>_seed<N>.json`), by seed."""
     return _by_seed(out, dataset, profile)
 
 # %% ../nbs/10_stability.ipynb #551cfdc8
@@ -236,17 +245,23 @@ def seed_worst_table(audits: dict):
             norm, eps = key.split()
             rows.append({m: f"{100*v['acc']:.1f} [{100*v['lo']:.1f}, {100*v['hi']:.1f}]" for m, v in w.items()})
             index.append(f"seed {s}: {'l-inf' if norm == 'linf' else 'l2'} {float(eps):.2f}")
-    return pd.DataFrame(rows, index=index, columns=[m for m in TARGETS if any(m in a['results'] for a in audits.values())])
+    return pd.DataFrame(rows, index=index,
+                        columns=[m for m in TARGETS if any(m in a['results'] for a in audits.values())])
 
 # %% ../nbs/10_stability.ipynb #50fe20e4
 def protocol_table(short_docs: list[dict], long_doc: dict, paper: dict | None = None):
-    "Each cell of the paper's table: 'paper p | 10 ep m (k seeds) | 200 ep v [lo, hi]' from the short runs (over seeds) and one long run."
+    """Each cell of the paper's table: 'paper p | 10 ep m (k seeds) | 200 ep v [lo, hi]' from the short runs (over
+    seeds) and one long run."""
     import pandas as pd
-    if not short_docs: raise ValueError('no short-protocol results given: run guessfirst-reproduce --profile paper-lite --seed N first')
+    if not short_docs:
+        raise ValueError('no short-protocol results given: run guessfirst-reproduce --profile '
+                         'paper-lite --seed N first')
     ds = long_doc['dataset']
-    if {d['dataset'] for d in short_docs} != {ds}: raise ValueError(f'the results mix datasets: {sorted({d["dataset"] for d in short_docs} | {ds})}')
+    if {d['dataset'] for d in short_docs} != {ds}:
+        raise ValueError(f'the results mix datasets: {sorted({d["dataset"] for d in short_docs} | {ds})}')
     paper = paper_table() if paper is None else paper
-    short, ep = seed_values(short_docs), (short_docs[0]['train_profile']['epochs'] if 'train_profile' in short_docs[0] else '?',
+    short, ep = seed_values(short_docs), (short_docs[0]['train_profile']['epochs'] if 'train_profile' in short_docs[0]
+                                          else '?',
                                           long_doc['train_profile']['epochs'] if 'train_profile' in long_doc else '?')
     rows, index = [], []
     for (atk, mode, eps), per in short.items():
@@ -255,15 +270,19 @@ def protocol_table(short_docs: list[dict], long_doc: dict, paper: dict | None = 
             acc, n = _acc(long_doc, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)
             lo, hi = wilson(round(acc * n), n)
             pv = paper.get((ds, atk, mode, eps), {}).get(m)
-            row[m] = ('' if pv is None else f'paper {pv:.1f} | ') + f'{ep[0]} ep {np.mean(v):.1f} ({len(v)} seeds) | {ep[1]} ep {100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}]'
-        rows.append(row); index.append('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}")
+            row[m] = (('' if pv is None else f'paper {pv:.1f} | ') + f'{ep[0]} ep {np.mean(v):.1f} ({len(v)} seeds) | '
+                      f'{ep[1]} ep {100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}]')
+        rows.append(row)
+        index.append('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}")
     return pd.DataFrame(rows, index=index, columns=TARGETS)
 
 # %% ../nbs/10_stability.ipynb #cb062bfc
 def seed_spread(docs: list[dict]):
-    "Every attacked cell x model over seeds: each seed's accuracy (%), mean, sd, range, and the first seed's 95% interval width."
+    """Every attacked cell x model over seeds: each seed's accuracy (%), mean, sd, range, and the first seed's 95%
+    interval width."""
     import pandas as pd
-    if len(docs) < 2: raise ValueError(f'{len(docs)} seed(s) given: the spread needs at least two (guessfirst-reproduce --seed N)')
+    if len(docs) < 2:
+        raise ValueError(f'{len(docs)} seed(s) given: the spread needs at least two (guessfirst-reproduce --seed N)')
     d0, rows = docs[0], []
     for (atk, mode, eps), per in seed_values(docs).items():
         if atk == 'clean': continue
@@ -276,10 +295,12 @@ def seed_spread(docs: list[dict]):
 
 # %% ../nbs/10_stability.ipynb #7b4e6438
 def _audited(d: dict, a: dict | None):
-    "acc() of one seed's reproduction `d`, with the white-box PGD and C&W cells replaced by the worst case of its audit `a`, if given."
+    """acc() of one seed's reproduction `d`, with the white-box PGD and C&W cells replaced by the worst case of its
+    audit `a`, if given."""
     if a is not None and (a['dataset'], a['profile'], a['seed']) != (d['dataset'], d['profile'], d['seed']):
         raise ValueError(f"the audit ({a['dataset']}, {a['profile']}, seed {a['seed']}) is not of this reproduction "
-                         f"({d['dataset']}, {d['profile']}, seed {d['seed']}): pass audits as {{seed: audit}} of the same dataset and profile")
+                         f"({d['dataset']}, {d['profile']}, seed {d['seed']}): pass audits as {{seed: audit}} of the "
+                         "same dataset and profile")
     def acc(m, key, eps):
         if a is not None and key in ('PGD/white', 'CW/white'):
             w = a['results'].get(m, {}).get('worst_case', {}).get(f"{'linf' if key == 'PGD/white' else 'l2'} {eps:g}")
@@ -288,12 +309,14 @@ def _audited(d: dict, a: dict | None):
     return acc
 
 def settings(seed_docs: list[dict] = (), stab: dict | None = None, audits: dict | None = None) -> list[tuple]:
-    """(factor, label, acc(model, key, eps) -> accuracy or None, n(model, key, eps) -> images) for every seed, substitute length
-    and target epoch. `audits` ({seed: audit document}, notebook 09): an audited seed's white-box PGD and C&W cells are the audit's worst case."""
+    """(factor, label, acc(model, key, eps) -> accuracy or None, n(model, key, eps) -> images) for every seed,
+    substitute length and target epoch. `audits` ({seed: audit document}, notebook 09): an audited seed's white-box PGD
+    and C&W cells are the audit's worst case."""
     out, audits = [], audits or {}
     for d in seed_docs:
         a = audits.get(d['seed'])
-        out.append(('seed', f"seed {d['seed']}" + (' (audited)' if a else ''), _audited(d, a), lambda m, key, eps, d=d: _acc(d, m, key, eps)[1]))
+        out.append(('seed', f"seed {d['seed']}" + (' (audited)' if a else ''), _audited(d, a),
+                    lambda m, key, eps, d=d: _acc(d, m, key, eps)[1]))
     if stab:
         last = {m: rows[-1] for m, rows in stab['curves'].items()}
         subs = sorted(stab['substitute'], key=int)
@@ -320,8 +343,9 @@ def _clear(va: float, vb: float, n: int) -> bool:
     return wilson(round(va * n), n)[0] > wilson(round(vb * n), n)[1]
 
 def claim_verdicts(setting_list: list) -> list[dict]:
-    """Every claim of CLAIMS in every setting: per setting the comparisons measured and won (a strictly higher accuracy), those won
-    clearly (non-overlapping 95% intervals, where the setting gives its image counts), and the verdict across settings."""
+    """Every claim of CLAIMS in every setting: per setting the comparisons measured and won (a strictly higher
+    accuracy), those won clearly (non-overlapping 95% intervals, where the setting gives its image counts), and the
+    verdict across settings."""
     res = []
     for text, comps in CLAIMS:
         per = []
@@ -339,7 +363,8 @@ def claim_verdicts(setting_list: list) -> list[dict]:
                             verdict='holds' if won == len(diffs) else 'fails' if won == 0 else 'partly'))
         held = [p['setting'] for p in per if p['verdict'] == 'holds']
         summary = ('not measured' if not per else 'holds in every setting' if len(held) == len(per) else
-                   'holds in no setting' if not held else f"holds only in {len(held)} of {len(per)} settings: {', '.join(held)}")
+                   'holds in no setting' if not held
+                   else f"holds only in {len(held)} of {len(per)} settings: {', '.join(held)}")
         res.append(dict(claim=text, summary=summary, settings=per))
     return res
 
@@ -348,7 +373,8 @@ BLACK_CELLS = ['FGSM 0.15', 'FGSM 0.3', 'PGD 0.15', 'PGD 0.3', 'CW 2']
 WHITE_CELLS = ['worst 0.15', 'worst 0.3']
 
 def plot_epochs(stab: dict, audit: dict | None = None, path=None):
-    "Accuracy (%) against training epoch for every target: clean, black-box per substitute length, white-box worst of two PGDs."
+    """Accuracy (%) against training epoch for every target: clean, black-box per substitute length, white-box worst of
+    two PGDs."""
     import matplotlib.pyplot as plt
     cells = ['clean'] + BLACK_CELLS + WHITE_CELLS
     fig, axs = plt.subplots(2, 4, figsize=(17, 7.5), sharex=True)
@@ -360,31 +386,37 @@ def plot_epochs(stab: dict, audit: dict | None = None, path=None):
             if c == 'clean': ax.plot(ep, [100 * r['clean'] for r in rows], color=PALETTE[m], label=m)
             elif c in BLACK_CELLS:
                 for s in subs:
-                    ax.plot(ep, [100 * r['black'][s][c] for r in rows], color=PALETTE[m], ls='-' if s == subs[-1] else (0, (2, 1 + 2 * subs.index(s))),
+                    ax.plot(ep, [100 * r['black'][s][c] for r in rows], color=PALETTE[m],
+                            ls='-' if s == subs[-1] else (0, (2, 1 + 2 * subs.index(s))),
                             lw=1.6 if s == subs[-1] else 1.0, label=m if s == subs[-1] else None)
             else:
                 ax.plot(ep, [100 * r['white'][c] for r in rows], color=PALETTE[m], label=m)
                 key = f"linf {c.split()[1]}"
                 if audit and key in audit['results'].get(m, {}).get('worst_case', {}):
-                    ax.plot(ep[-1] * 1.12 if logx else ep[-1] + 0.25, 100 * audit['results'][m]['worst_case'][key]['acc'], '*', color=PALETTE[m], ms=10)
-        name = {'clean': 'clean'}.get(c) or (f"black-box {c.replace('CW 2', 'C&W l2 2.0')}" if c in BLACK_CELLS else f"white-box PGD {c.split()[1]} (worst of CE, margin)")
+                    ax.plot(ep[-1] * 1.12 if logx else ep[-1] + 0.25,
+                            100 * audit['results'][m]['worst_case'][key]['acc'], '*', color=PALETTE[m], ms=10)
+        name = {'clean': 'clean'}.get(c) or (f"black-box {c.replace('CW 2', 'C&W l2 2.0')}" if c in BLACK_CELLS
+                                             else f"white-box PGD {c.split()[1]} (worst of CE, margin)")
         ax.set_title(name, fontsize=10); ax.grid(alpha=.3); ax.set_ylim(-3, 103)
         if logx: ax.set_xscale('log')
     for ax in axs[-1]: ax.set_xlabel('training epoch')
     for ax in axs[:, 0]: ax.set_ylabel('accuracy (%)')
     axs[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: black-box dashed = substitute trained "
-                 f"{', '.join(subs[:-1])} epoch(s), solid = {subs[-1]}" + ('; star = the audit\'s worst case' if audit else ''), fontsize=10)
+    fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: black-box dashed = substitute "
+                 f"trained {', '.join(subs[:-1])} epoch(s), solid = {subs[-1]}"
+                 + ('; star = the audit\'s worst case' if audit else ''), fontsize=10)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig
 
 def plot_masking(stab: dict, path=None):
     """The signs of masking against training epoch: the fraction of test images whose cross-entropy input gradient is
-    exactly 0 in float32, and the median true-class score T and best other score (written by `stability` since `score_stats`)."""
+    exactly 0 in float32, and the median true-class score T and best other score (written by `stability` since
+    `score_stats`)."""
     import matplotlib.pyplot as plt
     if not all('grad_zero' in r for rows in stab['curves'].values() for r in rows):
-        raise ValueError('these stability results predate score_stats; recompute them: guessfirst-stability ... --force')
+        raise ValueError('these stability results predate score_stats; recompute them: '
+                         'guessfirst-stability ... --force')
     fig, axs = plt.subplots(1, 3, figsize=(15, 3.8), sharex=True)
     logx = max(r['epoch'] for rows in stab['curves'].values() for r in rows) > 20
     for m, rows in stab['curves'].items():
@@ -392,11 +424,13 @@ def plot_masking(stab: dict, path=None):
         axs[0].plot(ep, [100 * r['grad_zero'] for r in rows], 'o-', color=PALETTE[m], label=m, ms=3)
         axs[1].plot(ep, [r['T_true'] for r in rows], 'o-', color=PALETTE[m], ms=3)
         axs[2].plot(ep, [r['T_other'] for r in rows], 'o-', color=PALETTE[m], ms=3)
-    for ax, t in zip(axs, ['cross-entropy input gradient exactly 0 (% of images)', 'median true-class score T(x, y)', 'median best other score']):
+    for ax, t in zip(axs, ['cross-entropy input gradient exactly 0 (% of images)', 'median true-class score T(x, y)',
+                           'median best other score']):
         ax.set_title(t, fontsize=10); ax.grid(alpha=.3); ax.set_xlabel('training epoch')
         if logx: ax.set_xscale('log')
     axs[1].set_yscale('symlog'); axs[2].set_yscale('symlog'); axs[0].legend(fontsize=8)
-    fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: signs of gradient masking", fontsize=10)
+    fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: signs of gradient masking",
+                 fontsize=10)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig
@@ -408,8 +442,10 @@ def plot_substitutes(stab: dict, path=None):
     fig, axs = plt.subplots(1, len(BLACK_CELLS), figsize=(17, 3.6), sharey=True)
     for ax, c in zip(axs, BLACK_CELLS):
         for m, rows in stab['curves'].items():
-            ax.plot([int(s) for s in subs], [100 * rows[-1]['black'][s][c] for s in subs], 'o-', color=PALETTE[m], label=m)
-        ax.set_title(f"black-box {c.replace('CW 2', 'C&W l2 2.0')}", fontsize=10); ax.set_xlabel("substitute's epochs"); ax.grid(alpha=.3)
+            ax.plot([int(s) for s in subs], [100 * rows[-1]['black'][s][c] for s in subs], 'o-', color=PALETTE[m],
+                    label=m)
+        ax.set_title(f"black-box {c.replace('CW 2', 'C&W l2 2.0')}", fontsize=10); ax.set_xlabel("substitute's epochs")
+        ax.grid(alpha=.3)
         ax.set_xticks([int(s) for s in subs])
     axs[0].set_ylabel('accuracy (%)'); axs[0].legend(fontsize=8)
     fig.suptitle(f"{stab['dataset']}: final targets, substitute clean accuracy " +
@@ -432,7 +468,8 @@ def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
             pv = paper.get((ds, atk, mode, eps), {}).get(m)
             if pv is not None: ax.plot(i, pv, 'kx', ms=7)
         ax.set_xticks(range(len(TARGETS))); ax.set_xticklabels(TARGETS, rotation=45, fontsize=8)
-        ax.set_title('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}", fontsize=10); ax.grid(alpha=.3, axis='y')
+        ax.set_title('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}", fontsize=10)
+        ax.grid(alpha=.3, axis='y')
     axs.flat[-1].axis('off')
     fig.suptitle(f"{ds}: {len(docs)} seeds (dots), their mean (bars), the paper (crosses)", fontsize=10)
     fig.tight_layout()
@@ -440,15 +477,18 @@ def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
     return fig
 
 def verdicts_markdown(verdicts: list[dict]) -> str:
-    "One line per claim: the verdict across settings and, per factor, the settings where it holds, holds partly, or fails."
+    """One line per claim: the verdict across settings and, per factor, the settings where it holds, holds partly, or
+    fails."""
     lines = []
     for v in verdicts:
         by = {}
         for p in v['settings']:
             short = re.sub(r'^(seed|substitute epoch|epoch) ', '', p['setting'])
             clear = '' if p.get('clear') is None else f", {p['clear']} clear"
-            by.setdefault(p['factor'], []).append(f"{short}: {p['verdict']} ({p['won']}/{p['n']}{clear}, mean {p['mean_diff']:+.1f})")
-        lines.append(f"- {v['claim']}: **{v['summary']}**." + ''.join(f" *{f}s*: " + '; '.join(s) + '.' for f, s in by.items()))
+            by.setdefault(p['factor'], []).append(f"{short}: {p['verdict']} ({p['won']}/{p['n']}{clear}, mean "
+                                                  f"{p['mean_diff']:+.1f})")
+        lines.append(f"- {v['claim']}: **{v['summary']}**."
+                     + ''.join(f" *{f}s*: " + '; '.join(s) + '.' for f, s in by.items()))
     return '\n'.join(lines)
 
 def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict | None = None) -> str:
@@ -457,7 +497,9 @@ def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict 
     d0 = docs[0]
     parts = [f"# Stability: {d0['dataset']}, profile {d0['profile']}, seeds {', '.join(str(d['seed']) for d in docs)}",
              '## Accuracy (%) over seeds: mean ± sd | first seed [95% Wilson] | paper', md]
-    if audits: parts += ["## White-box worst case over every attack, per audited seed (%) [95% Wilson]", markdown_table(seed_worst_table(audits))]
+    if audits:
+        parts += ["## White-box worst case over every attack, per audited seed (%) [95% Wilson]",
+                  markdown_table(seed_worst_table(audits))]
     parts += ["## The paper's claims across settings", verdicts_markdown(claim_verdicts(settings(docs, stab, audits)))]
     return '\n\n'.join(parts) + '\n'
 

@@ -24,7 +24,8 @@ __all__ = ['PROFILES', 'Profile', 'get_profile', 'losses', 'TrainingDiverged', '
 # %% ../nbs/06_train.ipynb #02873bf5
 @dataclass(frozen=True)
 class Profile:
-    "How much to train: `n_train` images (None: all), `epochs`, `n_test` images for the per-epoch test accuracy (None: all)."
+    """How much to train: `n_train` images (None: all), `epochs`, `n_test` images for the per-epoch test accuracy (None:
+    all)."""
     name: str
     n_train: int | None
     epochs: int
@@ -57,8 +58,9 @@ class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
 
 def train_step(model, opt, x, y, objective_weight: float = 1.0, check_finite: bool = True):
-    """One step of Algorithm 1: L_o updates every parameter, L_r only theta_r (`model.regularized_parameters()`). Returns (T, L_o, L_r).
-    `check_finite` refuses a non-finite loss before the update; on a GPU that check waits for the device, so `fit` checks every few steps instead."""
+    """One step of Algorithm 1: L_o updates every parameter, L_r only theta_r (`model.regularized_parameters()`).
+    Returns (T, L_o, L_r). `check_finite` refuses a non-finite loss before the update; on a GPU that check waits for the
+    device, so `fit` checks every few steps instead."""
     model.train()
     opt.zero_grad(set_to_none=True)
     T, L_o, L_r = losses(model, x, y)
@@ -102,13 +104,15 @@ def _damage(path: Path, e: Exception) -> str:
     size = path.stat().st_size
     if size == 0: return 'empty (0 bytes)'
     msg = str(e).lower()
-    if 'zip' in msg or 'central directory' in msg or isinstance(e, EOFError): return f'truncated or not a zip archive ({size:,} bytes)'
-    if isinstance(e, __import__('pickle').UnpicklingError): return f'not a PyTorch checkpoint: its contents do not unpickle ({size:,} bytes)'
+    if 'zip' in msg or 'central directory' in msg or isinstance(e, EOFError):
+        return f'truncated or not a zip archive ({size:,} bytes)'
+    if isinstance(e, __import__('pickle').UnpicklingError):
+        return f'not a PyTorch checkpoint: its contents do not unpickle ({size:,} bytes)'
     return f'unreadable ({type(e).__name__}, {size:,} bytes)'
 
 def load_checkpoint(path) -> dict:
-    """Read a checkpoint safely (`weights_only=True`, onto the CPU). A missing file is a `FileNotFoundError` that says how
-    to train it; a damaged one a `CheckpointError` that names the file and what is wrong with it."""
+    """Read a checkpoint safely (`weights_only=True`, onto the CPU). A missing file is a `FileNotFoundError` that says
+    how to train it; a damaged one a `CheckpointError` that names the file and what is wrong with it."""
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f'no checkpoint at {path}; train it first: guessfirst-train --help')
     try: return torch.load(path, map_location='cpu', weights_only=True)
@@ -134,9 +138,9 @@ def training_data(dataset: str, profile: Profile, seed: int = 0):
 
 def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: int = 0, root='runs',
         progress: bool = True, callback=None, data=None, device='cpu', sync_every: int | None = None):
-    """Train (or resume, or just load) one model on `device`; returns (model, checkpoint dict). `callback(epoch, step, model)`
-    is called after every step. The loss is read back from the device every `sync_every` steps (default: every step on
-    the CPU, where reading costs nothing; every 50 on a GPU), and a non-finite loss stops the run there."""
+    """Train (or resume, or just load) one model on `device`; returns (model, checkpoint dict). `callback(epoch, step,
+    model)` is called after every step. The loss is read back from the device every `sync_every` steps (default: every
+    step on the CPU, where reading costs nothing; every 50 on a GPU), and a non-finite loss stops the run there."""
     check_model(model_name); check_dataset(dataset); prof = get_profile(profile); dev = get_device(device)
     sync_every = sync_every or (1 if dev.type == 'cpu' else 50)
     d = run_dir(root, dataset, profile, seed, model_name)
@@ -145,11 +149,13 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
     torch.manual_seed(seed)
     model = make_model(model_name).to(dev); opt = make_optimizer(model, prof.lr)
     config = dict(model=model_name, dataset=dataset, profile=asdict(prof), seed=seed, objective=model.objective,
-                  ie_beta=model.ie_beta, vib_beta=model.vib_beta, ie_sigma2=IE_SIGMA2, n_train=len(train), n_test=len(test))
+                  ie_beta=model.ie_beta, vib_beta=model.vib_beta, ie_sigma2=IE_SIGMA2, n_train=len(train),
+                  n_test=len(test))
     ck = {'epoch': 0, 'history': []}
     final = d / f'epoch{prof.epochs:03d}.pt'
     if not (d / 'last.pt').exists() and final.exists():
-        # a finished run whose weights alone were kept (e.g. trained on a GPU elsewhere and only `epochNNN.pt` brought back)
+        # a finished run whose weights alone were kept (e.g. trained
+        # on a GPU elsewhere and only `epochNNN.pt` brought back)
         ck = load_checkpoint(final); _same_config(d, ck['config'], config)
         model.load_state_dict(ck['model']); model.eval()
         return model, ck
@@ -177,7 +183,8 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
                 if (step + 1) % sync_every == 0 or step + 1 == steps:          # the only host-device syncs of the loop
                     lo, lr_ = s_o.item(), s_r.item()
                     if not (math.isfinite(lo) and math.isfinite(lr_)):
-                        raise TrainingDiverged(f'non-finite loss between steps {last} and {step} (L_o sum {lo}, L_r sum {lr_})')
+                        raise TrainingDiverged(f'non-finite loss between steps {last} and {step} (L_o sum '
+                                               f'{lo}, L_r sum {lr_})')
                     last = step + 1
                     if bar: bar.set_postfix(loss=f'{lo / (step + 1):.4f}', acc=f'{n_ok.item() / tot:.3f}')
             except TrainingDiverged as e:
@@ -190,14 +197,15 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
         rec = dict(epoch=epoch, loss=s_o.item() / steps, reg=s_r.item() / steps, train_acc=n_ok.item() / tot,
                    test_acc=accuracy(model, test), seconds=time.time() - t0)
         if ck.get('resumed_from'): rec['resumed_from'] = ck['resumed_from'] + ' (last.pt damaged; fresh optimizer)'
-        ck = dict(model=_cpu(model.state_dict()), optimizer=_cpu(opt.state_dict()), rng=torch.get_rng_state(), epoch=epoch,
-                  cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == 'cuda' else None,
+        ck = dict(model=_cpu(model.state_dict()), optimizer=_cpu(opt.state_dict()), rng=torch.get_rng_state(),
+                  epoch=epoch, cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == 'cuda' else None,
                   history=ck['history'] + [rec], config=config, seed=seed, version=__version__,
                   done=epoch == prof.epochs, device=str(dev))
         atomic_torch_save(dict(model=ck['model'], epoch=epoch, history=ck['history'], config=config, seed=seed,
                                version=__version__, device=str(dev)), d / f'epoch{epoch:03d}.pt')
         atomic_torch_save(ck, d / 'last.pt')
-        if progress: print(f"{dataset} {model_name} epoch {epoch}: loss {rec['loss']:.4f} train acc {rec['train_acc']:.4f} "
+        if progress:
+            print(f"{dataset} {model_name} epoch {epoch}: loss {rec['loss']:.4f} train acc {rec['train_acc']:.4f} "
                            f"test acc {rec['test_acc']:.4f} ({rec['seconds']:.1f}s)", file=sys.stderr)
     model.eval()
     return model, ck
@@ -207,14 +215,15 @@ def epoch_files(d) -> dict:
     return {int(p.stem[5:]): p for p in sorted(Path(d).glob('epoch[0-9][0-9][0-9].pt'))}
 
 def _fallback(d: Path, err: CheckpointError) -> dict:
-    "The newest `epochNNN.pt` of run folder `d` that loads, saying so; a `CheckpointError` that says how to start afresh if none does."
+    """The newest `epochNNN.pt` of run folder `d` that loads, saying so; a `CheckpointError` that says how to start
+    afresh if none does."""
     tried = []
     for p in reversed(epoch_files(d).values()):
         try: ck = load_checkpoint(p)
         except CheckpointError as e: tried.append(str(e).split('. ')[0]); continue
-        print(f'warning: {str(err).split(". ")[0]}; resuming from {p.name} (epoch {ck["epoch"]}), the newest epoch checkpoint '
-              'that loads. It holds the weights but not Adam\'s moments, so the run goes on with a fresh optimizer and is '
-              'not bitwise the run it would have been.', file=sys.stderr)
+        print(f'warning: {str(err).split(". ")[0]}; resuming from {p.name} (epoch {ck["epoch"]}), the newest epoch '
+              'checkpoint that loads. It holds the weights but not Adam\'s moments, so the run goes on with a fresh '
+              'optimizer and is not bitwise the run it would have been.', file=sys.stderr)
         return dict(ck, resumed_from=p.name)
     raise CheckpointError(f'{str(err).split(". ")[0]}, and no epoch checkpoint of {d} loads'
                           + (f' ({"; ".join(tried)})' if tried else '') +
@@ -246,7 +255,8 @@ def _progress(total, desc, on, file=None):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, leave=False, file=file)
 
-def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs', epoch: int | None = None, device='cpu'):
+def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs', epoch: int | None = None,
+               device='cpu'):
     "A trained model from its checkpoint (the last epoch, or `epoch`), on `device`, in eval mode."
     d = run_dir(root, dataset, profile, seed, model_name)
     if epoch is None and not (d / 'last.pt').exists():   # a run brought back as weights only: its newest epoch file
