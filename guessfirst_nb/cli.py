@@ -19,6 +19,8 @@ SUBCOMMANDS = {   # name: what it does, in one line; `guessfirst_nb.<name>.main(
     'stability': 'accuracy against training epoch, substitute length and seed',
     'grid':      'train, reproduce, audit and measure stability for every dataset and seed, as jobs',
     'forensics': "the published models under a 2019 pipeline's plausible evaluation choices",
+    'autoattack': "AutoAttack in an audit's worst case, Square as a query-based row of a reproduction",
+    'substitutes': 'transfer from several substitutes: minimum and worst case over them',
 }
 
 # %% ../nbs/16_cli.ipynb #c526ca11
