@@ -17,9 +17,9 @@ from .train import fit, training_data, get_profile, PROFILES, CheckpointError, T
 from .attacks import ATTACK_PROFILES, AttackConfig, evaluate, accuracy_curve, l2_curve, predict
 
 # %% auto #0
-__all__ = ['TABLE_ROWS', 'PALETTE', 'CLAIMS', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path', 'reproduce',
+__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'PALETTE', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path', 'reproduce',
            'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3', 'save_figure', 'main',
-           'compare', 'claims', 'masking_signs', 'claims_markdown']
+           'masking_signs', 'masking_markdown']
 
 # %% ../nbs/08_reproduce.ipynb #3a964b39
 TABLE_ROWS = [('clean', '', 0.0),
@@ -27,6 +27,9 @@ TABLE_ROWS = [('clean', '', 0.0),
               ('CW', 'black', 2.0),
               ('FGSM', 'white', 0.15), ('FGSM', 'white', 0.30), ('PGD', 'white', 0.15), ('PGD', 'white', 0.30),
               ('CW', 'white', 2.0)]
+# beyond the paper: Square's query-based black-box rows (notebook 17), its accuracy and its mean queries per broken image
+QUERY_ROWS = [('Square', 'query', 0.15), ('Square', 'query', 0.30),
+              ('Square', 'queries', 0.15), ('Square', 'queries', 0.30)]
 
 def paper_table() -> dict:
     "The paper's accuracies (%): {(dataset, attack, mode, eps): {model: value}}."
@@ -156,21 +159,28 @@ def table(doc: dict, paper: dict | None = None):
     import pandas as pd
     paper = paper_table() if paper is None else paper
     rows, index = [], []
-    for atk, mode, eps in TABLE_ROWS:
+    extra = [k for k in QUERY_ROWS if any(f'{k[0]}/query' in doc['results'][m] for m in TARGETS)]
+    for atk, mode, eps in TABLE_ROWS + extra:
         row = {}
         for m in TARGETS:
             r = doc['results'][m]
             if atk == 'clean': acc, n = r['clean'], r['FGSM/white']['n']
             else:
-                e = r[f'{atk}/{mode}']; n = e['n']
+                key = f"{atk}/{'query' if mode == 'queries' else mode}"
+                if key not in r: row[m] = '-'; continue
+                e = r[key]; n = e['n']
                 if eps not in e['eps']: row[m] = 'n/a'; continue
+                if mode == 'queries':   # the mean over the images broken at eps, of the queries each took
+                    q = e['mean_queries'][e['eps'].index(eps) - 1]
+                    row[m] = '-' if q is None else f'{q:.0f}'; continue
                 acc = e['acc'][e['eps'].index(eps)]
             lo, hi = wilson(round(acc * n), n)
             pv = paper.get((doc['dataset'], atk, mode, eps), {}).get(m)
             row[m] = (f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}] | {pv:.1f} '
-                      f'| {100*acc - pv:+.1f}') if pv is not None else f'{100*acc:.1f}'
+                      f'| {100*acc - pv:+.1f}') if pv is not None else f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}]'
         rows.append(row)
-        index.append('Clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode[0]} {eps:.2f}")
+        index.append('Clean' if atk == 'clean' else f"{atk} queries per broken image {eps:.2f}" if mode == 'queries'
+                     else f"{'C&W' if atk == 'CW' else atk} {mode[0]} {eps:.2f}")
     return pd.DataFrame(rows, index=index, columns=TARGETS)
 
 def markdown_table(df, corner: str = '') -> str:
@@ -256,52 +266,6 @@ def _acc(doc, model, key, eps):
     if key == 'clean': return r['clean'], r['FGSM/white']['n']
     e = r[key]; return e['acc'][e['eps'].index(eps)], e['n']
 
-def compare(doc, a: str, b: str, key: str, eps: float) -> tuple[float, str]:
-    "Accuracy difference a - b (percentage points) at (key, eps) and its verdict word for the claim 'a > b'."
-    (pa, n), (pb, _) = _acc(doc, a, key, eps), _acc(doc, b, key, eps)
-    la, ha = wilson(round(pa * n), n); lb, hb = wilson(round(pb * n), n)
-    d = 100 * (pa - pb)
-    return d, ('holds' if la > hb else 'direction only' if d > 0 else 'does not hold')
-
-CLAIMS = [  # (claim, list of (a, b, key, eps) comparisons that make it)
-    ('Black-box: every proposed model beats the CNN (FGSM and PGD at 0.15 and 0.30, C&W at 2.0)',
-     [(m, 'CNN', k, e) for m in ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE'] for k, e in
-      [('FGSM/black', .15), ('FGSM/black', .3), ('PGD/black', .15), ('PGD/black', .3), ('CW/black', 2.0)]]),
-    ('Black-box: every proposed model beats the VIB of Alemi et al.',
-     [(m, 'Alemi', k, e) for m in ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE'] for k, e in
-      [('FGSM/black', .15), ('FGSM/black', .3), ('PGD/black', .15), ('PGD/black', .3), ('CW/black', 2.0)]]),
-    ('The regularizer helps under black-box FGSM at 0.30 (paper: over 10 points)',
-     [('C-DV-IE', 'C-DV', 'FGSM/black', .3), ('C-JS-IE', 'C-JS', 'FGSM/black', .3)]),
-    ('The regularizer helps under black-box C&W at 2.0 (paper: about 3 points)',
-     [('C-DV-IE', 'C-DV', 'CW/black', 2.0), ('C-JS-IE', 'C-JS', 'CW/black', 2.0)]),
-    ('White-box C&W at 2.0: the DV models beat the JS models and the CNN',
-     [(a, b, 'CW/white', 2.0) for a in ['C-DV', 'C-DV-IE'] for b in ['C-JS', 'C-JS-IE', 'CNN']]),
-    ('White-box l-inf: the JS models beat the DV models and the CNN (PGD at 0.15 and 0.30)',
-     [(a, b, 'PGD/white', e) for a in ['C-JS', 'C-JS-IE'] for b in ['C-DV', 'C-DV-IE', 'CNN'] for e in [.15, .3]]),
-    ('White-box l-inf: the DV models beat the CNN (FGSM and PGD at 0.15)',
-     [(a, 'CNN', k, .15) for a in ['C-DV', 'C-DV-IE'] for k in ['FGSM/white', 'PGD/white']]),
-]
-
-def claims(doc: dict) -> list[dict]:
-    """Every claim of CLAIMS for one results document: its comparisons (ours and the paper's differences) and a summary
-    verdict."""
-    P = paper_table(); out = []
-    for text, comps in CLAIMS:
-        rows = []
-        for a, b, key, eps in comps:
-            d, v = compare(doc, a, b, key, eps)
-            atk, mode = key.split('/')
-            pv = P.get((doc['dataset'], atk, mode, eps), {})
-            rows.append(dict(a=a, b=b, key=key, eps=eps, ours=d, verdict=v,
-                             paper=pv.get(a, float('nan')) - pv.get(b, float('nan'))))
-        vs = [r['verdict'] for r in rows]
-        summary = ('holds' if all(v == 'holds' for v in vs) else 'does not hold'
-                   if all(v == 'does not hold' for v in vs)
-                   else f"mixed: {vs.count('holds')} of {len(vs)} comparisons hold, {vs.count('direction only')} in "
-                        f"direction only, {vs.count('does not hold')} tied or reversed")
-        out.append(dict(claim=text, summary=summary, rows=rows))
-    return out
-
 def masking_signs(doc: dict) -> list[dict]:
     """Where white-box accuracy exceeds black-box accuracy for the same attack and eps: a white-box attack weaker than
     transfer is a sign of gradient masking."""
@@ -312,15 +276,9 @@ def masking_signs(doc: dict) -> list[dict]:
             if w > b: out.append(dict(model=m, attack=atk, eps=eps, white=100 * w, black=100 * b))
     return out
 
-def claims_markdown(doc: dict) -> str:
-    "The claims as markdown: one line per claim, its comparisons as 'a - b: ours (paper)'."
-    lines = [f"**{doc['dataset']}** ({doc['profile']}, n={doc['results']['CNN']['FGSM/white']['n']})", '']
-    for c in claims(doc):
-        lines.append(f"- {c['claim']}: **{c['summary']}**. " + '; '.join(
-            f"{r['a']} - {r['b']} {r['key'].replace('/', ' ')} {r['eps']:g}: {r['ours']:+.1f} ({r['paper']:+.1f})"
-            for r in c['rows']))
+def masking_markdown(doc: dict) -> str:
+    "The signs of masking as one markdown line: every cell where white-box accuracy exceeds black-box accuracy."
     ms = masking_signs(doc)
-    lines.append('- White-box weaker than black-box transfer (a sign of gradient masking): ' +
-                 ('; '.join(f"{s['model']} {s['attack']} {s['eps']:g}: white {s['white']:.1f}% > "
-                            f"black {s['black']:.1f}%" for s in ms) or 'nowhere'))
-    return '\n'.join(lines)
+    return (f"**{doc['dataset']}** ({doc['profile']}): white-box weaker than black-box transfer (a sign of gradient "
+            'masking): ' + ('; '.join(f"{s['model']} {s['attack']} {s['eps']:g}: white {s['white']:.1f}% > "
+                                      f"black {s['black']:.1f}%" for s in ms) or 'nowhere'))

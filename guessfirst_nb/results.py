@@ -25,12 +25,14 @@ MODES = {  # the `mode` column's vocabulary, in the table's sort order
     'clean': 'no attack: the test images as they are',
     'white': 'white-box: the attack follows the attacked model itself',
     'transfer': 'black-box: examples crafted on the substitute (LeNet5), then given to the attacked model',
+    'query': "black-box, score-based: Square queries the attacked model's scores (no substitute, no gradient)",
     'white-worst': "per-sample worst case of the stability study's two white-box PGDs (cross-entropy, margin)",
-    'audit': "one attack of the audit (notebook 09): its own PGDs and FGSM, and HopSkipJump on the audit's subset",
+    'audit': "one attack of the audit (notebook 09): its own PGDs and FGSM, HopSkipJump on the audit's subset, and "
+             "AutoAttack's four (notebook 17), marked (cascade): each attacks only the images every earlier attack left",
     'audit-worst': "the audit's per-sample worst case over every attack in one norm, at one of its cells",
 }
-NORMS = {'FGSM': 'linf', 'PGD': 'linf', 'CW': 'l2'}   # the reproduction's attacks
-SIDES = {'white': 'white', 'black': 'transfer'}        # the files' 'FGSM/white', 'FGSM/black' -> mode
+NORMS = {'FGSM': 'linf', 'PGD': 'linf', 'CW': 'l2', 'Square': 'linf'}   # the reproduction's attacks
+SIDES = {'white': 'white', 'black': 'transfer', 'query': 'query'}      # the files' 'FGSM/white', ... -> mode
 TOL, TOL_F32 = 1e-9, 1e-6   # |correct / n - accuracy|: float64 accuracies, and those computed in float32
 
 # %% ../nbs/14_results.ipynb #992da9a3
@@ -104,7 +106,9 @@ def rows_from_audit(doc: dict, source: str, train_epochs: int | None = None) -> 
         clean = count(r['clean'], r['n'], TOL_F32)   # computed in float32
         out.append(make_row(doc, source, ep, m, 'clean', clean, r['n']))
         for name, e in r['attacks'].items():
-            if 'acc' in e: out += _curve_rows(doc, source, ep, m, name.split('/')[0], 'audit', e['norm'], e, clean)
+            if 'acc' not in e: continue
+            attack = name.split('/')[0] + (' (cascade)' if e.get('cascade') else '')
+            out += _curve_rows(doc, source, ep, m, attack, 'audit', e['norm'], e, clean)
         for key, w in r['worst_case'].items():
             norm = key.split()[0]
             for sub, attack in WORST.items():

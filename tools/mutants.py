@@ -213,7 +213,8 @@ MUTANTS = [
     M('table-rows-cw-1.5', NB08, "('CW', 'black', 2.0),\n              ('FGSM', 'white', 0.15)",
       "('CW', 'black', 1.5),\n              ('FGSM', 'white', 0.15)", [NB08],
       'the table\'s black-box C&W row at eps 1.5 instead of 2.0'),
-    M('table-always-white', NB08, "e = r[f'{atk}/{mode}']; n = e['n']", "e = r[f'{atk}/white']; n = e['n']", [NB08],
+    M('table-always-white', NB08, "key = f\"{atk}/{'query' if mode == 'queries' else mode}\"",
+      "key = f\"{atk}/{'query' if mode == 'queries' else 'white'}\"", [NB08],
       'black-box rows show white-box accuracies'),
     M('masking-white-black-swapped', NB08, "(w, n), (b, _) = _acc(doc, m, f'{atk}/white', eps), _acc(doc, m, f'{atk}/black', eps)",
       "(b, n), (w, _) = _acc(doc, m, f'{atk}/white', eps), _acc(doc, m, f'{atk}/black', eps)", [NB08],
@@ -222,13 +223,11 @@ MUTANTS = [
       [NB08], 'the figure plots each accuracy at the next eps'),
     M('dist-inf-as-0', NB08, "d['dist'] = [None if math.isinf(t) else t for t in v['dist']]",
       "d['dist'] = [0.0 if math.isinf(t) else t for t in v['dist']]", [NB08], 'a failed C&W attack is saved as distance 0'),
-    M('claims-compare-at-0.15', NB08, "d, v = compare(doc, a, b, key, eps)", "d, v = compare(doc, a, b, key, .15 if eps == .3 else eps)",
-      [NB08], 'the claims at eps 0.3 are judged at 0.15'),
     # --- 06 train: devices and damaged checkpoints ---
     M('fit-cpu-sync-every-50', NB06, "sync_every = sync_every or (1 if dev.type == 'cpu' else 50)", "sync_every = sync_every or 50", [NB06],
       'the CPU reads the loss back every 50 steps too: a NaN is reported late (not at the step it appears)'),
-    M('fallback-oldest-epoch', NB06, "for p in sorted(d.glob('epoch[0-9][0-9][0-9].pt'), reverse=True):",
-      "for p in sorted(d.glob('epoch[0-9][0-9][0-9].pt')):", [NB06],
+    M('fallback-oldest-epoch', NB06, "for p in reversed(epoch_files(d).values()):",
+      "for p in epoch_files(d).values():", [NB06],
       'a damaged last.pt: resume from the oldest loadable epoch checkpoint, not the newest'),
     M('load-checkpoint-unsafe-fallback', NB06, "try: return torch.load(path, map_location='cpu', weights_only=True)\n    except Exception as e:",
       "try: return torch.load(path, map_location='cpu', weights_only=True)\n    except Exception as e:\n"
@@ -260,8 +259,8 @@ MUTANTS = [
       "d - math.hypot(ua - pa, pb - lb), d + math.hypot(pa - la, ub - pb)", [NB15],
       "the difference's interval takes each side's half-width from the wrong side"),
     M('claims-paper-effect-reversed', NB15,
-      "d = [P[(dataset, c.attack, c.side, c.eps)][a] - P[(dataset, c.attack, c.side, c.eps)][b]",
-      "d = [P[(dataset, c.attack, c.side, c.eps)][b] - P[(dataset, c.attack, c.side, c.eps)][a]", [NB15],
+      "d = [P[k][a] - P[k][b] for k, (a, b, c) in zip(keys, claim.comparisons())]",
+      "d = [P[k][b] - P[k][a] for k, (a, b, c) in zip(keys, claim.comparisons())]", [NB15],
       "the paper's effect is b - a"),
 ]
 
