@@ -258,6 +258,9 @@ class AuditConfig:
     tol_zero: float = TOL_ZERO
     batch_size: int = 500
     seed: int = 0
+    autoattack: bool = True   # AutoAttack's four attacks after the audit's own (notebook 17), in the worst case
+    aa_iter: int = 100        # AutoAttack's budgets: APGD and FAB iterations,
+    aa_queries: int = 5000    # and Square's queries (the original standard version's; smaller only in `smoke`)
 
 def _entry(r: dict, kind: str) -> dict:
     """A pgd_broken / fgsm_broken result as JSON: the reproduction's format (eps, acc, n, first_broken) plus the
@@ -455,7 +458,7 @@ def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int =
 # %% ../nbs/09_audit.ipynb #6f93f3a3
 AUDIT_PROFILES = {
     'smoke': AuditConfig(n=50, steps=5, restarts=2, weak_steps=2, unbounded_steps=3, n_hsj=10, hsj_steps=3,
-                         hsj_init_evals=10, hsj_max_evals=50, n_probe=300, probe_steps=30),
+                         hsj_init_evals=10, hsj_max_evals=50, n_probe=300, probe_steps=30, aa_iter=5, aa_queries=50),
     'quick': AuditConfig(n=500, steps=40, restarts=3, weak_steps=5, unbounded_steps=20, n_hsj=50, hsj_steps=16,
                          hsj_init_evals=50, n_probe=1000),
     'paper-lite': AuditConfig(n=1000, steps=100, restarts=5, weak_steps=10, unbounded_steps=50, n_hsj=100, hsj_steps=32,
@@ -521,8 +524,17 @@ def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='r
         if name in results: log(f'{dataset} {name}: resumed from {partial}'); continue
         model, _ = load_model(name, dataset, profile, seed, runs, device=device)
         extra, black = reproduction_entries(repro['results'][name], pos)
-        results[name] = audit_model(model, x, y, cfg, black=black, extra=extra, hsj_index=hsj,
-                                    log=lambda *a: log(f'{dataset} {name}:', *a))
+        results[name] = r = audit_model(model, x, y, cfg, black=black, extra=extra, hsj_index=hsj,
+                                        log=lambda *a: log(f'{dataset} {name}:', *a))
+        if cfg.autoattack:   # notebook 17 builds on this one, so it is imported here, when it is needed
+            from guessfirst_nb.autoattack import AutoAttackConfig, autoattack_entries
+            t0 = time.time()
+            aa = AutoAttackConfig(apgd_iter=cfg.aa_iter, fab_iter=cfg.aa_iter, square_queries=cfg.aa_queries,
+                                  seed=cfg.seed, batch_size=cfg.batch_size)
+            r['attacks'].update(autoattack_entries(model, x, y, r, cfg, aa,
+                                                   log=lambda *a: log(f'{dataset} {name}:', *a)))
+            r['checks'], r['worst_case'] = run_checks(r, cfg), worst_cases(r, cfg)
+            r['seconds'] += time.time() - t0
         seconds[name] = results[name]['seconds']
         if name in CONDITIONED + ['CNN']:
             t0 = time.time()
