@@ -28,7 +28,7 @@ MODES = {  # the `mode` column's vocabulary, in the table's sort order
     'query': "black-box, score-based: Square queries the attacked model's scores (no substitute, no gradient)",
     'white-worst': "per-sample worst case of the stability study's two white-box PGDs (cross-entropy, margin)",
     'audit': "one attack of the audit (notebook 09): its own PGDs and FGSM, HopSkipJump on the audit's subset, and "
-             "AutoAttack's four (notebook 17), marked (cascade): each attacks only the images every earlier attack left",
+             "not AutoAttack's four (notebook 17): they attack only what earlier attacks left, and count in audit-worst",
     'audit-worst': "the audit's per-sample worst case over every attack in one norm, at one of its cells",
 }
 NORMS = {'FGSM': 'linf', 'PGD': 'linf', 'CW': 'l2', 'Square': 'linf'}   # the reproduction's attacks
@@ -106,9 +106,9 @@ def rows_from_audit(doc: dict, source: str, train_epochs: int | None = None) -> 
         clean = count(r['clean'], r['n'], TOL_F32)   # computed in float32
         out.append(make_row(doc, source, ep, m, 'clean', clean, r['n']))
         for name, e in r['attacks'].items():
-            if 'acc' not in e: continue
-            attack = name.split('/')[0] + (' (cascade)' if e.get('cascade') else '')
-            out += _curve_rows(doc, source, ep, m, attack, 'audit', e['norm'], e, clean)
+            # AutoAttack's entries (cascade) ran only on what earlier attacks left: no accuracy of their own
+            if 'acc' not in e or e.get('cascade'): continue
+            out += _curve_rows(doc, source, ep, m, name.split('/')[0], 'audit', e['norm'], e, clean)
         for key, w in r['worst_case'].items():
             norm = key.split()[0]
             for sub, attack in WORST.items():
