@@ -14,8 +14,8 @@ from .train import get_profile
 # %% auto #0
 __all__ = ['COLUMNS', 'MODES', 'NORMS', 'SIDES', 'TOL', 'TOL_F32', 'WORST', 'WHITE', 'CELL', 'SUBSTITUTE_EPOCHS', 'SUFFIXES',
            'EXCLUDE', 'VALUES', 'ROUNDED', 'count', 'make_row', 'rows_from_reproduction', 'rows_from_audit',
-           'rows_from_stability', 'rows_from_forensics', 'source_kind', 'load_results', 'table_frame', 'build_table',
-           'csv_text', 'write_table', 'read_table', 'summary']
+           'rows_from_stability', 'rows_from_forensics', 'rows_from_substitutes', 'source_kind', 'load_results',
+           'table_frame', 'build_table', 'csv_text', 'write_table', 'read_table', 'summary']
 
 # %% ../nbs/14_results.ipynb #9cd65127
 COLUMNS = ['dataset', 'profile', 'seed', 'train_epochs', 'substitute_epochs', 'model', 'attack', 'mode', 'norm', 'eps',
@@ -24,7 +24,8 @@ COLUMNS = ['dataset', 'profile', 'seed', 'train_epochs', 'substitute_epochs', 'm
 MODES = {  # the `mode` column's vocabulary, in the table's sort order
     'clean': 'no attack: the test images as they are',
     'white': 'white-box: the attack follows the attacked model itself',
-    'transfer': 'black-box: examples crafted on the substitute (LeNet5), then given to the attacked model',
+    'transfer': 'black-box: examples crafted on a substitute (LeNet5; in a substitutes file, see `variant`), then given '
+                'to the attacked model',
     'query': "black-box, score-based: Square queries the attacked model's scores (no substitute, no gradient)",
     'white-worst': "per-sample worst case of the stability study's two white-box PGDs (cross-entropy, margin)",
     'audit': "one attack of the audit (notebook 09): its own PGDs and FGSM, HopSkipJump on the audit's subset, and "
@@ -178,8 +179,23 @@ def rows_from_forensics(doc: dict, source: str, train_epochs: int | None = None)
                 out.append(make_row(doc, source, ep, m, correct=k['correct'], n=k['n'], variant=v, **kw))
     return out
 
+# %% ../nbs/14_results.ipynb #093ca6bb
+def rows_from_substitutes(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
+    "The rows of one substitutes file: per target and cell, each source and the two worst cases (see above)."
+    ep = get_profile(doc['profile']).epochs if train_epochs is None else train_epochs
+    out = []
+    for m, cells in doc['results'].items():
+        for cell, c in cells.items():
+            atk, eps = cell.split()
+            if atk not in NORMS: raise ValueError(f'{source}: {m}: unknown transfer cell {cell!r}')
+            row = lambda k, v: make_row(doc, source, ep, m, 'transfer', k, c['n'], atk, NORMS[atk], float(eps), ep, v)
+            out += [row(k, f'substitute {s}') for s, k in c['correct'].items()]
+            out += [row(c['worst']['correct'], ''), row(c['worst_all']['correct'], 'with other targets')]
+    return out
+
 # %% ../nbs/14_results.ipynb #cff6f7c2
-SUFFIXES = {'reproduction': '', 'audit': '_audit', 'stability': '_stability', 'forensics': '_forensics'}
+SUFFIXES = {'reproduction': '', 'audit': '_audit', 'stability': '_stability', 'forensics': '_forensics',
+            'substitutes': '_substitutes'}
 EXCLUDE = ('smoke', 'quick')   # test profiles: git-ignored, never committed
 VALUES = ['n', 'correct', 'accuracy', 'ci_low', 'ci_high']   # the measurement; the other columns name it
 
@@ -230,7 +246,7 @@ def build_table(root='results', exclude=EXCLUDE):
         if kind == 'reproduction': rows += rows_from_reproduction(doc, source)
         elif kind == 'stability': rows += rows_from_stability(doc, source)
         else:
-            reader = rows_from_audit if kind == 'audit' else rows_from_forensics
+            reader = dict(audit=rows_from_audit, forensics=rows_from_forensics, substitutes=rows_from_substitutes)[kind]
             rows += reader(doc, source, epochs.get((doc['dataset'], doc['profile'], doc['seed'])))
     return table_frame(rows)
 
