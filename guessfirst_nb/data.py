@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DEVICES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'sha256_file',
            'atomic_write_text', 'verify_file', 'fetch', 'read_idx', 'ImageSet', 'load', 'check_device', 'get_device',
-           'add_device_args', 'device_from_args', 'set_deterministic', 'Command', 'main']
+           'add_device_args', 'set_deterministic', 'device_from_args', 'Command', 'main']
 
 # %% ../nbs/00_data.ipynb #2439cc2a
 DATASETS = {
@@ -34,9 +34,11 @@ DATASETS = {
 SPLITS = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
           'test':  ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 
+# %% ../nbs/00_data.ipynb #a9eb5b70
 class DataError(RuntimeError):
     "A data file is missing, corrupt or could not be fetched; the message says how to fix it."
 
+# %% ../nbs/00_data.ipynb #6e0ba461
 def check_dataset(name: str) -> str:
     "Return `name` if it is a known dataset, else raise a `ValueError` that lists the valid ones."
     if name not in DATASETS:
@@ -52,6 +54,7 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
     cache = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
     return Path(cache) / 'guessfirst'
 
+# %% ../nbs/00_data.ipynb #ef811122
 def raw_dir(name: str, root=None) -> Path:
     "Where the uncompressed IDX files of dataset `name` live (torchvision's layout)."
     return data_dir(root) / DATASETS[check_dataset(name)]['folder'] / 'raw'
@@ -64,6 +67,7 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/00_data.ipynb #2b016cad
 def atomic_write_text(path, text: str):
     "Write `text` to `path` through a temporary file in the same folder and an atomic rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +78,7 @@ def atomic_write_text(path, text: str):
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
 
+# %% ../nbs/00_data.ipynb #e720da60
 _VERDICTS = '.verified.json'
 
 def _fix_hint(name):
@@ -258,6 +263,7 @@ class ImageSet:
         "Number of samples per class."
         return torch.bincount(self.y, minlength=10).tolist()
 
+# %% ../nbs/00_data.ipynb #e83f48ef
 def load(name: str, split: str = 'train', root=None) -> ImageSet:
     "Load split `split` ('train' or 'test') of dataset `name`, fetching and verifying its files first."
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
@@ -271,13 +277,14 @@ def load(name: str, split: str = 'train', root=None) -> ImageSet:
 # %% ../nbs/00_data.ipynb #69c104cf
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 
-def _mps() -> bool: return getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
-
 def check_device(name) -> str:
     "`name` if it names a kind of device ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), here or not; else a `ValueError`."
     if str(name).split(':')[0] not in DEVICES:
         raise ValueError(f"unknown device {name!r}; valid devices: {', '.join(DEVICES)} (or cuda:N)")
     return name
+
+# %% ../nbs/00_data.ipynb #1ea3c10d
+def _mps() -> bool: return getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
 
 def get_device(name='auto') -> torch.device:
     "The torch device `name` ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), or a `ValueError` saying what this machine has."
@@ -294,6 +301,7 @@ def get_device(name='auto') -> torch.device:
                          'use --device cpu or auto')
     return torch.device(name)
 
+# %% ../nbs/00_data.ipynb #cb08c645
 def add_device_args(p):
     "The `--device` and `--deterministic` options every command shares."
     p.add_argument('--device', default='auto',
@@ -301,18 +309,20 @@ def add_device_args(p):
     p.add_argument('--deterministic', action='store_true',
                    help='deterministic cuDNN/PyTorch kernels on a GPU (the CPU is deterministic already)')
 
+# %% ../nbs/00_data.ipynb #a9cde6d8
+def set_deterministic(on: bool = True):
+    "Deterministic cuDNN and PyTorch kernels (`--deterministic`); a no-op for the CPU, which is deterministic already."
+    if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, False
+    torch.use_deterministic_algorithms(on, warn_only=False)
+
+# %% ../nbs/00_data.ipynb #b92f457d
 def device_from_args(a) -> torch.device:
     """The device that the parsed `--device` names (a `ValueError` if not here); deterministic kernels if
     `--deterministic`."""
     dev = get_device(a.device)
     if a.deterministic: set_deterministic()
     return dev
-
-def set_deterministic(on: bool = True):
-    "Deterministic cuDNN and PyTorch kernels (`--deterministic`); a no-op for the CPU, which is deterministic already."
-    if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, False
-    torch.use_deterministic_algorithms(on, warn_only=False)
 
 # %% ../nbs/00_data.ipynb #35e9f73c
 def _error(e, status: int) -> int:

@@ -25,12 +25,14 @@ def _check_var(s2):
                          "deviation's sign or zero")
     return float(s2)
 
+# %% ../nbs/04_fisher.ipynb #741ca248
 def gaussian_channel_kl(g, x, x2, s2: float) -> torch.Tensor:
     """$D(P_{Z|X=x_2}\\|P_{Z|X=x})$ for the channel $Z = g(X) + \\mathcal{N}(0, s_2 I)$: $\\|g(x_2)-g(x)\\|^2/(2 s_2)$.
     `s2` is the noise variance."""
     s2 = _check_var(s2)
     return ((g(_t(x2)) - g(_t(x))) ** 2).sum() / (2 * s2)
 
+# %% ../nbs/04_fisher.ipynb #5b3a89a2
 def fisher_information(g, x, s2: float) -> torch.Tensor:
     """Fisher information matrix $I(x) = J_g(x)^\\top J_g(x) / s_2$ of $x$ in $Z = g(x) + \\mathcal{N}(0, s_2 I)$; shape
     (d, d), Jacobian by autograd."""
@@ -88,12 +90,14 @@ def logistic_channel_kl(w, c: float, x, x2) -> torch.Tensor:
     p2 = torch.sigmoid(l2)
     return p2 * (ls(l2) - ls(l1)) + (1 - p2) * (ls(-l2) - ls(-l1))
 
+# %% ../nbs/04_fisher.ipynb #20909480
 def logistic_fisher_information(w, c: float, x) -> torch.Tensor:
     """Fisher information matrix $p(1-p)\\,w w^\\top$ of $x$ in $Z \\sim \\mathrm{Bernoulli}(p)$, $p = \\sigma(w^\\top
     x + c)$."""
     w = _t(w); p = torch.sigmoid(w @ _t(x) + c)
     return p * (1 - p) * torch.outer(w, w)
 
+# %% ../nbs/04_fisher.ipynb #3dd3314f
 def logistic_kl_ratio(w, c: float, x, u, eps) -> np.ndarray:
     """$D(P_{Z|X=x+\\varepsilon u}\\|P_{Z|X=x}) / (\\tfrac{\\varepsilon^2}{2} u^\\top I(x) u)$ for the logistic channel,
     one value per `eps`."""
@@ -111,15 +115,18 @@ def gaussian_entropy(var):
     if (var <= 0).any(): raise ValueError(f"a variance must be positive, got {var}")
     return 0.5 * np.log(2 * np.pi * np.e * var)
 
+# %% ../nbs/04_fisher.ipynb #5317598c
 def mi_linear_gaussian(a, sx2, s2):
     """$I(X;Z) = \\tfrac12\\log(1 + a^2 s_x^2/s^2)$ for $X \\sim \\mathcal{N}(0, s_x^2)$, $Z = aX + \\mathcal{N}(0,
     s^2)$ (nats; `sx2`, `s2` are variances)."""
     return 0.5 * np.log1p(np.asarray(a, dtype=float) ** 2 * sx2 / np.asarray(s2, dtype=float))
 
+# %% ../nbs/04_fisher.ipynb #b053fa00
 def fisher_linear_gaussian(a, s2):
     "Fisher information $I_x = a^2/s^2$ of $x$ in $Z = ax + \\mathcal{N}(0, s^2)$, the same for every $x$."
     return np.asarray(a, dtype=float) ** 2 / np.asarray(s2, dtype=float)
 
+# %% ../nbs/04_fisher.ipynb #37b9dd06
 def lemma_d1_rhs(E_log_Ix, H):
     """Right-hand side of Lemma D.1, $\\tfrac12\\mathbb{E}_X[\\log I_x] + H - \\tfrac12\\log(2\\pi e)$. Pass $H = H(X)$
     for eq. (8)/(12), $H = H(\\hat X)$ for eq. (11)."""
@@ -130,10 +137,12 @@ def gaussian_logpdf(n, s: float):
     "Log-density of $\\mathcal{N}(0, s^2)$ at `n` ($s$ the standard deviation)."
     return -0.5 * (np.asarray(n) / s) ** 2 - 0.5 * math.log(2 * math.pi * s ** 2)
 
+# %% ../nbs/04_fisher.ipynb #90742943
 def laplace_logpdf(n, b: float):
     "Log-density $-|n|/b - \\log 2b$ of the Laplace distribution with scale $b$."
     return -np.abs(np.asarray(n)) / b - math.log(2 * b)
 
+# %% ../nbs/04_fisher.ipynb #02fef3df
 def mi_additive_noise(v, wv, noise_logpdf, scale: float, width: float = 30., steps: int = 20) -> float:
     """$I(X;Z)$ in nats for $Z = V + N$, $V = g(X)$ given as points `v` with probabilities `wv`, $N$ with log-density
     `noise_logpdf`, by quadrature on a $z$ grid of step `scale/steps` reaching `width*scale` past the range of `v`."""

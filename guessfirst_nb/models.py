@@ -110,11 +110,13 @@ TARGETS = ['CNN', 'C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE', 'Alemi']   # the columns
 SUBSTITUTE = 'LeNet5'
 IE_SIGMA2 = 1.0
 
+# %% ../nbs/05_models.ipynb #481ce8f8
 def check_model(name: str) -> str:
     "Return `name` if it names a model, else raise a `ValueError` listing the valid names."
     if name not in MODELS: raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
     return name
 
+# %% ../nbs/05_models.ipynb #166c006f
 def make_model(name: str, M: int = 10) -> nn.Module:
     """A fresh model `name` with its training recipe attached as attributes (`objective`, `ie_beta`, `vib_beta`,
     `model_name`)."""

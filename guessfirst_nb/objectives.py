@@ -10,8 +10,31 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['LOG2', 'OBJECTIVES', 'BOUNDS', 'check_scores', 'joint_scores', 'dv_bound', 'dv_loss', 'energy_bound', 'energy_loss',
+__all__ = ['LOG2', 'OBJECTIVES', 'BOUNDS', 'joint_scores', 'dv_bound', 'dv_loss', 'check_scores', 'energy_bound', 'energy_loss',
            'log_sigmoid', 'js_bound', 'js_loss', 'get_objective']
+
+# %% ../nbs/02_objectives.ipynb #ab3e5453
+def joint_scores(T: Tensor, y: Tensor) -> Tensor:
+    "The joint-pair scores T[i, y_i], shape (B,)."
+    return T.gather(1, y.long().unsqueeze(1)).squeeze(1)
+
+# %% ../nbs/02_objectives.ipynb #4b0c6298
+def _avg(v: Tensor, w: Tensor | None) -> Tensor:
+    "Expectation over samples: the batch mean, or sum_i w_i v_i."
+    return v.mean() if w is None else (w.to(v.dtype) * v).sum()
+
+# %% ../nbs/02_objectives.ipynb #fd61f321
+def dv_bound(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
+    "Donsker-Varadhan lower bound on KL(J||M) = I(X;Y) (Eq. 4), in nats: E_J[T] - log E_M[exp T]."
+    B, M = check_scores(T, y, w)
+    if w is None: log_EM = torch.logsumexp(T.flatten(), 0) - math.log(B * M)       # log (1/BM) sum_ij e^T_ij
+    else:         log_EM = torch.logsumexp((T + w.to(T.dtype).log().unsqueeze(1)).flatten(), 0) - math.log(M)
+    return _avg(joint_scores(T, y), w) - log_EM
+
+# %% ../nbs/02_objectives.ipynb #ee927593
+def dv_loss(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
+    "Loss to minimize for the DV objective: exactly `-dv_bound(T, y)`."
+    return -dv_bound(T, y, w)
 
 # %% ../nbs/02_objectives.ipynb #4086eccf
 def check_scores(T: Tensor, y: Tensor, w: Tensor | None = None) -> tuple[int, int]:
@@ -43,26 +66,6 @@ def check_scores(T: Tensor, y: Tensor, w: Tensor | None = None) -> tuple[int, in
                              'None for the batch mean.')
     return B, M
 
-def joint_scores(T: Tensor, y: Tensor) -> Tensor:
-    "The joint-pair scores T[i, y_i], shape (B,)."
-    return T.gather(1, y.long().unsqueeze(1)).squeeze(1)
-
-def _avg(v: Tensor, w: Tensor | None) -> Tensor:
-    "Expectation over samples: the batch mean, or sum_i w_i v_i."
-    return v.mean() if w is None else (w.to(v.dtype) * v).sum()
-
-# %% ../nbs/02_objectives.ipynb #fd61f321
-def dv_bound(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
-    "Donsker-Varadhan lower bound on KL(J||M) = I(X;Y) (Eq. 4), in nats: E_J[T] - log E_M[exp T]."
-    B, M = check_scores(T, y, w)
-    if w is None: log_EM = torch.logsumexp(T.flatten(), 0) - math.log(B * M)       # log (1/BM) sum_ij e^T_ij
-    else:         log_EM = torch.logsumexp((T + w.to(T.dtype).log().unsqueeze(1)).flatten(), 0) - math.log(M)
-    return _avg(joint_scores(T, y), w) - log_EM
-
-def dv_loss(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
-    "Loss to minimize for the DV objective: exactly `-dv_bound(T, y)`."
-    return -dv_bound(T, y, w)
-
 # %% ../nbs/02_objectives.ipynb #42a29c04
 def energy_bound(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     """Energy-based lower bound on KL(J||M) (Eq. 5, E_p(y) = mean over the M labels), in nats. Equals log M -
@@ -70,6 +73,7 @@ def energy_bound(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     B, M = check_scores(T, y, w)
     return _avg(joint_scores(T, y) - (torch.logsumexp(T, 1) - math.log(M)), w)
 
+# %% ../nbs/02_objectives.ipynb #f7011480
 def energy_loss(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     """Loss to minimize for the energy objective: the cross-entropy, i.e. minus Eq. 6 as printed = log M -
     `energy_bound`."""
@@ -77,12 +81,13 @@ def energy_loss(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     return -_avg(joint_scores(T.log_softmax(1), y), w)
 
 # %% ../nbs/02_objectives.ipynb #06a8e21e
-LOG2 = math.log(2)
-
 def log_sigmoid(x: Tensor) -> Tensor:
     """log sigma(x) = -softplus(-x), stable for any x. (Same values as `F.logsigmoid`, which on a busy CPU can cost
     milliseconds per call even for tiny tensors.)"""
     return -F.softplus(-x, threshold=40.)   # threshold 40: exact to rounding in float64 too (exp(-40) < 1e-17)
+
+# %% ../nbs/02_objectives.ipynb #43f3500b
+LOG2 = math.log(2)
 
 def js_bound(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     """f-GAN lower bound on JS(J||M) in nats: log 2 + (E_J[log sigmoid(T)] + E_M[log(1 - sigmoid(T))]) / 2 (Eq. 2, sign
@@ -93,6 +98,7 @@ def js_bound(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     EM = _avg(log_sigmoid(-T).mean(1), w)
     return LOG2 + 0.5 * (EJ + EM)
 
+# %% ../nbs/02_objectives.ipynb #fd6c16b6
 def js_loss(T: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     """Loss to minimize for the JS objective: log 2 - `js_bound` = (BCE(joint pairs, 1) + BCE(marginal pairs, 0)) /
     2 >= 0."""
