@@ -196,13 +196,14 @@ def rows_from_substitutes(doc: dict, source: str, train_epochs: int | None = Non
 # %% ../nbs/14_results.ipynb #cff6f7c2
 SUFFIXES = {'reproduction': '', 'audit': '_audit', 'stability': '_stability', 'forensics': '_forensics',
             'substitutes': '_substitutes'}
-EXCLUDE = ('smoke', 'quick')   # test profiles: git-ignored, never committed
-VALUES = ['n', 'correct', 'accuracy', 'ci_low', 'ci_high']   # the measurement; the other columns name it
 
 def source_kind(name: str) -> str | None:
     "The kind of result file a name is (a key of SUFFIXES), None for a partial file or anything not JSON."
     if not name.endswith('.json') or name.endswith('.partial.json'): return None
     return next((k for k, s in SUFFIXES.items() if s and name.endswith(s + '.json')), 'reproduction')
+
+# %% ../nbs/14_results.ipynb #8eb7862f
+EXCLUDE = ('smoke', 'quick')   # test profiles: git-ignored, never committed
 
 def load_results(root='results', exclude=EXCLUDE) -> list[tuple[str, str, dict]]:
     "(kind, source, document) of every result file `root`/<profile>/*.json; a file under another's name refused."
@@ -220,6 +221,8 @@ def load_results(root='results', exclude=EXCLUDE) -> list[tuple[str, str, dict]]
     return out
 
 # %% ../nbs/14_results.ipynb #cc3d15ab
+VALUES = ['n', 'correct', 'accuracy', 'ci_low', 'ci_high']   # the measurement; the other columns name it
+
 def _order(r: dict) -> tuple:
     "The table's sort key of one row."
     models = TARGETS + [SUBSTITUTE]
@@ -236,6 +239,7 @@ def table_frame(rows: list[dict]):
     if dup.any(): raise ValueError(f'{int(dup.sum())} rows measure the same thing, e.g. {df[dup].iloc[0].to_dict()}')
     return df
 
+# %% ../nbs/14_results.ipynb #bce60969
 def build_table(root='results', exclude=EXCLUDE):
     "Every measured number of the result files under `root`, one row each, as a DataFrame (see `COLUMNS`, `MODES`)."
     files = load_results(root, exclude)
@@ -267,12 +271,14 @@ def csv_text(df) -> str:
     for r in df[COLUMNS].itertuples(index=False): w.writerow([_fmt(c, v) for c, v in zip(COLUMNS, r)])
     return f.getvalue()
 
+# %% ../nbs/14_results.ipynb #da7e8066
 def write_table(root='results', path=None, exclude=EXCLUDE) -> Path:
     "Build the table of the results under `root` and write it atomically as CSV to `path` (default `root`/results.csv)."
     path = Path(root) / 'results.csv' if path is None else Path(path)
     atomic_write_text(path, csv_text(build_table(root, exclude)))
     return path
 
+# %% ../nbs/14_results.ipynb #71d999cb
 def read_table(path='results/results.csv'):
     "The table written by `write_table`, as a DataFrame of the same types (`substitute_epochs` empty where it was)."
     import pandas as pd
