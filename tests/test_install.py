@@ -20,9 +20,16 @@ def test_pip_install_from_checkout_and_import_outside(tmp_path):
     site = next((venv / 'lib').glob('python3*/site-packages'))
     deps = next(p for p in sys.path if p.endswith('site-packages') and Path(p).parent.parent.parent == Path(sys.prefix))
     (site / '_deps.pth').write_text(deps + '\n')
-    subprocess.run([venv / 'bin/python', '-m', 'pip', 'install', '--quiet', '--no-deps', '--no-index', whl], check=True, cwd=tmp_path)
-    r = subprocess.run([venv / 'bin/python', '-c', 'import guessfirst_nb.data as d; print(d.__file__)'],
-                       capture_output=True, text=True, cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'})
+    # The new venv's Python runs isolated (-I: no PYTHONPATH, no user site, no current directory on sys.path): with
+    # PYTHONPATH naming the checkout, pip would take the guessfirst_nb.egg-info that the wheel build above leaves in it
+    # for an installed guessfirst_nb of the wheel's version and skip the install. --ignore-installed: the wheel is
+    # installed even where the project's environment (seen through _deps.pth) holds a non-editable install of it.
+    py = [venv / 'bin/python', '-I']
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONHOME')}
+    subprocess.run(py + ['-m', 'pip', 'install', '--quiet', '--no-deps', '--no-index', '--ignore-installed', whl],
+                   check=True, cwd=tmp_path, env=env)
+    r = subprocess.run(py + ['-c', 'import guessfirst_nb.data as d; print(d.__file__)'],
+                       capture_output=True, text=True, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()).is_relative_to(venv), r.stdout
     import configparser
