@@ -3,7 +3,8 @@ Run: .venv/bin/python benchmarks/cw_stepsize.py  (needs runs/mnist/paper-lite/se
 import torch, time, foolbox as fb
 from guessfirst_nb.train import load_model
 from guessfirst_nb.data import load
-from guessfirst_nb.attacks import cw_advs, AttackConfig, predict
+from guessfirst_nb.attacks import cw_advs, predict
+from guessfirst_nb.profiles import AttackConfig
 torch.set_num_threads(1)
 te = load('mnist','test').subset(200, seed=0); x, y = te.images(), te.y
 m, _ = load_model('CNN', 'mnist', 'paper-lite')

@@ -9,41 +9,16 @@ from dataclasses import dataclass, asdict, field
 import numpy as np
 import torch
 import foolbox as fb
+from .profiles import PROFILES, AttackConfig
 
 # %% auto #0
-__all__ = ['ATTACK_PROFILES', 'MODES', 'ATTACKS', 'AttackConfig', 'device_of', 'fmodel', 'fixed_eps_advs', 'cw_advs', 'predict',
-           'check_advs', 'broken_fixed', 'broken_l2', 'evaluate_black', 'evaluate_white', 'evaluate', 'accuracy_curve',
-           'l2_curve']
+__all__ = ['ATTACK_PROFILES', 'MODES', 'ATTACKS', 'device_of', 'fmodel', 'fixed_eps_advs', 'cw_advs', 'predict', 'check_advs',
+           'broken_fixed', 'broken_l2', 'evaluate_black', 'evaluate_white', 'evaluate', 'accuracy_curve', 'l2_curve']
 
 # %% ../nbs/07_attacks.ipynb #b4acef73
-@dataclass(frozen=True)
-class AttackConfig:
-    "Attack strengths and grids. `n_test`: seeded test images (the same for every model)."
-    n_test: int = 1000
-    fgsm_eps: tuple = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
-    pgd_eps: tuple = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-    pgd_steps: int = 40
-    pgd_rel_stepsize: float = 0.01 / 0.3   # step = eps / 30: Madry et al.'s 0.01 at eps = 0.3 (foolbox's default)
-    cw_steps: int = 100
-    cw_binary_search_steps: int = 5
-    # Adam step in tanh space; 0.01 is far too small for 100 steps (benchmarks/cw_stepsize.py)
-    cw_stepsize: float = 0.1
-    cw_initial_const: float = 1.0
-    cw_eps: tuple = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)   # l2 points reported; the curve itself uses every distance
-    batch_size: int = 500
-    seed: int = 0
-
-ATTACK_PROFILES = {
-    # fewer PGD steps need larger ones: 2.5 * eps / steps in all
-    # (Madry et al.'s rule), so the attack can cross the eps-ball
-    'smoke': AttackConfig(n_test=100, fgsm_eps=(0.15, 0.3, 1.0), pgd_eps=(0.15, 0.3), pgd_steps=10,
-                          pgd_rel_stepsize=0.25, cw_steps=20, cw_binary_search_steps=2, batch_size=100),
-    'quick': AttackConfig(n_test=300, pgd_eps=(0.1, 0.15, 0.2, 0.3), pgd_steps=20, pgd_rel_stepsize=0.125, cw_steps=50,
-                          cw_binary_search_steps=3),
-    'paper-lite': AttackConfig(n_test=1000),
-    # the 200-epoch models are attacked exactly as the 10-epoch ones, so the two can be compared cell by cell
-    'paper': AttackConfig(n_test=1000),
-}
+# `get_profile(name).attack` (notebook 00a) is a profile's attack part; this view of it is kept only until notebook 18
+# (`substitutes`) reads the profile instead of `ATTACK_PROFILES[name]`
+ATTACK_PROFILES = {name: p.attack for name, p in PROFILES.items()}
 MODES = ('white', 'black')
 ATTACKS = ('FGSM', 'PGD', 'CW')
 

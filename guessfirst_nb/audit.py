@@ -14,19 +14,19 @@ import foolbox as fb
 from .data import DATASETS, check_dataset, load, atomic_write_text, Command
 from .models import TARGETS, IE_SIGMA2, CNN, Conditioned
 from .mmd import ie_regularizer
+from .profiles import PROFILES, AttackConfig, AuditConfig, TOL, TOL_ZERO, get_profile
 from .train import load_model, CheckpointError
-from .attacks import (AttackConfig, fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed,
-                                   _batches)
+from .attacks import fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
 from .reproduce import wilson, environment, results_path, paper_table, markdown_table
 
 # %% auto #0
-__all__ = ['PGD_ATTACKS', 'TOL', 'TOL_ZERO', 'AUDIT_PROFILES', 'CONDITIONED', 'WORST_ROWS', 'margin', 'MarginLinfPGD',
-           'MarginL2PGD', 'pgd', 'pgd_broken', 'fgsm_broken', 'Saturated', 'Trapped', 'input_grad_norms',
-           'start_points', 'hsj_dist', 'check_unbounded', 'check_white_vs_black', 'check_more_effort',
-           'check_iterative', 'first_broken', 'sizes', 'accuracy_at', 'worst_case', 'AuditConfig', 'attack_sizes',
-           'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table', 'plot_grad_norms',
-           'representations', 'label_entropy', 'linear_probe', 'compression', 'audit_path', 'reproduction_entries',
-           'audit', 'worst_case_table', 'hsj_table', 'compression_table', 'audit_markdown', 'main']
+__all__ = ['PGD_ATTACKS', 'AUDIT_PROFILES', 'CONDITIONED', 'WORST_ROWS', 'margin', 'MarginLinfPGD', 'MarginL2PGD', 'pgd',
+           'pgd_broken', 'fgsm_broken', 'Saturated', 'Trapped', 'input_grad_norms', 'start_points', 'hsj_dist',
+           'check_unbounded', 'check_white_vs_black', 'check_more_effort', 'check_iterative', 'first_broken', 'sizes',
+           'accuracy_at', 'worst_case', 'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes',
+           'checks_table', 'plot_grad_norms', 'representations', 'label_entropy', 'linear_probe', 'compression',
+           'audit_path', 'reproduction_entries', 'audit', 'worst_case_table', 'hsj_table', 'compression_table',
+           'audit_markdown', 'main']
 
 # %% ../nbs/09_audit.ipynb #074c3d6a
 def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -162,9 +162,6 @@ def hsj_dist(model, x, y, norm: str = 'linf', steps: int = 32, init_evals: int =
                 max_evals=max_evals, no_start=int((~found & ~wrong).sum()))
 
 # %% ../nbs/09_audit.ipynb #388c8a05
-TOL = 0.02        # (b)-(d): attacks compared on the same images; slack for random starts, in accuracy (fraction)
-TOL_ZERO = 0.05   # (a): "about 0" means accuracy <= 5%
-
 def _result(check, rows, tol, what):
     if not rows: raise ValueError(f'check {check!r}: no (attack, eps) pair to compare; the inputs must share epsilons')
     bad = [r for r in rows if not r['ok']]
@@ -230,38 +227,6 @@ def worst_case(sizes_by_attack: dict, eps: float) -> dict:
                 only={a: int((broken[i] & (broken.sum(0) == 1)).sum()) for i, a in enumerate(names)})
 
 # %% ../nbs/09_audit.ipynb #7b2f8a1d
-@dataclass(frozen=True)
-class AuditConfig:
-    """Attack strengths of the audit. PGD: `steps` constant steps of 2.5 eps / steps (`rel_stepsize` overrides),
-    `restarts` random starts; the weak PGD of check (c): `weak_steps` x `weak_restarts`; the unbounded PGD of
-    check (a): `unbounded_steps`, one start. HopSkipJump on a seeded subset of `n_hsj` images, in `hsj_norms`.
-    Compression: `n_probe` held-out test images, probe under hypothesis `probe_hypothesis`."""
-    n: int = 1000
-    linf_eps: tuple = (0.15, 0.3)
-    unbounded_eps: tuple = (0.5, 1.0)
-    l2_eps: tuple = (2.0,)
-    steps: int = 100
-    restarts: int = 5
-    rel_stepsize: float | None = None
-    weak_steps: int = 10
-    weak_restarts: int = 1
-    unbounded_steps: int = 50
-    n_hsj: int = 100
-    hsj_norms: tuple = ('linf', 'l2')
-    hsj_steps: int = 32
-    hsj_init_evals: int = 100
-    hsj_max_evals: int = 1000
-    n_probe: int = 2000
-    probe_hypothesis: int = 0
-    probe_steps: int = 100
-    tol: float = TOL
-    tol_zero: float = TOL_ZERO
-    batch_size: int = 500
-    seed: int = 0
-    autoattack: bool = True   # AutoAttack's four attacks after the audit's own (notebook 17), in the worst case
-    aa_iter: int = 100        # AutoAttack's budgets: APGD and FAB iterations,
-    aa_queries: int = 5000    # and Square's queries (the original standard version's; smaller only in `smoke`)
-
 def _entry(r: dict, kind: str) -> dict:
     """A pgd_broken / fgsm_broken result as JSON: the reproduction's format (eps, acc, n, first_broken) plus the
     settings."""
@@ -456,15 +421,9 @@ def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int =
                 I_lower=H - p['ce'], n_train=half, n_test=len(y) - half, dim=h.shape[-1])
 
 # %% ../nbs/09_audit.ipynb #6f93f3a3
-AUDIT_PROFILES = {
-    'smoke': AuditConfig(n=50, steps=5, restarts=2, weak_steps=2, unbounded_steps=3, n_hsj=10, hsj_steps=3,
-                         hsj_init_evals=10, hsj_max_evals=50, n_probe=300, probe_steps=30, aa_iter=5, aa_queries=50),
-    'quick': AuditConfig(n=500, steps=40, restarts=3, weak_steps=5, unbounded_steps=20, n_hsj=50, hsj_steps=16,
-                         hsj_init_evals=50, n_probe=1000),
-    'paper-lite': AuditConfig(n=1000, steps=100, restarts=5, weak_steps=10, unbounded_steps=50, n_hsj=100, hsj_steps=32,
-                              hsj_init_evals=100, n_probe=2000),
-}
-AUDIT_PROFILES['paper'] = AUDIT_PROFILES['paper-lite']   # the 200-epoch models get the same audit as the 10-epoch ones
+# `get_profile(name).audit` (notebook 00a) is a profile's audit part; this view of it is kept only until notebook 17
+# (`autoattack`) reads the profile instead of `AUDIT_PROFILES`
+AUDIT_PROFILES = {name: p.audit for name, p in PROFILES.items()}
 CONDITIONED = ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE']
 
 def audit_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
@@ -496,10 +455,7 @@ def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='r
     """Audit the trained models of a reproduction: adaptive and gradient-free attacks, the checklist, the worst case
     and the compression measurements; written atomically to `<out>/<profile>/<dataset>_audit.json`."""
     check_dataset(dataset)
-    if cfg is None:
-        if profile not in AUDIT_PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(AUDIT_PROFILES)}")
-        cfg = AUDIT_PROFILES[profile]
+    if cfg is None: cfg = get_profile(profile).audit
     path = audit_path(out, dataset, profile, seed)
     if path.exists() and not force:
         log(f'audit exists: {path} (use --force to recompute)'); return json.loads(path.read_text())
@@ -630,7 +586,7 @@ def audit_markdown(doc: dict) -> str:
 def main(argv=None, prog='guessfirst-audit'):
     "Console entry point `guessfirst-audit` (also `guessfirst audit`)."
     p = Command(prog, 'Audit a reproduction: adaptive and gradient-free attacks, the Carlini et al. checklist, '
-                'worst-case accuracy and measured compression.', dataset='all', profiles=AUDIT_PROFILES, seed=0,
+                'worst-case accuracy and measured compression.', dataset='all', profiles=PROFILES, seed=0,
                 runs='runs', out='results', force=True, device='here',
                 helps={'--out': "results folder holding the reproduction's results (default: results/)",
                        '--force': 'recompute even if the audit exists'})

@@ -14,9 +14,8 @@ from torch import nn
 import foolbox as fb
 from .data import load, check_dataset, atomic_write_text, Command
 from .models import TARGETS, SUBSTITUTE
-from .train import get_profile, PROFILES
-from .attacks import (ATTACK_PROFILES, AttackConfig, device_of, predict, fixed_eps_advs, check_advs,
-                                   broken_fixed, _batches)
+from .profiles import PROFILES, AttackConfig, get_profile
+from .attacks import device_of, predict, fixed_eps_advs, check_advs, broken_fixed, _batches
 from .reproduce import TABLE_ROWS, paper_table, wilson, environment, results_path, markdown_table
 from .pretrained import load_pretrained
 
@@ -260,7 +259,7 @@ def forensics(dataset: str = 'mnist', profile: str = 'paper', seed: int = 0, out
     """Evaluate the variants on the published models of (`dataset`, `profile`, `seed`) and write
     `<dataset>_forensics.json`: the variants' counts and the rows of the discrepant cells. Resumes from a partial file,
     model by model."""
-    check_dataset(dataset); get_profile(profile); cfg = ATTACK_PROFILES[profile]
+    check_dataset(dataset); cfg = get_profile(profile).attack
     doc = json.loads(results_path(out, dataset, profile, seed).read_text())
     path = forensics_path(out, dataset, profile, seed); part = path.with_suffix('.partial.json')
     te = load(dataset, 'test').subset(n or cfg.n_test, seed=cfg.seed); x, y = te.images(), te.y

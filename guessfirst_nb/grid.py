@@ -10,10 +10,11 @@ from pathlib import Path
 import submitit
 from .data import DATASETS, check_dataset, atomic_write_text, Command
 from .models import MODELS, check_model
-from .train import PROFILES, get_profile, get_device, run_dir, load_checkpoint, CheckpointError
+from .profiles import PROFILES, get_profile
+from .train import get_device, run_dir, load_checkpoint, CheckpointError
 from .reproduce import results_path
-from .audit import AUDIT_PROFILES, audit_path
-from .stability import STABILITY_PROFILES, stability_path
+from .audit import audit_path
+from .stability import stability_path
 
 # %% auto #0
 __all__ = ['KINDS', 'COMMANDS', 'RESERVED_SBATCH', 'LOCAL_TIMEOUT_MIN', 'SLURM_ACTIVE', 'Job', 'plan', 'outputs', 'is_done',
@@ -91,11 +92,11 @@ def plan(profile: str, datasets, seeds, models=None, stages=KINDS, runs='runs', 
                          (*what, '--seed', str(s), '--runs', runs, '--out', out, *dev), runs, out, needs=before)
                 repro.append(rp); before = (rp.key,)
             ds_before += before
-            if 'audit' in stages and profile in AUDIT_PROFILES:
+            if 'audit' in stages:
                 au = Job('audit', ds, profile, (s,), None,
                          (*what, '--seed', str(s), '--runs', runs, '--out', out, *dev), runs, out, needs=before)
                 audits.append(au); ds_audits.append(au.key)
-        if 'stability' in stages and profile in STABILITY_PROFILES:
+        if 'stability' in stages:
             stab.append(Job('stability', ds, profile, tuple(seeds), None,
                             (*what, '--seeds', *map(str, seeds), '--runs', runs, '--out', out, *dev),
                             runs, out, needs=tuple(ds_before), after=tuple(ds_audits)))
@@ -107,7 +108,7 @@ def outputs(job: Job) -> list[Path]:
     s = job.seeds[0]
     if job.kind == 'train':
         d = run_dir(job.runs, job.dataset, job.profile, s, job.model)
-        return [d / f'epoch{get_profile(job.profile).epochs:03d}.pt', d / 'last.pt']
+        return [d / f'epoch{get_profile(job.profile).train.epochs:03d}.pt', d / 'last.pt']
     if job.kind == 'reproduce':
         b = results_path(job.out, job.dataset, job.profile, s)
         return [b, b.with_suffix('.md'), b.with_name(b.stem + '_figure3.png')]

@@ -10,7 +10,8 @@ from pathlib import Path
 from .data import (DATASETS, check_dataset, data_dir, sha256_file, atomic_write_text, DataError,
                                 _install_stream)
 from .models import MODELS, check_model, make_model
-from .train import PROFILES, get_profile, get_device, run_dir, epoch_files, load_checkpoint
+from .profiles import PROFILES, get_profile
+from .train import get_device, run_dir, epoch_files, load_checkpoint
 
 # %% auto #0
 __all__ = ['PUBLISHED', 'WEIGHTS_URL', 'weight_name', 'manifest_path', 'read_manifest', 'publish', 'PretrainedError',
@@ -41,7 +42,7 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
     files = read_manifest(path)['files'] if path.exists() else {}
     for dataset, profile, seed in published:
         for model in models:
-            d, epochs = run_dir(runs, dataset, profile, seed, model), get_profile(profile).epochs
+            d, epochs = run_dir(runs, dataset, profile, seed, model), get_profile(profile).train.epochs
             src = epoch_files(d).get(epochs)
             if src is None:
                 raise FileNotFoundError(f'{d} has no epoch{epochs:03d}.pt: train it to the end first '

@@ -13,8 +13,9 @@ import torch
 from . import __version__
 from .data import DATASETS, check_dataset, load, atomic_write_text, Command
 from .models import TARGETS, SUBSTITUTE
-from .train import fit, training_data, get_profile, PROFILES, CheckpointError, TrainingDiverged
-from .attacks import ATTACK_PROFILES, AttackConfig, evaluate, accuracy_curve, l2_curve, predict
+from .profiles import PROFILES, AttackConfig, get_profile
+from .train import fit, training_data, CheckpointError, TrainingDiverged
+from .attacks import evaluate, accuracy_curve, l2_curve, predict
 
 # %% auto #0
 __all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'PALETTE', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path', 'reproduce',
@@ -90,7 +91,7 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
               force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu') -> dict:
     """Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the
     results. `redo`: attacks to recompute in existing results."""
-    check_dataset(dataset); prof = get_profile(profile); cfg = ATTACK_PROFILES[profile]
+    check_dataset(dataset); prof = get_profile(profile); cfg = prof.attack
     path = results_path(out, dataset, profile, seed)
     if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log, device)
     if path.exists() and not force:
@@ -100,7 +101,7 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
             atomic_write_text(path, json.dumps(doc, indent=1))
         log(f'results exist: {path} (use --force to recompute)'); return doc
     t_start = time.time()
-    data = training_data(dataset, prof, seed)
+    data = training_data(dataset, prof.train, seed)
     models, train_time = {}, {}
     for name in TARGETS + [SUBSTITUTE]:
         models[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data, device=device)
@@ -110,7 +111,7 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     x, y = te.images(), te.y
     t0 = time.time()
     res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], x, y, cfg, log=log)
-    doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=asdict(prof),
+    doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=prof.train_record(),
                attack_config=asdict(cfg),
                substitute=dict(name=SUBSTITUTE, clean=(predict(models[SUBSTITUTE], x) == y).float().mean().item()),
                environment=environment(), train_seconds=train_time, attack_seconds=time.time() - t0,
@@ -128,7 +129,7 @@ def training_histories(dataset: str, profile: str, seed: int = 0, runs='runs') -
     for name in TARGETS + [SUBSTITUTE]:
         d = run_dir(runs, dataset, profile, seed, name)
         # a run brought back as weights
-        p = d / 'last.pt' if (d / 'last.pt').exists() else d / f'epoch{get_profile(profile).epochs:03d}.pt'
+        p = d / 'last.pt' if (d / 'last.pt').exists() else d / f'epoch{get_profile(profile).train.epochs:03d}.pt'
         if p.exists(): out[name] = load_checkpoint(p)['history']
     return out
 

@@ -11,50 +11,19 @@ import numpy as np
 import torch
 from .data import DATASETS, check_dataset, load, atomic_write_text, Command
 from .models import TARGETS, SUBSTITUTE
-from .train import (get_profile, load_model, run_dir, epoch_files, PROFILES, CheckpointError,
-                                 TrainingDiverged)
-from .attacks import (ATTACK_PROFILES, AttackConfig, fixed_eps_advs, cw_advs, broken_fixed, broken_l2,
-                                   predict, device_of, _batches)
+from .profiles import PROFILES, AttackConfig, StabilityConfig, get_profile
+from .train import load_model, run_dir, epoch_files, CheckpointError, TrainingDiverged
+from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 import torch.nn.functional as F
 from .audit import pgd_broken, input_grad_norms
 from .reproduce import (reproduce, results_path, paper_table, wilson, environment, TABLE_ROWS,
                                      PALETTE, _acc, markdown_table, save_figure)
 
 # %% auto #0
-__all__ = ['STABILITY_PROFILES', 'BLACK_CELLS', 'WHITE_CELLS', 'StabilityConfig', 'stability_config', 'saved_epochs', 'craft',
-           'transfer', 'white', 'score_stats', 'stability_path', 'stability', 'seed_values', 'seed_table',
-           'seed_results', 'audit_results', 'seed_worst_table', 'protocol_table', 'seed_spread', 'plot_epochs',
-           'plot_masking', 'plot_substitutes', 'plot_seeds', 'stability_markdown', 'main']
-
-# %% ../nbs/10_stability.ipynb #69058993
-@dataclass(frozen=True)
-class StabilityConfig:
-    """What `stability` measures at the saved epochs `epochs` of every target (empty: every saved epoch).
-    `substitute_epochs`: the substitute's training lengths (0 means its last epoch). White-box: PGD on the cross-entropy
-    and on the margin, `white_steps` x `white_restarts`, on the first `n_white` test images."""
-    black_eps: tuple = (0.15, 0.3)
-    cw_eps: float = 2.0
-    white_eps: tuple = (0.15, 0.3)
-    n_white: int = 500
-    white_steps: int = 20
-    white_restarts: int = 1
-    substitute_epochs: tuple = (1, 3, 0)
-    seed: int = 0
-    epochs: tuple = ()
-
-STABILITY_PROFILES = {
-    'smoke': StabilityConfig(n_white=30, white_steps=5, substitute_epochs=(1, 0)),
-    'quick': StabilityConfig(n_white=200, white_steps=10, substitute_epochs=(1, 0)),
-    'paper-lite': StabilityConfig(),
-    # 200 epochs: a log-spaced subset of them, and the 10-epoch substitute of paper-lite beside the 200-epoch one
-    'paper': StabilityConfig(epochs=(1, 2, 5, 10, 20, 50, 100, 200), substitute_epochs=(10, 0)),
-}
-
-def stability_config(profile: str) -> StabilityConfig:
-    "The stability measurement of a profile, or a `ValueError` listing the valid names."
-    if profile not in STABILITY_PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(STABILITY_PROFILES)}")
-    return STABILITY_PROFILES[profile]
+__all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'saved_epochs', 'craft', 'transfer', 'white', 'score_stats', 'stability_path',
+           'stability', 'seed_values', 'seed_table', 'seed_results', 'audit_results', 'seed_worst_table',
+           'protocol_table', 'seed_spread', 'plot_epochs', 'plot_masking', 'plot_substitutes', 'plot_seeds',
+           'stability_markdown', 'main']
 
 # %% ../nbs/10_stability.ipynb #2670b53c
 def saved_epochs(dataset: str, profile: str, seed: int, model: str, runs='runs') -> list[int]:
@@ -137,9 +106,9 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
               cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print, device='cpu') -> dict:
     """Clean, black-box (for every substitute length) and white-box accuracy of every target at every saved epoch
     of one run, on the reproduction's test images; written atomically and resumable."""
-    check_dataset(dataset); get_profile(profile)
-    cfg = stability_config(profile) if cfg is None else cfg
-    acfg = ATTACK_PROFILES[profile]
+    check_dataset(dataset); prof = get_profile(profile)
+    cfg = prof.stability if cfg is None else cfg
+    acfg = prof.attack
     path = stability_path(out, dataset, profile, seed)
     if path.exists() and not force:
         log(f'stability results exist: {path} (use --force to recompute)'); return json.loads(path.read_text())
@@ -417,7 +386,7 @@ def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict 
 def main(argv=None, prog='guessfirst-stability'):
     "Console entry point `guessfirst-stability` (also `guessfirst stability`)."
     p = Command(prog, "Accuracy against training epoch, substitute length and seed; the paper's claims across all of "
-                'them.', dataset='all', profiles=STABILITY_PROFILES, seeds=[0, 1, 2], runs='runs', out='results',
+                'them.', dataset='all', profiles=PROFILES, seeds=[0, 1, 2], runs='runs', out='results',
                 force=True, device='here',
                 helps={'--seeds': 'seeds of the reproduction, each once; the first also gets the per-epoch curves '
                                   '(default: 0 1 2)',

@@ -13,37 +13,13 @@ from .data import load, check_dataset, DATASETS, Command
 # the device helpers live in data (notebook 00) with the shared command line, and stay importable from here
 from .data import DEVICES, get_device, add_device_args, device_from_args, set_deterministic
 from .models import MODELS, TARGETS, SUBSTITUTE, IE_SIGMA2, make_model, check_model
+from .profiles import PROFILES, TrainConfig, get_profile
 from .objectives import get_objective
 from .mmd import ie_regularizer
 
 # %% auto #0
-__all__ = ['PROFILES', 'Profile', 'get_profile', 'losses', 'TrainingDiverged', 'train_step', 'make_optimizer', 'run_dir',
-           'atomic_torch_save', 'CheckpointError', 'load_checkpoint', 'accuracy', 'training_data', 'fit', 'epoch_files',
-           'load_model', 'main']
-
-# %% ../nbs/06_train.ipynb #02873bf5
-@dataclass(frozen=True)
-class Profile:
-    """How much to train: `n_train` images (None: all), `epochs`, `n_test` images for the per-epoch test accuracy (None:
-    all)."""
-    name: str
-    n_train: int | None
-    epochs: int
-    n_test: int | None
-    batch_size: int = 250
-    lr: float = 1e-3
-
-PROFILES = {p.name: p for p in [
-    Profile('smoke', 1000, 2, 500),
-    Profile('quick', 10000, 3, 2000),
-    Profile('paper-lite', None, 10, None),
-    Profile('paper', None, 200, None),
-]}
-
-def get_profile(name: str) -> Profile:
-    "The named profile, or a `ValueError` listing the valid names."
-    if name not in PROFILES: raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
-    return PROFILES[name]
+__all__ = ['losses', 'TrainingDiverged', 'train_step', 'make_optimizer', 'run_dir', 'atomic_torch_save', 'CheckpointError',
+           'load_checkpoint', 'accuracy', 'training_data', 'fit', 'epoch_files', 'load_model', 'main']
 
 # %% ../nbs/06_train.ipynb #df6f6515
 def losses(model, x, y):
@@ -129,11 +105,12 @@ def accuracy(model, ds, batch_size: int = 1000) -> float:
     correct = int(correct)   # one read from the device
     return correct / len(ds)
 
-def training_data(dataset: str, profile: Profile, seed: int = 0):
-    "The (train, test) ImageSets of a profile: seeded subsets for the small profiles (the same for every model)."
+def training_data(dataset: str, cfg: TrainConfig, seed: int = 0):
+    """The (train, test) ImageSets of a profile's training part `cfg`: seeded subsets for the small profiles (the same
+    for every model)."""
     train, test = load(dataset, 'train'), load(dataset, 'test')
-    if profile.n_train: train = train.subset(profile.n_train, seed=seed)
-    if profile.n_test: test = test.subset(profile.n_test, seed=seed)
+    if cfg.n_train: train = train.subset(cfg.n_train, seed=seed)
+    if cfg.n_test: test = test.subset(cfg.n_test, seed=seed)
     return train, test
 
 def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: int = 0, root='runs',
@@ -141,16 +118,17 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
     """Train (or resume, or just load) one model on `device`; returns (model, checkpoint dict). `callback(epoch, step,
     model)` is called after every step. The loss is read back from the device every `sync_every` steps (default: every
     step on the CPU, where reading costs nothing; every 50 on a GPU), and a non-finite loss stops the run there."""
-    check_model(model_name); check_dataset(dataset); prof = get_profile(profile); dev = get_device(device)
+    check_model(model_name); check_dataset(dataset); prof = get_profile(profile).train; dev = get_device(device)
     sync_every = sync_every or (1 if dev.type == 'cpu' else 50)
     d = run_dir(root, dataset, profile, seed, model_name)
     train, test = data or training_data(dataset, prof, seed)
     train, test = train.to(dev), test.to(dev)
     torch.manual_seed(seed)
     model = make_model(model_name).to(dev); opt = make_optimizer(model, prof.lr)
-    config = dict(model=model_name, dataset=dataset, profile=asdict(prof), seed=seed, objective=model.objective,
-                  ie_beta=model.ie_beta, vib_beta=model.vib_beta, ie_sigma2=IE_SIGMA2, n_train=len(train),
-                  n_test=len(test))
+    # config['profile']: {name, n_train, epochs, n_test, batch_size, lr}, as every checkpoint has stored it
+    config = dict(model=model_name, dataset=dataset, profile=get_profile(profile).train_record(), seed=seed,
+                  objective=model.objective, ie_beta=model.ie_beta, vib_beta=model.vib_beta, ie_sigma2=IE_SIGMA2,
+                  n_train=len(train), n_test=len(test))
     ck = {'epoch': 0, 'history': []}
     final = d / f'epoch{prof.epochs:03d}.pt'
     if not (d / 'last.pt').exists() and final.exists():
@@ -274,7 +252,7 @@ def main(argv=None, prog='guessfirst-train'):
     def check(a): a.models = list(MODELS) if a.model == 'all' else [check_model(a.model)]
     def body(a):
         for ds in a.datasets:
-            data = training_data(ds, get_profile(a.profile), a.seed)
+            data = training_data(ds, get_profile(a.profile).train, a.seed)
             for m in a.models:
                 _, ck = fit(m, ds, a.profile, a.seed, a.runs, data=data, device=a.dev)
                 h = ck['history'][-1]
