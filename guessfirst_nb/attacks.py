@@ -12,13 +12,10 @@ import foolbox as fb
 from .profiles import PROFILES, AttackConfig
 
 # %% auto #0
-__all__ = ['ATTACK_PROFILES', 'MODES', 'ATTACKS', 'device_of', 'fmodel', 'fixed_eps_advs', 'cw_advs', 'predict', 'check_advs',
-           'broken_fixed', 'broken_l2', 'evaluate_black', 'evaluate_white', 'evaluate', 'accuracy_curve', 'l2_curve']
+__all__ = ['MODES', 'ATTACKS', 'device_of', 'fmodel', 'fixed_eps_advs', 'cw_advs', 'predict', 'check_advs', 'broken_fixed',
+           'broken_l2', 'evaluate_black', 'evaluate_white', 'evaluate', 'accuracy_curve', 'l2_curve']
 
 # %% ../nbs/07_attacks.ipynb #b4acef73
-# `get_profile(name).attack` (notebook 00a) is a profile's attack part; this view of it is kept only until notebook 18
-# (`substitutes`) reads the profile instead of `ATTACK_PROFILES[name]`
-ATTACK_PROFILES = {name: p.attack for name, p in PROFILES.items()}
 MODES = ('white', 'black')
 ATTACKS = ('FGSM', 'PGD', 'CW')
 

@@ -20,13 +20,13 @@ from .attacks import fmodel, device_of, predict, check_advs, fixed_eps_advs, bro
 from .reproduce import wilson, environment, results_path, paper_table, markdown_table
 
 # %% auto #0
-__all__ = ['PGD_ATTACKS', 'AUDIT_PROFILES', 'CONDITIONED', 'WORST_ROWS', 'margin', 'MarginLinfPGD', 'MarginL2PGD', 'pgd',
-           'pgd_broken', 'fgsm_broken', 'Saturated', 'Trapped', 'input_grad_norms', 'start_points', 'hsj_dist',
-           'check_unbounded', 'check_white_vs_black', 'check_more_effort', 'check_iterative', 'first_broken', 'sizes',
-           'accuracy_at', 'worst_case', 'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes',
-           'checks_table', 'plot_grad_norms', 'representations', 'label_entropy', 'linear_probe', 'compression',
-           'audit_path', 'reproduction_entries', 'audit', 'worst_case_table', 'hsj_table', 'compression_table',
-           'audit_markdown', 'main']
+__all__ = ['PGD_ATTACKS', 'CONDITIONED', 'WORST_ROWS', 'margin', 'MarginLinfPGD', 'MarginL2PGD', 'pgd', 'pgd_broken',
+           'fgsm_broken', 'Saturated', 'Trapped', 'input_grad_norms', 'start_points', 'hsj_dist', 'check_unbounded',
+           'check_white_vs_black', 'check_more_effort', 'check_iterative', 'first_broken', 'sizes', 'accuracy_at',
+           'worst_case', 'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table',
+           'plot_grad_norms', 'representations', 'label_entropy', 'linear_probe', 'compression', 'audit_path',
+           'reproduction_entries', 'audit', 'worst_case_table', 'hsj_table', 'compression_table', 'audit_markdown',
+           'main']
 
 # %% ../nbs/09_audit.ipynb #074c3d6a
 def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -421,9 +421,6 @@ def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int =
                 I_lower=H - p['ce'], n_train=half, n_test=len(y) - half, dim=h.shape[-1])
 
 # %% ../nbs/09_audit.ipynb #6f93f3a3
-# `get_profile(name).audit` (notebook 00a) is a profile's audit part; this view of it is kept only until notebook 17
-# (`autoattack`) reads the profile instead of `AUDIT_PROFILES`
-AUDIT_PROFILES = {name: p.audit for name, p in PROFILES.items()}
 CONDITIONED = ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE']
 
 def audit_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
@@ -483,10 +480,9 @@ def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='r
         results[name] = r = audit_model(model, x, y, cfg, black=black, extra=extra, hsj_index=hsj,
                                         log=lambda *a: log(f'{dataset} {name}:', *a))
         if cfg.autoattack:   # notebook 17 builds on this one, so it is imported here, when it is needed
-            from guessfirst_nb.autoattack import AutoAttackConfig, autoattack_entries
+            from guessfirst_nb.autoattack import audit_autoattack_config, autoattack_entries
             t0 = time.time()
-            aa = AutoAttackConfig(apgd_iter=cfg.aa_iter, fab_iter=cfg.aa_iter, square_queries=cfg.aa_queries,
-                                  seed=cfg.seed, batch_size=cfg.batch_size)
+            aa = audit_autoattack_config(cfg)
             r['attacks'].update(autoattack_entries(model, x, y, r, cfg, aa,
                                                    log=lambda *a: log(f'{dataset} {name}:', *a)))
             r['checks'], r['worst_case'] = run_checks(r, cfg), worst_cases(r, cfg)

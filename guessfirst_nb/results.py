@@ -9,7 +9,7 @@ from pathlib import Path
 from .data import atomic_write_text
 from .models import TARGETS, SUBSTITUTE
 from .reproduce import wilson, results_path
-from .train import get_profile
+from .profiles import get_profile
 
 # %% auto #0
 __all__ = ['COLUMNS', 'MODES', 'NORMS', 'SIDES', 'TOL', 'TOL_F32', 'WORST', 'WHITE', 'CELL', 'SUBSTITUTE_EPOCHS', 'SUFFIXES',
@@ -101,7 +101,7 @@ WORST = {'': 'all', 'hsj_subset': 'all:hsj-subset', 'hsj_subset_without_hsj': 'a
 def rows_from_audit(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
     """The rows of one audit: every target's clean accuracy, every point of the audit's own attacks, HopSkipJump at the
     worst-case cells, and the worst cases. `train_epochs`: the models' training length (None: the profile's)."""
-    ep = get_profile(doc['profile']).epochs if train_epochs is None else train_epochs
+    ep = get_profile(doc['profile']).train.epochs if train_epochs is None else train_epochs
     out = []
     for m, r in doc['results'].items():
         clean = count(r['clean'], r['n'], TOL_F32)   # computed in float32
@@ -161,7 +161,7 @@ SUBSTITUTE_EPOCHS = re.compile(r'\bsubstitute (\d+) epochs?\b')
 
 def rows_from_forensics(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
     "The rows of one forensics file, one per (variant, cell, model). `train_epochs`: None for the profile's."
-    ep = get_profile(doc['profile']).epochs if train_epochs is None else train_epochs
+    ep = get_profile(doc['profile']).train.epochs if train_epochs is None else train_epochs
     out = []
     for v, cells in doc['variants'].items():
         if not v: raise ValueError(f"{source}: a variant without a name ('' is the project's own evaluation)")
@@ -182,7 +182,7 @@ def rows_from_forensics(doc: dict, source: str, train_epochs: int | None = None)
 # %% ../nbs/14_results.ipynb #093ca6bb
 def rows_from_substitutes(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
     "The rows of one substitutes file: per target and cell, each source and the two worst cases (see above)."
-    ep = get_profile(doc['profile']).epochs if train_epochs is None else train_epochs
+    ep = get_profile(doc['profile']).train.epochs if train_epochs is None else train_epochs
     out = []
     for m, cells in doc['results'].items():
         for cell, c in cells.items():
