@@ -30,9 +30,11 @@ def losses(model, x, y):
     L_r = ie_regularizer(aux['h_r'], y, M=model.M, beta=model.ie_beta, sigma2=IE_SIGMA2) if model.ie_beta else None
     return T, L_o, L_r
 
+# %% ../nbs/06_train.ipynb #53060b28
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
 
+# %% ../nbs/06_train.ipynb #ab2a6a9f
 def train_step(model, opt, x, y, objective_weight: float = 1.0, check_finite: bool = True):
     """One step of Algorithm 1: L_o updates every parameter, L_r only theta_r (`model.regularized_parameters()`).
     Returns (T, L_o, L_r). `check_finite` refuses a non-finite loss before the update; on a GPU that check waits for the
@@ -51,6 +53,7 @@ def train_step(model, opt, x, y, objective_weight: float = 1.0, check_finite: bo
     opt.step()
     return T.detach(), L_o.detach(), None if L_r is None else L_r.detach()
 
+# %% ../nbs/06_train.ipynb #47639b78
 def make_optimizer(model, lr: float = 1e-3):
     "Adam with the paper's learning rate."
     return torch.optim.Adam(model.parameters(), lr=lr)
@@ -60,6 +63,7 @@ def run_dir(root, dataset: str, profile: str, seed: int, model: str) -> Path:
     "Where the checkpoints of one training run live."
     return Path(root) / dataset / profile / f'seed{seed}' / model
 
+# %% ../nbs/06_train.ipynb #e37d9e5f
 def atomic_torch_save(obj, path):
     "torch.save through a temporary file in the same folder and an atomic rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,9 +76,11 @@ def atomic_torch_save(obj, path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
 
+# %% ../nbs/06_train.ipynb #0830d5a5
 class CheckpointError(RuntimeError):
     "A checkpoint file exists but cannot be read: empty, truncated, or not a PyTorch checkpoint."
 
+# %% ../nbs/06_train.ipynb #fb5405ff
 def _damage(path: Path, e: Exception) -> str:
     "What is wrong with an unreadable checkpoint, in words (never PyTorch's advice to load it unsafely)."
     size = path.stat().st_size
@@ -105,6 +111,7 @@ def accuracy(model, ds, batch_size: int = 1000) -> float:
     correct = int(correct)   # one read from the device
     return correct / len(ds)
 
+# %% ../nbs/06_train.ipynb #3048ea0a
 def training_data(dataset: str, cfg: TrainConfig, seed: int = 0):
     """The (train, test) ImageSets of a profile's training part `cfg`: seeded subsets for the small profiles (the same
     for every model)."""
@@ -112,6 +119,48 @@ def training_data(dataset: str, cfg: TrainConfig, seed: int = 0):
     if cfg.n_train: train = train.subset(cfg.n_train, seed=seed)
     if cfg.n_test: test = test.subset(cfg.n_test, seed=seed)
     return train, test
+
+# %% ../nbs/06_train.ipynb #65f6c623
+def _fallback(d: Path, err: CheckpointError) -> dict:
+    """The newest `epochNNN.pt` of run folder `d` that loads, saying so; a `CheckpointError` that says how to start
+    afresh if none does."""
+    tried = []
+    for p in reversed(epoch_files(d).values()):
+        try: ck = load_checkpoint(p)
+        except CheckpointError as e: tried.append(str(e).split('. ')[0]); continue
+        print(f'warning: {str(err).split(". ")[0]}; resuming from {p.name} (epoch {ck["epoch"]}), the newest epoch '
+              'checkpoint that loads. It holds the weights but not Adam\'s moments, so the run goes on with a fresh '
+              'optimizer and is not bitwise the run it would have been.', file=sys.stderr)
+        return dict(ck, resumed_from=p.name)
+    raise CheckpointError(f'{str(err).split(". ")[0]}, and no epoch checkpoint of {d} loads'
+                          + (f' ({"; ".join(tried)})' if tried else '') +
+                          f'. Start this run afresh: remove the folder (rm -r {d}) and run the same command again.')
+
+def _same_config(d, old: dict, now: dict):
+    "Refuse to continue a run folder that holds another configuration."
+    keys = ('model', 'dataset', 'seed', 'objective', 'ie_beta', 'vib_beta', 'n_train')
+    old, now = {k: old.get(k) for k in keys}, {k: now[k] for k in keys}
+    if old != now: raise ValueError(f'{d} holds a run with another configuration ({old}, now {now}); '
+                                    'remove that folder or pass another --runs folder')
+
+def _cpu(o):
+    "A copy of a (nested) state dict with every tensor on the CPU, so that checkpoints load anywhere without a GPU."
+    if isinstance(o, torch.Tensor): return o.detach().cpu()
+    if isinstance(o, dict): return {k: _cpu(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return type(o)(_cpu(v) for v in o)
+    return o
+
+def _isatty(f) -> bool:
+    try: return bool(f.isatty())
+    except (AttributeError, ValueError, OSError): return False   # no isatty, or a closed stream
+
+def _progress(total, desc, on, file=None):
+    """A progress bar of `total` steps on `file` (default: stderr) if `on` and `file` is a terminal; else None: a log
+    (a file, nohup, CI) gets no bar, only the one line per epoch that `fit` prints."""
+    file = sys.stderr if file is None else file
+    if not (on and _isatty(file)): return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=False, file=file)
 
 def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: int = 0, root='runs',
         progress: bool = True, callback=None, data=None, device='cpu', sync_every: int | None = None):
@@ -188,51 +237,12 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
     model.eval()
     return model, ck
 
+# %% ../nbs/06_train.ipynb #34c30233
 def epoch_files(d) -> dict:
     "{epoch: path} of the per-epoch checkpoints `epochNNN.pt` in run folder `d`, by epoch."
     return {int(p.stem[5:]): p for p in sorted(Path(d).glob('epoch[0-9][0-9][0-9].pt'))}
 
-def _fallback(d: Path, err: CheckpointError) -> dict:
-    """The newest `epochNNN.pt` of run folder `d` that loads, saying so; a `CheckpointError` that says how to start
-    afresh if none does."""
-    tried = []
-    for p in reversed(epoch_files(d).values()):
-        try: ck = load_checkpoint(p)
-        except CheckpointError as e: tried.append(str(e).split('. ')[0]); continue
-        print(f'warning: {str(err).split(". ")[0]}; resuming from {p.name} (epoch {ck["epoch"]}), the newest epoch '
-              'checkpoint that loads. It holds the weights but not Adam\'s moments, so the run goes on with a fresh '
-              'optimizer and is not bitwise the run it would have been.', file=sys.stderr)
-        return dict(ck, resumed_from=p.name)
-    raise CheckpointError(f'{str(err).split(". ")[0]}, and no epoch checkpoint of {d} loads'
-                          + (f' ({"; ".join(tried)})' if tried else '') +
-                          f'. Start this run afresh: remove the folder (rm -r {d}) and run the same command again.')
-
-def _same_config(d, old: dict, now: dict):
-    "Refuse to continue a run folder that holds another configuration."
-    keys = ('model', 'dataset', 'seed', 'objective', 'ie_beta', 'vib_beta', 'n_train')
-    old, now = {k: old.get(k) for k in keys}, {k: now[k] for k in keys}
-    if old != now: raise ValueError(f'{d} holds a run with another configuration ({old}, now {now}); '
-                                    'remove that folder or pass another --runs folder')
-
-def _cpu(o):
-    "A copy of a (nested) state dict with every tensor on the CPU, so that checkpoints load anywhere without a GPU."
-    if isinstance(o, torch.Tensor): return o.detach().cpu()
-    if isinstance(o, dict): return {k: _cpu(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return type(o)(_cpu(v) for v in o)
-    return o
-
-def _isatty(f) -> bool:
-    try: return bool(f.isatty())
-    except (AttributeError, ValueError, OSError): return False   # no isatty, or a closed stream
-
-def _progress(total, desc, on, file=None):
-    """A progress bar of `total` steps on `file` (default: stderr) if `on` and `file` is a terminal; else None: a log
-    (a file, nohup, CI) gets no bar, only the one line per epoch that `fit` prints."""
-    file = sys.stderr if file is None else file
-    if not (on and _isatty(file)): return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, leave=False, file=file)
-
+# %% ../nbs/06_train.ipynb #fc8e32bc
 def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs', epoch: int | None = None,
                device='cpu'):
     "A trained model from its checkpoint (the last epoch, or `epoch`), on `device`, in eval mode."
