@@ -25,11 +25,13 @@ def device_of(model) -> torch.device:
     p = next(model.parameters(), None)
     return torch.device('cpu') if p is None else p.device
 
+# %% ../nbs/07_attacks.ipynb #46b2aa60
 def fmodel(model) -> fb.PyTorchModel:
     """A foolbox model of `model` in eval mode, inputs bounded to [0, 1], on the model's own device (never foolbox's
     guess)."""
     return fb.PyTorchModel(model.eval(), bounds=(0, 1), device=device_of(model))
 
+# %% ../nbs/07_attacks.ipynb #2ad22d6d
 def _batches(n, bs): return [slice(i, min(i + bs, n)) for i in range(0, n, bs)]
 
 def fixed_eps_advs(attack: str, model, x, y, eps, cfg: AttackConfig = AttackConfig()) -> torch.Tensor:
@@ -45,6 +47,7 @@ def fixed_eps_advs(attack: str, model, x, y, eps, cfg: AttackConfig = AttackConf
         for k, c in enumerate(clipped): out[k, s] = c.detach().cpu()
     return out
 
+# %% ../nbs/07_attacks.ipynb #26f60c99
 def cw_advs(model, x, y, cfg: AttackConfig = AttackConfig()):
     "Carlini-Wagner l2 against `model`: (adversarial examples, their l2 distances, inf where the attack failed)."
     atk = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=cfg.cw_binary_search_steps, steps=cfg.cw_steps,
@@ -57,6 +60,7 @@ def cw_advs(model, x, y, cfg: AttackConfig = AttackConfig()):
     dist = (adv - x).flatten(1).norm(dim=1)
     return adv, torch.where(fooled, dist, torch.full_like(dist, math.inf))
 
+# %% ../nbs/07_attacks.ipynb #37956e60
 @torch.no_grad()
 def predict(model, x, batch_size: int = 1000) -> torch.Tensor:
     "Labels predicted by `model` (a forward pass only, no gradient), on the CPU."
@@ -81,12 +85,14 @@ def check_advs(x, advs, eps, norm: str = 'linf', tol: float = 1e-5):
         raise AssertionError(f'{int(bad.sum())} adversarial examples exceed their epsilon (largest excess '
                              f'{(size - eps).max():.2e})')
 
+# %% ../nbs/07_attacks.ipynb #35c558c8
 def broken_fixed(target, x, y, advs, eps) -> np.ndarray:
     "Bool (1 + len(eps), N): broken at 0 (misclassified clean) and at each eps (fooled at some eps' <= eps)."
     check_advs(x, advs, eps, 'linf')
     wrong = [predict(target, x) != y] + [predict(target, a) != y for a in advs]
     return np.logical_or.accumulate(torch.stack(wrong).numpy(), axis=0)
 
+# %% ../nbs/07_attacks.ipynb #217c3f9e
 def broken_l2(target, x, y, adv, dist, eps) -> np.ndarray:
     "Bool (1 + len(eps), N) from minimal l2 examples: broken at eps iff the example fools `target` and its norm <= eps."
     finite = torch.isfinite(dist)
@@ -98,6 +104,13 @@ def broken_l2(target, x, y, adv, dist, eps) -> np.ndarray:
     return np.stack(rows)
 
 # %% ../nbs/07_attacks.ipynb #54671ed8
+def _transfer_dist(target, x, y, adv, dist):
+    """Per-sample size at which the transferred C&W example breaks `target`: 0 if misclassified clean, inf if it does
+    not transfer."""
+    wrong0, fooled = predict(target, x) != y, predict(target, adv) != y
+    return torch.where(wrong0, torch.zeros_like(dist),
+                       torch.where(fooled, dist, torch.full_like(dist, math.inf))).tolist()
+
 def evaluate_black(targets: dict, substitute, x, y, cfg: AttackConfig = AttackConfig(), log=print,
                    attacks=ATTACKS) -> dict:
     "Black-box mode: examples crafted once on `substitute`, transferred to every target (which only classifies them)."
@@ -118,6 +131,7 @@ def evaluate_black(targets: dict, substitute, x, y, cfg: AttackConfig = AttackCo
     log(f'black-box examples crafted on the substitute in {t:.0f}s')
     return res
 
+# %% ../nbs/07_attacks.ipynb #451f907e
 def evaluate_white(model, x, y, cfg: AttackConfig = AttackConfig(), attacks=ATTACKS) -> dict:
     "White-box mode: every attack with `model`'s own gradients."
     res = {}
@@ -135,6 +149,7 @@ def evaluate_white(model, x, y, cfg: AttackConfig = AttackConfig(), attacks=ATTA
                                     dist=torch.where(predict(model, x) != y, torch.zeros_like(dist), dist).tolist())
     return res
 
+# %% ../nbs/07_attacks.ipynb #392427e6
 def evaluate(targets: dict, substitute, x, y, cfg: AttackConfig = AttackConfig(), log=print, attacks=ATTACKS) -> dict:
     """The `attacks`, both modes, every target: {model: {'clean': acc, (attack, mode): {'eps', 'broken', 'seconds'[,
     'dist']}}}."""
@@ -146,17 +161,12 @@ def evaluate(targets: dict, substitute, x, y, cfg: AttackConfig = AttackConfig()
             f"{sum(v['seconds'] for k, v in res[name].items() if k != 'clean' and k[1] == 'white'):.0f}s")
     return res
 
-def _transfer_dist(target, x, y, adv, dist):
-    """Per-sample size at which the transferred C&W example breaks `target`: 0 if misclassified clean, inf if it does
-    not transfer."""
-    wrong0, fooled = predict(target, x) != y, predict(target, adv) != y
-    return torch.where(wrong0, torch.zeros_like(dist),
-                       torch.where(fooled, dist, torch.full_like(dist, math.inf))).tolist()
-
+# %% ../nbs/07_attacks.ipynb #17f241c4
 def accuracy_curve(entry) -> tuple[list, list]:
     "(eps, accuracy) of one evaluate() entry."
     return list(entry['eps']), (1 - entry['broken'].mean(1)).tolist()
 
+# %% ../nbs/07_attacks.ipynb #ba9ec22d
 def l2_curve(dist, grid) -> list:
     "Accuracy at each l2 radius of `grid` from per-sample minimal adversarial distances (inf: never broken)."
     d = np.asarray(dist, dtype=float)
