@@ -118,6 +118,7 @@ def outputs(job: Job) -> list[Path]:
     b = stability_path(job.out, job.dataset, job.profile, s); stem = b.name.replace('_stability.json', '')
     return [b, b.with_suffix('.md')] + [b.with_name(f'{stem}_{f}.png') for f in ('epochs', 'substitutes', 'seeds')]
 
+# %% ../nbs/11_grid.ipynb #e416fbab
 def is_done(job: Job) -> bool:
     "Whether the job's work is on disk, so that the grid need not send it."
     if job.kind == 'train':
@@ -131,6 +132,7 @@ def is_done(job: Job) -> bool:
 class JobFailed(RuntimeError):
     "A grid job's command exited with an error (what went wrong is in the job's log)."
 
+# %% ../nbs/11_grid.ipynb #b851159f
 class Task(submitit.helpers.Checkpointable):
     """What a grid job runs: `job`'s console command in folder `cwd`, with the variables `env` set (a value None removes
     one). Requeued unchanged when preempted or timed out on SLURM: the command resumes from its own checkpoints."""
@@ -179,6 +181,7 @@ def local_executor(folder):
     ex.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
     return ex
 
+# %% ../nbs/11_grid.ipynb #6a71d210
 def slurm_executor(folder, partition=None, gpus=None, cpus=None, mem_gb=None, time_min: int = 1440, sbatch: str = '',
                    setup=(), max_timeouts: int = 3):
     """submitit's SLURM executor: every job on `partition` with `gpus` GPUs, `cpus` CPUs, `mem_gb` GB of memory, a time
