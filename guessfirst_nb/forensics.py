@@ -28,6 +28,7 @@ __all__ = ['OUTPUT_LAYER', 'KAPPAS', 'SUBSTITUTES', 'OutputLayer', 'output_layer
 OUTPUT_LAYER = {'CNN': 'softmax', 'C-DV': None, 'C-JS': 'sigmoid', 'C-DV-IE': None, 'C-JS-IE': 'sigmoid',
                 'Alemi': 'softmax', 'LeNet5': 'softmax'}
 
+# %% ../nbs/13_forensics.ipynb #42030b48
 class OutputLayer(nn.Module):
     """`model` followed by an output activation ('softmax' over the scores or an elementwise 'sigmoid'): what foolbox
     2.x took for logits."""
@@ -38,6 +39,7 @@ class OutputLayer(nn.Module):
         self.model, self.act = model, act
     def forward(self, x): t = self.model(x); return t.softmax(1) if self.act == 'softmax' else t.sigmoid()
 
+# %% ../nbs/13_forensics.ipynb #cead57e3
 def output_layer(model: nn.Module, name: str) -> nn.Module:
     "Model `name` as the paper describes its output layer (unchanged for the DV models, which end without activation)."
     act = OUTPUT_LAYER[name]
@@ -139,12 +141,9 @@ def fb2_pgd_white(model, x, y, generator=None, batch_size: int = 500) -> dict:
     return {0.15: (wrong0 | (ok30 & ok15)).numpy(), 0.3: (wrong0 | ok30).numpy()}
 
 # %% ../nbs/13_forensics.ipynb #d90e8bcc
-KAPPAS = (0, 5, 10, 20, 40)
-# variant tag -> profile of the published LeNet5 it uses
-SUBSTITUTES = {'': 'paper', 'substitute 10 epochs': 'paper-lite'}
-
 def cell_key(atk: str, mode: str, eps: float) -> str: return 'clean' if atk == 'clean' else f'{atk}/{mode} {eps:g}'
 
+# %% ../nbs/13_forensics.ipynb #6162d2e0
 def _count(broken) -> dict: b = np.asarray(broken); return dict(correct=int((~b).sum()), n=int(b.size))
 
 def white_variants(name: str, model, x, y, cfg: AttackConfig, seed: int = 0) -> dict:
@@ -171,6 +170,8 @@ def white_variants(name: str, model, x, y, cfg: AttackConfig, seed: int = 0) -> 
     return out
 
 # %% ../nbs/13_forensics.ipynb #28de0dd2
+KAPPAS = (0, 5, 10, 20, 40)
+
 def _transfer(targets, x, y, adv, size, eps) -> dict:
     """Broken per target at `eps` by examples `adv` of l-inf `size` (inf: none): misclassified clean, or size <= eps and
     fooled."""
@@ -254,6 +255,10 @@ def forensics_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
     return results_path(out, dataset, profile, seed).with_name(
         results_path(out, dataset, profile, seed).stem + '_forensics.json')
 
+# %% ../nbs/13_forensics.ipynb #7c78b889
+# variant tag -> profile of the published LeNet5 it uses
+SUBSTITUTES = {'': 'paper', 'substitute 10 epochs': 'paper-lite'}
+
 def forensics(dataset: str = 'mnist', profile: str = 'paper', seed: int = 0, out='results', device='cpu',
               n: int | None = None, models=TARGETS, log=print, weights=None) -> dict:
     """Evaluate the variants on the published models of (`dataset`, `profile`, `seed`) and write
@@ -306,6 +311,7 @@ def forensics_markdown(res: dict) -> str:
                               f"{k} of {len(res['rows'])} discrepant cells explained ({res['dataset']}, profile "
                               f"{res['profile']}, n={res['n']})."])
 
+# %% ../nbs/13_forensics.ipynb #0103d722
 def main(argv=None, prog='guessfirst-forensics'):
     "Console entry point `guessfirst-forensics` (also `guessfirst forensics`)."
     p = Command(prog, "Evaluate the published models under a 2019 pipeline's plausible evaluation choices, for every "
