@@ -35,6 +35,7 @@ def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     other = scores.masked_fill(F.one_hot(labels, scores.shape[1]).bool(), -math.inf).amax(1)
     return other - true
 
+# %% ../nbs/09_audit.ipynb #fcb78ecf
 class _MarginLoss:
     """Mixin for foolbox's gradient-descent attacks: the loss they ascend is the summed margin instead of the
     cross-entropy."""
@@ -46,9 +47,11 @@ class _MarginLoss:
 class MarginLinfPGD(_MarginLoss, fb.attacks.LinfPGD):
     "foolbox's l-inf PGD (random start, sign steps, projection, clipping to [0, 1]) ascending the margin."
 
+# %% ../nbs/09_audit.ipynb #f9597b8b
 class MarginL2PGD(_MarginLoss, fb.attacks.L2PGD):
     "foolbox's l2 PGD (random start, normalized-gradient steps, projection, clipping to [0, 1]) ascending the margin."
 
+# %% ../nbs/09_audit.ipynb #c4ea77c6
 PGD_ATTACKS = {('linf', 'ce'): fb.attacks.LinfPGD, ('linf', 'margin'): MarginLinfPGD,
                ('l2', 'ce'): fb.attacks.L2PGD, ('l2', 'margin'): MarginL2PGD}
 
@@ -85,6 +88,7 @@ def pgd_broken(model, x, y, eps, norm: str = 'linf', loss: str = 'margin', steps
                 seconds=time.time() - t0, norm=norm, loss=loss, steps=steps, restarts=restarts,
                 stepsize=[atk.rel_stepsize * e for e in eps], broken_after_restart=after)
 
+# %% ../nbs/09_audit.ipynb #2e9ad8eb
 def fgsm_broken(model, x, y, eps, batch_size: int = 500) -> dict:
     "foolbox's FGSM (one signed step of the cross-entropy's gradient) at every eps, in `pgd_broken`'s format."
     t0 = time.time()
@@ -100,6 +104,7 @@ class Saturated(nn.Module):
         super().__init__(); self.model, self.scale = model, scale
     def forward(self, x): return self.model(x) * self.scale
 
+# %% ../nbs/09_audit.ipynb #b3eca25f
 class Trapped(nn.Module):
     """Masked toy 2: `model`'s winning score plus R(x) = amp * sum_i min(1, |(x_i mod period) - period/2| / (width/2)),
     a narrow dip every `period` in every pixel value. Predictions unchanged (R >= 0 goes to the winner); a gradient
@@ -112,6 +117,7 @@ class Trapped(nn.Module):
         R = self.amp * (u.abs() / (self.width / 2)).clamp(max=1).flatten(1).sum(1)
         return T + F.one_hot(T.argmax(1), T.shape[1]) * R[:, None]
 
+# %% ../nbs/09_audit.ipynb #f3e8392c
 def input_grad_norms(model, x, y, batch_size: int = 500) -> np.ndarray:
     "Per-sample l2 norm of the cross-entropy's gradient with respect to the input (what FGSM and PGD follow)."
     model.eval(); out = []; dev = device_of(model)
@@ -136,6 +142,7 @@ def start_points(model, x, y, norm: str = 'linf', pool=None):
         starts[i], found[i] = px[cand][d.argmin()], True
     return starts, found
 
+# %% ../nbs/09_audit.ipynb #336ccf80
 def hsj_dist(model, x, y, norm: str = 'linf', steps: int = 32, init_evals: int = 100, max_evals: int = 1000,
              pool=None, batch_size: int = 500, seed: int = 0) -> dict:
     """HopSkipJump per sample: `dist` is the `norm` size of its example if that example fools `model` (0 if
@@ -175,18 +182,21 @@ def check_unbounded(acc: dict, eps=(0.5, 1.0), tol: float = TOL_ZERO) -> dict:
     return _result('a: unbounded attacks reach ~0% accuracy', rows, tol,
                    f'accuracy <= {tol:.2f} at eps {", ".join(map(str, eps))}')
 
+# %% ../nbs/09_audit.ipynb #60c85e30
 def check_white_vs_black(pairs: dict, tol: float = TOL) -> dict:
     "(b) White-box never weaker than black-box. `pairs`: {attack: (white {eps: acc}, black {eps: acc})}."
     rows = [dict(attack=a, eps=e, value=w[e], ref=b[e], ok=w[e] <= b[e] + tol) for a, (w, b) in pairs.items() for e in w
             if e in b]
     return _result('b: white-box <= black-box', rows, tol, f'white-box accuracy <= black-box + {tol:.2f}')
 
+# %% ../nbs/09_audit.ipynb #6dca4a93
 def check_more_effort(pairs: dict, tol: float = TOL) -> dict:
     "(c) More steps and restarts never raise accuracy. `pairs`: {attack: (weak {eps: acc}, strong {eps: acc})}."
     rows = [dict(attack=a, eps=e, value=s[e], ref=w[e], ok=s[e] <= w[e] + tol) for a, (w, s) in pairs.items() for e in s
             if e in w]
     return _result('c: more steps/restarts <= fewer', rows, tol, f'strong-attack accuracy <= weak + {tol:.2f}')
 
+# %% ../nbs/09_audit.ipynb #f77595a3
 def check_iterative(single: dict, iterative: dict, tol: float = TOL) -> dict:
     "(d) Iterative never weaker than single-step. `single`: FGSM {eps: acc}; `iterative`: {attack: {eps: acc}}."
     rows = [dict(attack=a, eps=e, value=v[e], ref=single[e], ok=v[e] <= single[e] + tol) for a, v in iterative.items()
@@ -199,6 +209,7 @@ def first_broken(broken: np.ndarray) -> list:
     b = np.asarray(broken, bool)
     return np.where(b.any(0), b.argmax(0), -1).tolist()
 
+# %% ../nbs/09_audit.ipynb #c7e3d09d
 def sizes(entry: dict) -> np.ndarray:
     """Per-sample size of the smallest perturbation that broke the sample (0: misclassified clean, inf: never), from
     'dist' (C&W, HopSkipJump; None = never) if present, else from the grid 'eps' and 'first_broken' (or 'broken')."""
@@ -207,10 +218,12 @@ def sizes(entry: dict) -> np.ndarray:
     e = np.asarray(entry['eps'], float)
     return np.where(fb_ >= 0, e[np.maximum(fb_, 0)], math.inf)
 
+# %% ../nbs/09_audit.ipynb #332a23cb
 def accuracy_at(s, eps: float) -> float:
     "Fraction of samples not broken at eps (size > eps)."
     return float((np.asarray(s) > eps).mean())
 
+# %% ../nbs/09_audit.ipynb #4ddb741b
 def worst_case(sizes_by_attack: dict, eps: float) -> dict:
     """Robust at eps only if EVERY attack failed (all sizes > eps): accuracy, k of n, 95% Wilson interval,
     each attack's own accuracy (`single`) and the samples only it broke (`only`)."""
@@ -227,14 +240,6 @@ def worst_case(sizes_by_attack: dict, eps: float) -> dict:
                 only={a: int((broken[i] & (broken.sum(0) == 1)).sum()) for i, a in enumerate(names)})
 
 # %% ../nbs/09_audit.ipynb #7b2f8a1d
-def _entry(r: dict, kind: str) -> dict:
-    """A pgd_broken / fgsm_broken result as JSON: the reproduction's format (eps, acc, n, first_broken) plus the
-    settings."""
-    out = {k: v for k, v in r.items() if k != 'broken'}
-    out.update(kind=kind, acc=(1 - r['broken'].mean(1)).tolist(), n=r['broken'].shape[1],
-               first_broken=first_broken(r['broken']))
-    return out
-
 def attack_sizes(res: dict, norm: str) -> dict:
     """{attack: per-sample sizes} of every attack in `norm` in one model's audit; HopSkipJump counts as never broken
     outside its subset."""
@@ -246,6 +251,7 @@ def attack_sizes(res: dict, norm: str) -> dict:
         out[name] = s
     return out
 
+# %% ../nbs/09_audit.ipynb #cfd662ed
 def _acc(s, eps): return {e: accuracy_at(s, e) for e in eps}
 
 def run_checks(res: dict, cfg: AuditConfig) -> dict:
@@ -268,6 +274,7 @@ def run_checks(res: dict, cfg: AuditConfig) -> dict:
                                cfg.tol)
     return out
 
+# %% ../nbs/09_audit.ipynb #6fc814d2
 def worst_cases(res: dict, cfg: AuditConfig) -> dict:
     """The worst case at each reported (norm, eps): on all images, and on the HopSkipJump subset with and without
     HopSkipJump."""
@@ -281,6 +288,15 @@ def worst_cases(res: dict, cfg: AuditConfig) -> dict:
             w['hsj_subset'] = worst_case(sub, eps)
             w['hsj_subset_without_hsj'] = worst_case({a: s for a, s in sub.items() if not a.startswith('HSJ')}, eps)
         out[f'{norm} {eps:g}'] = w
+    return out
+
+# %% ../nbs/09_audit.ipynb #14cdf556
+def _entry(r: dict, kind: str) -> dict:
+    """A pgd_broken / fgsm_broken result as JSON: the reproduction's format (eps, acc, n, first_broken) plus the
+    settings."""
+    out = {k: v for k, v in r.items() if k != 'broken'}
+    out.update(kind=kind, acc=(1 - r['broken'].mean(1)).tolist(), n=r['broken'].shape[1],
+               first_broken=first_broken(r['broken']))
     return out
 
 def audit_model(model, x, y, cfg: AuditConfig = AuditConfig(), black: dict | None = None, extra: dict | None = None,
@@ -321,6 +337,7 @@ def audit_model(model, x, y, cfg: AuditConfig = AuditConfig(), black: dict | Non
         + ', '.join(f"{k} {'pass' if v['passed'] else 'FAIL'}" for k, v in res['checks'].items()))
     return res
 
+# %% ../nbs/09_audit.ipynb #7119e884
 def transfer_sizes(targets: dict, substitute, x, y, eps, cfg: AttackConfig = AttackConfig()) -> dict:
     """Black-box transfer (notebook 07's FGSM and PGD, crafted once on `substitute`): {target: {'FGSM': sizes, 'PGD':
     sizes}}."""
@@ -343,6 +360,7 @@ def checks_table(doc_or_results: dict):
         return f"FAIL ({r['attack']} @{r['eps']:g}: {100*r['value']:.1f} vs {100*r['ref']:.1f})"
     return pd.DataFrame({m: {names[k]: cell(r['checks'].get(k)) for k in names} for m, r in res.items()})
 
+# %% ../nbs/09_audit.ipynb #3fa80972
 def plot_grad_norms(doc_or_results: dict, ax=None, floor: float = 1e-12):
     """Per-sample input-gradient norm of the cross-entropy, per model, on a log scale; exact zeros drawn at `floor` and
     counted."""
@@ -373,11 +391,13 @@ def representations(model, x, batch_size: int = 500) -> torch.Tensor:
     raise ValueError(f'no regularized representation in {type(model).__name__}; expected a conditioned model (C-DV, '
                      'C-JS, C-DV-IE, C-JS-IE) or the CNN')
 
+# %% ../nbs/09_audit.ipynb #0738278a
 def label_entropy(y: torch.Tensor, M: int = 10) -> float:
     "Plug-in entropy H(Y) in nats of the labels' empirical distribution."
     p = torch.bincount(y, minlength=M).double() / len(y)
     return float(-(p[p > 0] * p[p > 0].log()).sum())
 
+# %% ../nbs/09_audit.ipynb #cfd712b8
 def linear_probe(h_train, y_train, h_test, y_test, M: int = 10, steps: int = 100, wds=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
                  seed: int = 0) -> dict:
     """Multinomial logistic regression q(y|h) on standardized features (L-BFGS, L2 penalty chosen among `wds` on the
@@ -402,6 +422,7 @@ def linear_probe(h_train, y_train, h_test, y_test, M: int = 10, steps: int = 100
     return dict(acc=float((out.argmax(1) == y_test).float().mean()), ce=float(F.cross_entropy(out, y_test)), wd=wd,
                 train_ce=float(F.cross_entropy(q(a), y_train)))
 
+# %% ../nbs/09_audit.ipynb #b8a707d2
 def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int = 250, seed: int = 0) -> dict:
     """Label information left in h_r on held-out (x, y): `mmd` the IE regularizer with beta = 1 (mean over batches);
     `probe_acc`, `probe_ce` a linear probe of y from h_r under the fixed `hypothesis` (first half -> second half);
@@ -421,19 +442,12 @@ def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int =
                 I_lower=H - p['ce'], n_train=half, n_test=len(y) - half, dim=h.shape[-1])
 
 # %% ../nbs/09_audit.ipynb #6f93f3a3
-CONDITIONED = ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE']
-
 def audit_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
     "Where the audit of one dataset and profile is written: beside the reproduction's results."
     p = results_path(out, dataset, profile, seed)
     return p.with_name(p.stem + '_audit.json')
 
-def _positions(n_total: int, n: int, seed: int) -> torch.Tensor:
-    "A seeded, sorted subset of n of the positions 0..n_total-1 (all of them when n == n_total)."
-    if not 0 < n <= n_total: raise ValueError(f'subset size must be in 1..{n_total}, got {n}')
-    if n == n_total: return torch.arange(n_total)
-    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
-
+# %% ../nbs/09_audit.ipynb #ec2a6d34
 def reproduction_entries(r: dict, pos) -> tuple[dict, dict]:
     """One model's reproduction results on the audit's images: (entries for the worst case, black-box {'FGSM', 'PGD'}
     sizes)."""
@@ -446,6 +460,24 @@ def reproduction_entries(r: dict, pos) -> tuple[dict, dict]:
     black = {a: sizes(dict(eps=r[f'{a}/black']['eps'], first_broken=[r[f'{a}/black']['first_broken'][i] for i in pos]))
              for a in ('FGSM', 'PGD')}
     return extra, black
+
+# %% ../nbs/09_audit.ipynb #aef47577
+CONDITIONED = ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE']
+
+def _positions(n_total: int, n: int, seed: int) -> torch.Tensor:
+    "A seeded, sorted subset of n of the positions 0..n_total-1 (all of them when n == n_total)."
+    if not 0 < n <= n_total: raise ValueError(f'subset size must be in 1..{n_total}, got {n}')
+    if n == n_total: return torch.arange(n_total)
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+def _json_safe(o):
+    "JSON-ready copy: tuples as lists, numpy scalars as Python numbers, non-finite floats as None."
+    if isinstance(o, dict): return {k: _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [_json_safe(v) for v in o]
+    if isinstance(o, (np.floating, float)): return float(o) if math.isfinite(o) else None
+    if isinstance(o, np.integer): return int(o)
+    if isinstance(o, np.bool_): return bool(o)
+    return o
 
 def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
           cfg: AuditConfig | None = None, force: bool = False, models=None, log=print, device='cpu') -> dict:
@@ -507,15 +539,6 @@ def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='r
     log(f'wrote {path}')
     return doc
 
-def _json_safe(o):
-    "JSON-ready copy: tuples as lists, numpy scalars as Python numbers, non-finite floats as None."
-    if isinstance(o, dict): return {k: _json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_json_safe(v) for v in o]
-    if isinstance(o, (np.floating, float)): return float(o) if math.isfinite(o) else None
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, np.bool_): return bool(o)
-    return o
-
 # %% ../nbs/09_audit.ipynb #a718a4c7
 WORST_ROWS = [('linf', 0.15, 'PGD', 'repro PGD/linf'), ('linf', 0.3, 'PGD', 'repro PGD/linf'),
               ('l2', 2.0, 'CW', 'repro CW/l2')]
@@ -542,6 +565,7 @@ def worst_case_table(doc: dict, paper: dict | None = None):
         index.append((lab, f"worst case, {len(next(iter(w.values()))['single'])} attacks [95% CI]"))
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index), columns=list(doc['results']))
 
+# %% ../nbs/09_audit.ipynb #64c81267
 def hsj_table(doc: dict):
     """On HopSkipJump's subset: worst-case accuracy (%) without and with HopSkipJump, and the samples only HopSkipJump
     broke."""
@@ -558,6 +582,7 @@ def hsj_table(doc: dict):
             rows[m][f'{lab}: only HSJ broke'] = f"{w['hsj_subset']['only'][h]} of {w['hsj_subset']['n']}"
     return pd.DataFrame(rows)
 
+# %% ../nbs/09_audit.ipynb #dfe66f7e
 def compression_table(doc: dict):
     "The compression measurements per model (the CNN's 256-unit layer as an unregularized reference)."
     import pandas as pd
@@ -568,6 +593,7 @@ def compression_table(doc: dict):
                 'probe L2 penalty': f"{c['probe_wd']:g}"} for m, c in doc['compression'].items()}
     return pd.DataFrame(rows).T
 
+# %% ../nbs/09_audit.ipynb #ef86889c
 def audit_markdown(doc: dict) -> str:
     "The worst-case, HopSkipJump, checklist and compression tables as GitHub markdown."
     md = markdown_table
