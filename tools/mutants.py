@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NB05, NB06, NB01, NB02, NB03 = 'nbs/05_models.ipynb', 'nbs/06_train.ipynb', 'nbs/01_broadcast.ipynb', 'nbs/02_objectives.ipynb', 'nbs/03_mmd.ipynb'
 NB07, NB08, NB09, NB10 = 'nbs/07_attacks.ipynb', 'nbs/08_reproduce.ipynb', 'nbs/09_audit.ipynb', 'nbs/10_stability.ipynb'
-NB15 = 'nbs/15_claims.ipynb'
+NB14, NB15, NB18 = 'nbs/14_results.ipynb', 'nbs/15_claims.ipynb', 'nbs/18_substitutes.ipynb'
 
 @dataclass(frozen=True)
 class Mutant:
@@ -250,9 +250,17 @@ MUTANTS = [
       "return ms.get(sl, 'audit', model, 'audit-worst', 'all', norm, cell.eps) if study != 'stability' else None",
       "return ms.get(sl, 'reproduction', model, 'white', cell.attack, norm, cell.eps) if study != 'stability' else None",
       [NB15], "an audit slice's white-box cells read the reproduction's single attack, not the worst case"),
-    M('claims-substitute-ignored', NB15, "return ms.get(sl, study, model, 'transfer', cell.attack, norm, cell.eps, sub)",
-      "return ms.get(sl, study, model, 'transfer', cell.attack, norm, cell.eps, sl.epochs[0])", [NB15],
+    M('claims-substitute-ignored', NB15, "return ms.get(sl, kind, model, 'transfer', cell.attack, norm, cell.eps, sub)",
+      "return ms.get(sl, kind, model, 'transfer', cell.attack, norm, cell.eps, sl.epochs[0])", [NB15],
       "a slice's substitute length is ignored: transfer always from the substitute as long-trained as the targets"),
+    M('claims-transfer-attacker-ignored', NB15, "kind = 'substitutes' if sl.transfer == 'substitutes' else study",
+      "kind = study", [NB15], "a slice that asks for the worst of three substitutes reads the LeNet5 rows instead"),
+    M('substitutes-worst-includes-targets', NB18, "worst=_worst({s: per[s] for s in substitutes}, n)",
+      "worst=_worst(per, n)", [NB18], "the attacker's worst case over its substitutes also counts the other targets"),
+    M('results-substitutes-variants-swapped', NB14, "out += [row(c['worst']['correct'], ''), "
+      "row(c['worst_all']['correct'], 'with other targets')]", "out += [row(c['worst_all']['correct'], ''), "
+      "row(c['worst']['correct'], 'with other targets')]", [NB14],
+      "the table's worst-of-substitutes row (the one claims read) holds the worst case with the other targets"),
     M('claims-dedup-by-value', NB15, "key=(ma.key, mb.key))", "key=(ma[:2], mb[:2]))", [NB15],
       'two comparisons with equal counts in different cells are counted once'),
     M('newcombe-bounds-swapped', NB15, "d - math.hypot(pa - la, ub - pb), d + math.hypot(ua - pa, pb - lb)",
