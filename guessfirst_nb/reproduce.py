@@ -28,7 +28,8 @@ TABLE_ROWS = [('clean', '', 0.0),
               ('CW', 'black', 2.0),
               ('FGSM', 'white', 0.15), ('FGSM', 'white', 0.30), ('PGD', 'white', 0.15), ('PGD', 'white', 0.30),
               ('CW', 'white', 2.0)]
-# beyond the paper: Square's query-based black-box rows (notebook 17), its accuracy and its mean queries per broken image
+# beyond the paper: Square's query-based black-box rows (notebook 17), its accuracy and its mean queries per
+# broken image
 QUERY_ROWS = [('Square', 'query', 0.15), ('Square', 'query', 0.30),
               ('Square', 'queries', 0.15), ('Square', 'queries', 0.30)]
 
@@ -64,6 +65,7 @@ def environment() -> dict:
                 numpy=numpy.__version__, python=platform.python_version(), machine=platform.machine(),
                 threads=torch.get_num_threads(), git_commit=_git_commit())
 
+# %% ../nbs/08_reproduce.ipynb #2a50ca73
 def _first_broken(broken: np.ndarray) -> list:
     "Index of the first eps at which each sample is broken, -1 if never (broken is cumulative)."
     anyb = broken.any(0)
@@ -87,6 +89,7 @@ def results_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
     "Where the results of one dataset and profile are written."
     return Path(out) / profile / (f'{dataset}.json' if seed == 0 else f'{dataset}_seed{seed}.json')
 
+# %% ../nbs/08_reproduce.ipynb #d389bb35
 def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
               force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu') -> dict:
     """Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the
@@ -184,6 +187,7 @@ def table(doc: dict, paper: dict | None = None):
                      else f"{'C&W' if atk == 'CW' else atk} {mode[0]} {eps:.2f}")
     return pd.DataFrame(rows, index=index, columns=TARGETS)
 
+# %% ../nbs/08_reproduce.ipynb #763a81f0
 def markdown_table(df, corner: str = '') -> str:
     "A DataFrame as a GitHub markdown table: tuple index labels joined by ' / ', a cell's own bars escaped."
     idx = [' / '.join(i) if isinstance(i, tuple) else str(i) for i in df.index]
@@ -192,6 +196,7 @@ def markdown_table(df, corner: str = '') -> str:
     lines += ['| ' + ' | '.join([i] + [str(c).replace('|', '\\|') for c in r]) + ' |' for i, r in zip(idx, df.values)]
     return '\n'.join(lines)
 
+# %% ../nbs/08_reproduce.ipynb #affc48f8
 def table_markdown(doc: dict, paper: dict | None = None) -> str:
     "The table as GitHub markdown."
     return markdown_table(table(doc, paper),
@@ -230,6 +235,7 @@ def figure3(doc: dict, paper: dict | None = None, path=None):
     if path is not None: save_figure(fig, path, dpi=110)
     return fig
 
+# %% ../nbs/08_reproduce.ipynb #ef862ffc
 def save_figure(fig, path, dpi: int = 100):
     "Write a figure as PNG atomically: a temporary file beside `path`, then `os.replace`."
     import tempfile
@@ -277,6 +283,7 @@ def masking_signs(doc: dict) -> list[dict]:
             if w > b: out.append(dict(model=m, attack=atk, eps=eps, white=100 * w, black=100 * b))
     return out
 
+# %% ../nbs/08_reproduce.ipynb #524d7115
 def masking_markdown(doc: dict) -> str:
     "The signs of masking as one markdown line: every cell where white-box accuracy exceeds black-box accuracy."
     ms = masking_signs(doc)
