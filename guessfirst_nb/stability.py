@@ -58,6 +58,7 @@ def craft(substitute, x, y, cfg: StabilityConfig, acfg: AttackConfig, seed: int 
     out['CW'] = cw_advs(substitute, x, y, acfg)
     return out
 
+# %% ../nbs/10_stability.ipynb #6a3bb146
 def transfer(target, x, y, crafted: dict, cfg: StabilityConfig) -> dict:
     """Accuracy of `target` on the clean images and on the transferred examples: {'FGSM 0.15': acc, ..., 'CW 2': acc}.
     Forward passes only."""
@@ -102,6 +103,7 @@ def stability_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
     p = results_path(out, dataset, profile, seed)
     return p.with_name(p.stem + '_stability.json')
 
+# %% ../nbs/10_stability.ipynb #a6280e03
 def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
               cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print, device='cpu') -> dict:
     """Clean, black-box (for every substitute length) and white-box accuracy of every target at every saved epoch
@@ -164,6 +166,7 @@ def seed_values(docs: list[dict]) -> dict:
         out[(atk, mode, eps)] = {m: [100 * _acc(d, m, key, eps)[0] for d in docs] for m in TARGETS}
     return out
 
+# %% ../nbs/10_stability.ipynb #e5491d91
 def seed_table(docs: list[dict], paper: dict | None = None):
     "The paper's table over seeds: each cell 'mean ± sd (n seeds) | seed s: v [lo, hi] | paper p'."
     import pandas as pd
@@ -202,6 +205,7 @@ def audit_results(out, dataset: str, profile: str) -> dict:
     "{seed: audit document} for every audited seed of one dataset and profile under `out`."
     return {d['seed']: d for d in _by_seed(out, dataset, profile, '_audit')}
 
+# %% ../nbs/10_stability.ipynb #eece7f9e
 def seed_worst_table(audits: dict):
     "Per audited seed and white-box cell (l-inf 0.15, 0.30, l2 2.0): each model's worst-case accuracy (%) [95% Wilson]."
     import pandas as pd
@@ -265,6 +269,7 @@ def seed_spread(docs: list[dict]):
 BLACK_CELLS = ['FGSM 0.15', 'FGSM 0.3', 'PGD 0.15', 'PGD 0.3', 'CW 2']
 WHITE_CELLS = ['worst 0.15', 'worst 0.3']
 
+# %% ../nbs/10_stability.ipynb #ae764aec
 def plot_epochs(stab: dict, audit: dict | None = None, path=None):
     """Accuracy (%) against training epoch for every target: clean, black-box per substitute length, white-box worst of
     two PGDs."""
@@ -302,6 +307,7 @@ def plot_epochs(stab: dict, audit: dict | None = None, path=None):
     if path is not None: save_figure(fig, path)
     return fig
 
+# %% ../nbs/10_stability.ipynb #de4cfd2f
 def plot_masking(stab: dict, path=None):
     """The signs of masking against training epoch: the fraction of test images whose cross-entropy input gradient is
     exactly 0 in float32, and the median true-class score T and best other score (written by `stability` since
@@ -328,6 +334,7 @@ def plot_masking(stab: dict, path=None):
     if path is not None: save_figure(fig, path)
     return fig
 
+# %% ../nbs/10_stability.ipynb #d15691b8
 def plot_substitutes(stab: dict, path=None):
     "Black-box accuracy (%) of the final targets against the substitute's training length."
     import matplotlib.pyplot as plt
@@ -347,6 +354,7 @@ def plot_substitutes(stab: dict, path=None):
     if path is not None: save_figure(fig, path)
     return fig
 
+# %% ../nbs/10_stability.ipynb #b7824e12
 def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
     "Every table cell: each seed's accuracy (dots), their mean (bar) and the paper's value (cross)."
     import matplotlib.pyplot as plt
@@ -369,6 +377,7 @@ def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
     if path is not None: save_figure(fig, path)
     return fig
 
+# %% ../nbs/10_stability.ipynb #3fa65052
 def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict | None = None) -> str:
     "The seed table and the audited seeds' worst cases as GitHub markdown (the claims: results/claims.md, notebook 15)."
     md = markdown_table(seed_table(docs))
