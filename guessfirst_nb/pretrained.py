@@ -31,10 +31,12 @@ def manifest_path() -> Path:
     "The manifest shipped with the package."
     return Path(str(resources.files('guessfirst_nb').joinpath('pretrained.json')))
 
+# %% ../nbs/12_pretrained.ipynb #ae76a262
 def read_manifest(path=None) -> dict:
     "{'url': ..., 'files': {name: {'sha256', 'bytes', 'epochs', 'test_acc', 'device'}}}."
     return json.loads(Path(path or manifest_path()).read_text())
 
+# %% ../nbs/12_pretrained.ipynb #48fd5bed
 def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODELS) -> dict:
     """Copy the final epoch checkpoint of `models` of the `published` runs under `runs` into `out`, and add them to the
     manifest (entries of other files are kept)."""
@@ -61,6 +63,7 @@ class PretrainedError(ValueError):
     """A published weights file that is missing, damaged, or cannot be downloaded; the message names the file and the
     fix."""
 
+# %% ../nbs/12_pretrained.ipynb #89d2c29c
 def _repo_weights() -> Path:
     "The `weights/` folder of the checkout the package runs from (absent in an installed wheel)."
     return Path(str(resources.files('guessfirst_nb'))).parent / 'weights'
