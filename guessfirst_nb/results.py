@@ -24,12 +24,13 @@ COLUMNS = ['dataset', 'profile', 'seed', 'train_epochs', 'substitute_epochs', 'm
 MODES = {  # the `mode` column's vocabulary, in the table's sort order
     'clean': 'no attack: the test images as they are',
     'white': 'white-box: the attack follows the attacked model itself',
-    'transfer': 'black-box: examples crafted on a substitute (LeNet5; in a substitutes file, see `variant`), then given '
-                'to the attacked model',
+    'transfer': 'black-box: examples crafted on a substitute (LeNet5; in a substitutes file, see `variant`), then '
+                'given to the attacked model',
     'query': "black-box, score-based: Square queries the attacked model's scores (no substitute, no gradient)",
     'white-worst': "per-sample worst case of the stability study's two white-box PGDs (cross-entropy, margin)",
     'audit': "one attack of the audit (notebook 09): its own PGDs and FGSM, HopSkipJump on the audit's subset, and "
-             "not AutoAttack's four (notebook 17): they attack only what earlier attacks left, and count in audit-worst",
+             "not AutoAttack's four (notebook 17): they attack only what earlier attacks left, and count in "
+             "audit-worst",
     'audit-worst': "the audit's per-sample worst case over every attack in one norm, at one of its cells",
 }
 NORMS = {'FGSM': 'linf', 'PGD': 'linf', 'CW': 'l2', 'Square': 'linf'}   # the reproduction's attacks
