@@ -20,6 +20,9 @@ def _parts(doc: dict, path: Path) -> dict:
     p = get_profile(doc['profile'])
     out = {'train_profile': p.train_record(), 'attack_config': asdict(p.attack), 'audit_config': asdict(p.audit)}
     if path.name.endswith('_stability.json'): out['config'] = asdict(p.stability)
+    if path.name.endswith('_substitutes.json'):   # the reproduction's attacks restricted to Table 1's black-box cells
+        from guessfirst_nb.substitutes import cell_config
+        out['attack_config'] = asdict(cell_config(p.attack))
     return {k: _json(v) for k, v in out.items() if k in doc}
 
 def test_there_are_committed_files_to_check():
