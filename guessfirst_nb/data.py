@@ -12,8 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DEVICES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'sha256_file',
-           'atomic_write_text', 'verify_file', 'fetch', 'read_idx', 'ImageSet', 'load', 'check_device', 'get_device',
-           'add_device_args', 'set_deterministic', 'device_from_args', 'Command', 'main']
+           'atomic_write_text', 'partial_state', 'verify_file', 'fetch', 'read_idx', 'ImageSet', 'load', 'check_device',
+           'get_device', 'add_device_args', 'set_deterministic', 'device_from_args', 'Command', 'main']
 
 # %% ../nbs/00_data.ipynb #2439cc2a
 DATASETS = {
@@ -77,6 +77,13 @@ def atomic_write_text(path, text: str):
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
+
+# %% ../nbs/00_data.ipynb #fa3a50ec
+def partial_state(path, key: dict, fresh: dict) -> dict:
+    "The progress a killed run left in `path` if it was made under `key` (compared as JSON), else `fresh` with `key`."
+    key = json.loads(json.dumps(key))
+    state = json.loads(Path(path).read_text()) if Path(path).exists() else {}
+    return state if state.get('key') == key else dict(fresh, key=key)
 
 # %% ../nbs/00_data.ipynb #e720da60
 _VERDICTS = '.verified.json'
