@@ -42,9 +42,12 @@ def fixed_eps_advs(attack: str, model, x, y, eps, cfg: AttackConfig = AttackConf
         atk = fb.attacks.LinfPGD(rel_stepsize=cfg.pgd_rel_stepsize, steps=cfg.pgd_steps, random_start=True)
     else: raise ValueError(f"unknown fixed-size attack {attack!r}; valid: FGSM, PGD")
     f, out, dev = fmodel(model), torch.empty((len(eps),) + tuple(x.shape)), device_of(model)
-    for s in _batches(len(x), cfg.batch_size):
-        _, clipped, _ = atk(f, x[s].to(dev), y[s].to(dev), epsilons=list(eps))
-        for k, c in enumerate(clipped): out[k, s] = c.detach().cpu()
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == 'cuda' else []
+    with torch.random.fork_rng(devices=cuda):   # PGD's random starts: seeded, whatever ran before; the caller's
+        torch.manual_seed(cfg.seed)             # random state is left as it was
+        for s in _batches(len(x), cfg.batch_size):
+            _, clipped, _ = atk(f, x[s].to(dev), y[s].to(dev), epsilons=list(eps))
+            for k, c in enumerate(clipped): out[k, s] = c.detach().cpu()
     return out
 
 # %% ../nbs/07_attacks.ipynb #26f60c99

@@ -11,7 +11,7 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 import eagerpy as ep
 import foolbox as fb
-from .data import DATASETS, check_dataset, load, atomic_write_text, Command
+from .data import DATASETS, check_dataset, load, atomic_write_text, partial_state, Command
 from .models import TARGETS, IE_SIGMA2, CNN, Conditioned
 from .mmd import ie_regularizer
 from .profiles import PROFILES, AttackConfig, AuditConfig, TOL, TOL_ZERO, get_profile
@@ -502,9 +502,8 @@ def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='r
     held = load(dataset, 'test').subset(cfg.n_probe, seed=cfg.seed + 1)
     key = _json_safe(dict(audit_config=asdict(cfg), positions=pos.tolist(), reproduction=repro.get('total_seconds')))
     partial = path.with_name(path.stem + '.partial.json')
-    state = json.loads(partial.read_text()) if partial.exists() else {}
-    if state.get('key') != key: state = {}
-    results, comp, seconds = state.get('results', {}), state.get('compression', {}), state.get('seconds', {})
+    state = partial_state(partial, key, dict(results={}, compression={}, seconds={}))
+    results, comp, seconds = state['results'], state['compression'], state['seconds']
     for name in (models or TARGETS):
         if name in results: log(f'{dataset} {name}: resumed from {partial}'); continue
         model, _ = load_model(name, dataset, profile, seed, runs, device=device)

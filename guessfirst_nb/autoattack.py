@@ -249,11 +249,12 @@ def add_square(dataset: str, profile: str, seed: int = 0, runs='runs', out='resu
     atomic_write_text(path.with_suffix('.md'), table_markdown(doc) + '\n')
     return doc
 
-# %% ../nbs/17_autoattack.ipynb #9991b93a
+# %% ../nbs/17_autoattack.ipynb #4b0cbd3d
 def main(argv=None, prog='guessfirst-autoattack'):
     "Console entry point `guessfirst-autoattack` (also `guessfirst autoattack`)."
     p = Command(prog, "AutoAttack's four attacks into an audit's worst case, and Square as a query-based black-box row "
-                'of a reproduction, at the original budgets.', dataset='all', profiles=list(PROFILES),
+                "of a reproduction; AutoAttack at the audit's own budgets (the original ones, except in the smoke "
+                'profile), Square at 5,000 queries.', dataset='all', profiles=list(PROFILES),
                 profile='quick', seed=0, runs='runs', out='results', force=True, device='here')
     p.add_argument('--into', nargs='+', default=['audit', 'reproduction'], choices=['audit', 'reproduction'],
                    help='add AutoAttack to the audit, Square to the reproduction (default: both)')

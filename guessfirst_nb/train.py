@@ -19,7 +19,8 @@ from .mmd import ie_regularizer
 
 # %% auto #0
 __all__ = ['losses', 'TrainingDiverged', 'train_step', 'make_optimizer', 'run_dir', 'atomic_torch_save', 'CheckpointError',
-           'load_checkpoint', 'accuracy', 'training_data', 'fit', 'epoch_files', 'load_model', 'main']
+           'load_checkpoint', 'accuracy', 'training_data', 'fit', 'epoch_files', 'checkpoint_file', 'load_model',
+           'main']
 
 # %% ../nbs/06_train.ipynb #df6f6515
 def losses(model, x, y):
@@ -242,14 +243,19 @@ def epoch_files(d) -> dict:
     "{epoch: path} of the per-epoch checkpoints `epochNNN.pt` in run folder `d`, by epoch."
     return {int(p.stem[5:]): p for p in sorted(Path(d).glob('epoch[0-9][0-9][0-9].pt'))}
 
+# %% ../nbs/06_train.ipynb #f1ff949b
+def checkpoint_file(root, dataset: str, profile: str, seed: int, model_name: str, epoch: int | None = None) -> Path:
+    """The checkpoint `load_model` reads: `epoch`'s file, else `last.pt`, else (a run brought back as weights only)
+    the newest epoch file."""
+    d = run_dir(root, dataset, profile, seed, model_name)
+    if epoch is None and not (d / 'last.pt').exists(): epoch = max(epoch_files(d), default=None)
+    return d / ('last.pt' if epoch is None else f'epoch{epoch:03d}.pt')
+
 # %% ../nbs/06_train.ipynb #fc8e32bc
 def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs', epoch: int | None = None,
                device='cpu'):
     "A trained model from its checkpoint (the last epoch, or `epoch`), on `device`, in eval mode."
-    d = run_dir(root, dataset, profile, seed, model_name)
-    if epoch is None and not (d / 'last.pt').exists():   # a run brought back as weights only: its newest epoch file
-        epoch = max(epoch_files(d), default=None)
-    ck = load_checkpoint(d / ('last.pt' if epoch is None else f'epoch{epoch:03d}.pt'))
+    ck = load_checkpoint(checkpoint_file(root, dataset, profile, seed, model_name, epoch))
     m = make_model(model_name); m.load_state_dict(ck['model']); m.to(get_device(device)).eval()
     return m, ck
 
