@@ -270,6 +270,12 @@ MUTANTS = [
       "d = [P[k][a] - P[k][b] for k, (a, b, c) in zip(keys, claim.comparisons())]",
       "d = [P[k][b] - P[k][a] for k, (a, b, c) in zip(keys, claim.comparisons())]", [NB15],
       "the paper's effect is b - a"),
+    M('pgd-starts-unseeded', NB07, "        torch.manual_seed(cfg.seed)             # random state is left as it was",
+      "        pass                                    # random state is left as it was", [NB07, NB18],
+      "PGD's random starts come from whatever random state the caller is in (a resumed run differs)"),
+    M('substitutes-key-ignores-checkpoints', NB18, "checkpoints={k: v['sha256'] for k, v in ckpts.items()})",
+      "checkpoints={k: v['file'] for k, v in ckpts.items()})", [NB18],
+      "a substitutes run resumes progress made with other checkpoints"),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
