@@ -158,10 +158,11 @@ def substitutes(dataset: str, profile: str, seed: int = 0, other_seed: int = 1, 
     log(f'wrote {path}')
     return doc
 
-# %% ../nbs/18_substitutes.ipynb #c9b06b6a
+# %% ../nbs/18_substitutes.ipynb #d89b95f5
 def substitutes_table(doc: dict, reproduction: dict | None = None):
     """Accuracy (%) per target and cell (rows): the paper's and Table 1's (the reproduction's LeNet5 row, if given),
-    each of the attacker's substitutes, the per-sample worst case over them, the best other target, the worst over all."""
+    each of the attacker's substitutes, the per-sample worst case over them, the best other target, the worst over
+    all."""
     import pandas as pd
     subs, paper = attacker_substitutes(doc['other_seed']), paper_table()
     rows = []
