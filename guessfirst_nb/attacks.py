@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_attacks.ipynb #b6daa3bc
 from __future__ import annotations
-import math, time
+import contextlib, math, time
 from dataclasses import dataclass, asdict, field
 import numpy as np
 import torch
@@ -34,6 +34,23 @@ def fmodel(model) -> fb.PyTorchModel:
 # %% ../nbs/07_attacks.ipynb #2ad22d6d
 def _batches(n, bs): return [slice(i, min(i + bs, n)) for i in range(0, n, bs)]
 
+@contextlib.contextmanager
+def _seeded(dev: torch.device, seed: int):
+    "Seed the generators an attack on `dev` draws from (the CPU's and `dev`'s own); restore exactly those after."
+    gens = [(torch.get_rng_state, torch.set_rng_state, torch.random.default_generator.manual_seed)]
+    if dev.type == 'cuda':
+        i = dev.index if dev.index is not None else torch.cuda.current_device()
+        gens.append((lambda: torch.cuda.get_rng_state(i), lambda s: torch.cuda.set_rng_state(s, i),
+                     torch.cuda.default_generators[i].manual_seed))
+    elif dev.type == 'mps':
+        gens.append((torch.mps.get_rng_state, torch.mps.set_rng_state, torch.mps.manual_seed))
+    saved = [(put, get()) for get, put, _ in gens]
+    try:
+        for *_, seed_it in gens: seed_it(seed)
+        yield
+    finally:
+        for put, s in saved: put(s)
+
 def fixed_eps_advs(attack: str, model, x, y, eps, cfg: AttackConfig = AttackConfig()) -> torch.Tensor:
     """Adversarial examples of `attack` ('FGSM' or 'PGD') against `model` at every `eps`: a tensor (len(eps), N, 1, 28,
     28)."""
@@ -42,9 +59,7 @@ def fixed_eps_advs(attack: str, model, x, y, eps, cfg: AttackConfig = AttackConf
         atk = fb.attacks.LinfPGD(rel_stepsize=cfg.pgd_rel_stepsize, steps=cfg.pgd_steps, random_start=True)
     else: raise ValueError(f"unknown fixed-size attack {attack!r}; valid: FGSM, PGD")
     f, out, dev = fmodel(model), torch.empty((len(eps),) + tuple(x.shape)), device_of(model)
-    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == 'cuda' else []
-    with torch.random.fork_rng(devices=cuda):   # PGD's random starts: seeded, whatever ran before; the caller's
-        torch.manual_seed(cfg.seed)             # random state is left as it was
+    with _seeded(dev, cfg.seed):   # PGD's random starts: seeded, whatever ran before; the caller's state is kept
         for s in _batches(len(x), cfg.batch_size):
             _, clipped, _ = atk(f, x[s].to(dev), y[s].to(dev), epsilons=list(eps))
             for k, c in enumerate(clipped): out[k, s] = c.detach().cpu()

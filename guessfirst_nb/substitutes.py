@@ -110,11 +110,16 @@ def summarize(doc: dict) -> dict:
               for s, b in doc['broken'].items()}
     return summarize_transfer(broken, n, attacker_substitutes(doc['other_seed']))
 
-# %% ../nbs/18_substitutes.ipynb #beb331c8
+# %% ../nbs/18_substitutes.ipynb #54e22ed8
 def checkpoint_record(runs, dataset: str, profile: str, seed: int, model: str) -> dict:
     "The checkpoint `load_model` reads for this model: its path under `runs`, its epoch and its SHA-256."
     p = checkpoint_file(runs, dataset, profile, seed, model)
-    return dict(file=p.relative_to(runs).as_posix(), epoch=load_checkpoint(p)['epoch'], sha256=sha256_file(p))
+    ck = load_checkpoint(p)
+    got = (ck['config']['model'], ck['config']['dataset'], ck['config']['seed'])
+    if got != (model, dataset, seed):
+        raise CheckpointError(f'{p} holds {got[0]} of {got[1]}, seed {got[2]}, not {model} of {dataset}, seed {seed}; '
+                              'put the right checkpoint there, or retrain it: guessfirst-train --help')
+    return dict(file=p.relative_to(runs).as_posix(), epoch=ck['epoch'], sha256=sha256_file(p))
 
 # %% ../nbs/18_substitutes.ipynb #09904b2a
 def substitutes(dataset: str, profile: str, seed: int = 0, other_seed: int = 1, runs='runs', out='results',
