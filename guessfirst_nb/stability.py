@@ -5,7 +5,7 @@
 # %% ../nbs/10_stability.ipynb #2bbab356
 from __future__ import annotations
 import argparse, json, math, re, sys, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -49,12 +49,12 @@ def _grid(eps: tuple, upto: float) -> tuple:
     return g
 
 def craft(substitute, x, y, cfg: StabilityConfig, acfg: AttackConfig, seed: int = 0) -> dict:
-    "Adversarial examples of the reproduction's FGSM, PGD (grids up to max(black_eps)) and C&W against `substitute`."
-    torch.manual_seed(seed)
+    """Adversarial examples of the reproduction's FGSM, PGD (grids up to max(black_eps)) and C&W against `substitute`;
+    `seed`: PGD's random starts."""
     out = {}
     for atk, eps in [('FGSM', acfg.fgsm_eps), ('PGD', acfg.pgd_eps)]:
         g = _grid(eps, max(cfg.black_eps))
-        out[atk] = (g, fixed_eps_advs(atk, substitute, x, y, g, acfg))
+        out[atk] = (g, fixed_eps_advs(atk, substitute, x, y, g, replace(acfg, seed=seed)))
     out['CW'] = cw_advs(substitute, x, y, acfg)
     return out
 
