@@ -12,7 +12,7 @@ import torch
 from .data import load, check_dataset, atomic_write_text, partial_state, Command
 from .models import TARGETS
 from .train import load_model, CheckpointError
-from .attacks import device_of
+from .attacks import device_of, _seeded
 from .reproduce import results_path, table_markdown
 from .profiles import PROFILES, AuditConfig, get_profile
 from .audit import (attack_sizes, first_broken, run_checks, worst_cases,
@@ -93,10 +93,11 @@ def attack_broken(name: str, model, x: torch.Tensor, y: torch.Tensor, norm: str,
             ok = _predict(model, xb, cfg.batch_size) == yb
             adv, q = xb.clone(), torch.full((len(xb),), math.nan)
             if ok.any():
-                atk.init_hyperparam(xb); torch.random.manual_seed(cfg.seed)
-                nq, adv_ok = atk.attack_single_run(xb[ok], yb[ok])
+                atk.init_hyperparam(xb)
+                with _seeded(dev, cfg.seed): nq, adv_ok = atk.attack_single_run(xb[ok], yb[ok])
                 adv[ok] = adv_ok; q[ok.cpu()] = nq.float().cpu()
-        else: adv = atk.perturb(xb, yb)
+        else:   # the library seeds the global generators itself; _seeded gives the caller's state back
+            with _seeded(dev, cfg.seed): adv = atk.perturb(xb, yb)
         check_perturbation(adv, xb, norm, eps)
         b = (_predict(model, adv, cfg.batch_size) != yb).cpu()
         broken.append(b.numpy())

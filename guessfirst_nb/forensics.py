@@ -5,7 +5,7 @@
 # %% ../nbs/13_forensics.ipynb #76b51fb1
 from __future__ import annotations
 import argparse, json, math, sys, time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -157,10 +157,10 @@ def white_variants(name: str, model, x, y, cfg: AttackConfig, seed: int = 0) -> 
         out[v] = {**{cell_key('FGSM', 'white', e): _count((f <= e + 1e-9).numpy()) for e in (0.15, 0.3)},
                   **{cell_key('PGD', 'white', e): _count(pg[e]) for e in (0.15, 0.3)}}
         if tag:
-            torch.manual_seed(seed)
             cells = {}
             for atk in ('FGSM', 'PGD'):
-                b = broken_fixed(model, x, y, fixed_eps_advs(atk, m, x, y, (0.15, 0.3), cfg), (0.15, 0.3))
+                advs = fixed_eps_advs(atk, m, x, y, (0.15, 0.3), replace(cfg, seed=seed))
+                b = broken_fixed(model, x, y, advs, (0.15, 0.3))
                 cells.update({cell_key(atk, 'white', e): _count(b[i + 1]) for i, e in enumerate((0.15, 0.3))})
             from guessfirst_nb.attacks import cw_advs
             adv, dist = cw_advs(m, x, y, cfg)
@@ -189,7 +189,7 @@ def black_variants(targets: dict, subs: dict, x, y, cfg: AttackConfig, seed: int
             for sem in ('', 'foolbox 2 search'):
                 v = ' + '.join(t for t in [stag, otag, sem] if t)
                 if not v: continue   # the reproduction's own attacks
-                torch.manual_seed(seed); cells = {}
+                cells = {}
                 for atk in ('FGSM', 'PGD'):
                     if sem:
                         adv, size = (fgsm_search(s, x, y, eps_max=0.3) if atk == 'FGSM'
@@ -199,7 +199,7 @@ def black_variants(targets: dict, subs: dict, x, y, cfg: AttackConfig, seed: int
                                 n: _count(b) for n, b in _transfer(targets, x, y, adv, size, e).items()}
                     else:
                         eps = cfg.fgsm_eps if atk == 'FGSM' else cfg.pgd_eps
-                        advs = fixed_eps_advs(atk, s, x, y, eps, cfg)
+                        advs = fixed_eps_advs(atk, s, x, y, eps, replace(cfg, seed=seed))
                         for n, t in targets.items():
                             b = broken_fixed(t, x, y, advs, eps)
                             for e in (0.15, 0.3):

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NB05, NB06, NB01, NB02, NB03 = 'nbs/05_models.ipynb', 'nbs/06_train.ipynb', 'nbs/01_broadcast.ipynb', 'nbs/02_objectives.ipynb', 'nbs/03_mmd.ipynb'
 NB07, NB08, NB09, NB10 = 'nbs/07_attacks.ipynb', 'nbs/08_reproduce.ipynb', 'nbs/09_audit.ipynb', 'nbs/10_stability.ipynb'
 NB14, NB15, NB18 = 'nbs/14_results.ipynb', 'nbs/15_claims.ipynb', 'nbs/18_substitutes.ipynb'
+NB17 = 'nbs/17_autoattack.ipynb'
 
 @dataclass(frozen=True)
 class Mutant:
@@ -276,6 +277,9 @@ MUTANTS = [
     M('substitutes-key-ignores-checkpoints', NB18, "checkpoints={k: v['sha256'] for k, v in ckpts.items()})",
       "checkpoints={k: v['file'] for k, v in ckpts.items()})", [NB18],
       "a substitutes run resumes progress made with other checkpoints"),
+    M('autoattack-seeds-global', NB17, "            with _seeded(dev, cfg.seed): adv = atk.perturb(xb, yb)",
+      "            torch.random.manual_seed(cfg.seed); adv = atk.perturb(xb, yb)", [NB17],
+      "AutoAttack's gradient attacks leave the caller's global random state reseeded"),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
