@@ -15,10 +15,10 @@ from .results import read_table, source_kind, make_row, table_frame, NORMS
 from .profiles import get_profile
 
 # %% auto #0
-__all__ = ['VERDICTS', 'SIDES', 'THREATS', 'PROPOSED', 'CLAIMS', 'WHITE', 'TRANSFER', 'SCOREBOARD', 'newcombe', 'verdict', 'Cell',
-           'Claim', 'Slice', 'Measured', 'Measurements', 'measure', 'compare', 'paper_effect', 'evaluate',
-           'standard_slices', 'evaluate_all', 'summarize', 'verdicts_markdown', 'scoreboard', 'autoattack_seeds',
-           'write_claims']
+__all__ = ['VERDICTS', 'SIDES', 'THREATS', 'PROPOSED', 'CLAIMS', 'WHITE', 'TRANSFER', 'TRENDS', 'SCOREBOARD', 'newcombe',
+           'verdict', 'Cell', 'Claim', 'Slice', 'Measured', 'Measurements', 'measure', 'compare', 'paper_effect',
+           'evaluate', 'standard_slices', 'evaluate_all', 'summarize', 'claim_trend', 'verdicts_markdown', 'scoreboard',
+           'autoattack_seeds', 'write_claims']
 
 # %% ../nbs/15_claims.ipynb #4cbcdc56
 def newcombe(ka: int, na: int, kb: int, nb: int) -> tuple[float, float, float]:
@@ -278,6 +278,38 @@ def summarize(frame):
     "Per claim and factor: how many slices gave each verdict (columns in VERDICTS order, empty ones dropped)."
     out = frame.groupby(['claim', 'factor'], sort=False).verdict.value_counts().unstack(fill_value=0)
     return out[[v for v in VERDICTS if v in out.columns]]
+
+# %% ../nbs/15_claims.ipynb #551b2ac1
+TRENDS = ('appears', 'vanishes', 'grows', 'shrinks', 'stays', 'absent', 'not measured')
+
+def _trend(ra, rb) -> str:
+    if not ra.n or not rb.n: return 'not measured'
+    pa, pb = ra.lo > 0, rb.lo > 0
+    if pa and pb: return 'grows' if rb.lo > ra.hi else ('shrinks' if rb.hi < ra.lo else 'stays')
+    return 'appears' if pb else ('vanishes' if pa else 'absent')
+
+def claim_trend(frame, a: int, b: int):
+    """Per claim, from training epoch `a` to `b` of one run: verdict, mean difference (points) with its interval at
+    each, and the trend (one of TRENDS). `frame`: rows of `evaluate_all` on the 'epoch' slices of one dataset, profile
+    and seed."""
+    import pandas as pd
+    f = frame[frame.factor == 'epoch'] if 'factor' in frame else frame
+    runs = f[['dataset', 'profile', 'seed']].drop_duplicates()
+    if len(runs) != 1:
+        raise ValueError(f'claim_trend needs the epoch slices of one run, got {len(runs)} (dataset, profile, seed) '
+                         'combinations; filter the frame to one of them first')
+    have = sorted(set(f.epoch))
+    for e in (a, b):
+        if e not in have: raise ValueError(f'no epoch {e} among the measured epochs {have}')
+    rows = []
+    for claim, g in f.groupby('claim', sort=False):
+        ra, rb = (g[g.epoch == e].iloc[0] for e in (a, b))
+        span = lambda r: f'{r["diff"]:+.1f} [{r["lo"]:+.1f}, {r["hi"]:+.1f}]' if r['n'] else '—'
+        verdict = lambda r: f"{r['verdict']} ({r['won']}/{r['n']})"
+        rows.append({'claim': claim, 'threat': ra['threat'], f'epoch {a}': verdict(ra), f'effect {a}': span(ra),
+                     f'epoch {b}': verdict(rb), f'effect {b}': span(rb), 'trend': _trend(ra, rb),
+                     'paper': '' if math.isnan(ra['paper']) else f"{ra['paper']:+.1f}"})
+    return pd.DataFrame(rows).set_index('claim')
 
 # %% ../nbs/15_claims.ipynb #096b9e69
 def _pts(v: float) -> str: return '' if math.isnan(v) else f'{v:+.1f}'

@@ -20,10 +20,10 @@ from .reproduce import (reproduce, results_path, paper_table, wilson, environmen
                                      PALETTE, _acc, markdown_table, save_figure)
 
 # %% auto #0
-__all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'saved_epochs', 'craft', 'transfer', 'white', 'score_stats', 'stability_path',
-           'stability', 'seed_values', 'seed_table', 'seed_results', 'audit_results', 'seed_worst_table',
-           'protocol_table', 'seed_spread', 'plot_epochs', 'plot_masking', 'plot_substitutes', 'plot_seeds',
-           'stability_markdown', 'main']
+__all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'CURVE_METRICS', 'saved_epochs', 'craft', 'transfer', 'white', 'score_stats',
+           'stability_path', 'stability', 'seed_values', 'seed_table', 'seed_results', 'audit_results',
+           'seed_worst_table', 'protocol_table', 'seed_spread', 'plot_epochs', 'plot_masking', 'curve_table',
+           'plot_substitutes', 'plot_seeds', 'stability_markdown', 'main']
 
 # %% ../nbs/10_stability.ipynb #2670b53c
 def saved_epochs(dataset: str, profile: str, seed: int, model: str, runs='runs') -> list[int]:
@@ -334,6 +334,29 @@ def plot_masking(stab: dict, path=None):
     if path is not None: save_figure(fig, path)
     return fig
 
+# %% ../nbs/10_stability.ipynb #32dd8e85
+CURVE_METRICS = ('clean', 'transfer FGSM 0.15', 'transfer PGD 0.15', 'white PGD 0.15', 'grad = 0 (%)', 'median T true',
+                 'median T other')
+
+def curve_table(stab: dict, epochs=None):
+    """The per-epoch measurements of `stability` at `epochs` (default: the first, 10 if measured, and the last) as a
+    table: one row per model, columns (metric, epoch); accuracies in %."""
+    import pandas as pd
+    have = sorted({r['epoch'] for rows in stab['curves'].values() for r in rows})
+    epochs = epochs or sorted({have[0], *([10] if 10 in have else []), have[-1]})
+    for e in epochs:
+        if e not in have: raise ValueError(f'epoch {e} was not measured; measured epochs: {have}')
+    sub = str(max(map(int, stab['substitute'])))
+    def values(r):
+        return [100 * r['clean'], 100 * r['black'][sub]['FGSM 0.15'], 100 * r['black'][sub]['PGD 0.15'],
+                100 * r['white']['worst 0.15'], 100 * r.get('grad_zero', math.nan), r.get('T_true', math.nan),
+                r.get('T_other', math.nan)]
+    data = {m: {(k, e): v for r in rows if r['epoch'] in epochs for k, v in zip(CURVE_METRICS, values(r))
+                for e in [r['epoch']]} for m, rows in stab['curves'].items()}
+    t = pd.DataFrame(data).T
+    t.columns = pd.MultiIndex.from_tuples(t.columns, names=['', 'epoch'])
+    return t[[(k, e) for k in CURVE_METRICS for e in epochs]]
+
 # %% ../nbs/10_stability.ipynb #d15691b8
 def plot_substitutes(stab: dict, path=None):
     "Black-box accuracy (%) of the final targets against the substitute's training length."
@@ -414,6 +437,7 @@ def main(argv=None, prog='guessfirst-stability'):
             import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
             stem = base.name.replace('_stability.json', '')
             figs = {base.with_name(f'{stem}_epochs.png'): lambda p: plot_epochs(stab, audits.get(a.seeds[0]), path=p),
+                    base.with_name(f'{stem}_masking.png'): lambda p: plot_masking(stab, path=p),
                     base.with_name(f'{stem}_substitutes.png'): lambda p: plot_substitutes(stab, path=p),
                     base.with_name(f'{stem}_seeds.png'): lambda p: plot_seeds(docs, path=p)}
             for fp, draw in figs.items(): plt.close(draw(fp))
