@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from pathlib import Path
 from .data import atomic_write_text
-from .models import TARGETS
+from .models import TARGETS, SUBSTITUTE
 from .reproduce import wilson, paper_table, save_figure
 from .results import read_table, source_kind, make_row, table_frame, NORMS
 from .profiles import get_profile
@@ -258,7 +258,7 @@ def standard_slices(ms: Measurements, dataset: str, profile: str) -> list[tuple[
     for seed in sorted({k[2] for k in keys if k[3] == 'stability'}):
         stab = [k for k in keys if k[2] == seed and k[3] == 'stability']
         subs = sorted({k[10] for k in stab if k[10] is not None})
-        epochs = sorted({k[9] for k in stab})
+        epochs = sorted({k[9] for k in stab if k[4] != SUBSTITUTE})   # the substitute's own rows: its length
         out += [('substitute', Slice(dataset, profile, seed, 'none', substitute=s)) for s in subs]
         out += [('epoch', Slice(dataset, profile, seed, 'stability', epoch=e, substitute=subs[-1])) for e in epochs]
     for seed in sorted({k[2] for k in keys if k[3] == 'substitutes'}):
@@ -280,13 +280,15 @@ def summarize(frame):
     return out[[v for v in VERDICTS if v in out.columns]]
 
 # %% ../nbs/15_claims.ipynb #551b2ac1
-TRENDS = ('appears', 'vanishes', 'grows', 'shrinks', 'stays', 'absent', 'not measured')
+TRENDS = ('appears', 'vanishes', 'grows', 'shrinks', 'stays', 'reversed', 'absent', 'not measured')
 
 def _trend(ra, rb) -> str:
-    if not ra.n or not rb.n: return 'not measured'
-    pa, pb = ra.lo > 0, rb.lo > 0
-    if pa and pb: return 'grows' if rb.lo > ra.hi else ('shrinks' if rb.hi < ra.lo else 'stays')
-    return 'appears' if pb else ('vanishes' if pa else 'absent')
+    if not ra['n'] or not rb['n']: return 'not measured'
+    pa, pb = ra['lo'] > 0, rb['lo'] > 0
+    if pa and pb: return 'grows' if rb['lo'] > ra['hi'] else ('shrinks' if rb['hi'] < ra['lo'] else 'stays')
+    if pb: return 'appears'
+    if rb['hi'] < 0: return 'reversed'
+    return 'vanishes' if pa else 'absent'
 
 def claim_trend(frame, a: int, b: int):
     """Per claim, from training epoch `a` to `b` of one run: verdict, mean difference (points) with its interval at
@@ -294,6 +296,9 @@ def claim_trend(frame, a: int, b: int):
     and seed."""
     import pandas as pd
     f = frame[frame.factor == 'epoch'] if 'factor' in frame else frame
+    if not len(f):
+        raise ValueError("claim_trend got no epoch slices: give it evaluate_all on the stability study's epoch slices "
+                         '(standard_slices), after rebuilding results.csv (results.write_table)')
     runs = f[['dataset', 'profile', 'seed']].drop_duplicates()
     if len(runs) != 1:
         raise ValueError(f'claim_trend needs the epoch slices of one run, got {len(runs)} (dataset, profile, seed) '
@@ -303,6 +308,8 @@ def claim_trend(frame, a: int, b: int):
         if e not in have: raise ValueError(f'no epoch {e} among the measured epochs {have}')
     rows = []
     for claim, g in f.groupby('claim', sort=False):
+        n = {e: int((g.epoch == e).sum()) for e in (a, b)}
+        if n != {a: 1, b: 1}: raise ValueError(f'{claim!r} needs one row per epoch, got {n} rows at epochs {a}, {b}')
         ra, rb = (g[g.epoch == e].iloc[0] for e in (a, b))
         span = lambda r: f'{r["diff"]:+.1f} [{r["lo"]:+.1f}, {r["hi"]:+.1f}]' if r['n'] else '—'
         verdict = lambda r: f"{r['verdict']} ({r['won']}/{r['n']})"

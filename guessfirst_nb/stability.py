@@ -343,9 +343,11 @@ def curve_table(stab: dict, epochs=None):
     table: one row per model, columns (metric, epoch); accuracies in %."""
     import pandas as pd
     have = sorted({r['epoch'] for rows in stab['curves'].values() for r in rows})
-    epochs = epochs or sorted({have[0], *([10] if 10 in have else []), have[-1]})
-    for e in epochs:
-        if e not in have: raise ValueError(f'epoch {e} was not measured; measured epochs: {have}')
+    epochs = sorted(set(epochs or {have[0], *([10] if 10 in have else []), have[-1]}))
+    for m, rows in stab['curves'].items():
+        for e in epochs:
+            if e not in {r['epoch'] for r in rows}:
+                raise ValueError(f'epoch {e} was not measured for {m}; measured epochs: {have}')
     sub = str(max(map(int, stab['substitute'])))
     def values(r):
         return [100 * r['clean'], 100 * r['black'][sub]['FGSM 0.15'], 100 * r['black'][sub]['PGD 0.15'],
