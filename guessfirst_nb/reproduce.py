@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from . import __version__
-from .data import DATASETS, check_dataset, load, atomic_write_text, Command
+from .data import DATASETS, check_dataset, load, atomic_write_text, Command, partial_state, sha256_file
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, get_profile
-from .train import fit, training_data, CheckpointError, TrainingDiverged
-from .attacks import evaluate, accuracy_curve, l2_curve, predict
+from .train import fit, training_data, checkpoint_file, CheckpointError, TrainingDiverged
+from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l2_curve, predict
 
 # %% auto #0
-__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'PALETTE', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path', 'reproduce',
-           'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3', 'save_figure', 'main',
-           'masking_signs', 'masking_markdown']
+__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'PALETTE', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path', 'attack_all',
+           'reproduce', 'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3', 'save_figure',
+           'main', 'masking_signs', 'masking_markdown']
 
 # %% ../nbs/08_reproduce.ipynb #3a964b39
 TABLE_ROWS = [('clean', '', 0.0),
@@ -89,6 +89,35 @@ def results_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
     "Where the results of one dataset and profile are written."
     return Path(out) / profile / (f'{dataset}.json' if seed == 0 else f'{dataset}_seed{seed}.json')
 
+# %% ../nbs/08_reproduce.ipynb #841aa8d7
+def _entries(r: dict, n: int) -> dict:
+    "One model's `evaluate` entries (no clean accuracy) as they are written to the results file."
+    return {k: v for k, v in to_json({'m': dict(r, clean=None)}, n)['m'].items() if k != 'clean'}
+
+def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=print) -> tuple[dict, float, list]:
+    """The reproduction's attacks on `models` (every target and the substitute), in stages saved to `partial` under
+    `key`: (results as `to_json` writes them, seconds spent attacking over every run, stages taken from `partial`)."""
+    partial, n = Path(partial), len(y)
+    state = partial_state(partial, key, dict(clean={}, black=None, white={}, seconds={}))
+    resumed = [s for s in ['black', *state['white']] if s != 'black' or state['black'] is not None]
+    if resumed: log(f'resumed from {partial}: ' + ', '.join(resumed))
+    save = lambda: atomic_write_text(partial, json.dumps(state))
+    targets = {m: models[m] for m in TARGETS}
+    for m, t in targets.items(): state['clean'][m] = (predict(t, x) == y).sum().item() / n
+    if state['black'] is None:
+        t0 = time.time()
+        res = evaluate_black(targets, models[SUBSTITUTE], x, y, cfg, log)
+        state['black'] = {m: _entries(r, n) for m, r in res.items()}
+        state['seconds']['black'] = time.time() - t0; save()
+    for m, t in targets.items():
+        if m in state['white']: continue
+        t0 = time.time()
+        state['white'][m] = _entries(evaluate_white(t, x, y, cfg), n)
+        state['seconds'][m] = time.time() - t0; save()
+        log(f"{m}: white-box attacks done in {state['seconds'][m]:.0f}s")
+    results = {m: {'clean': state['clean'][m], **state['black'][m], **state['white'][m]} for m in TARGETS}
+    return results, sum(state['seconds'].values()), resumed
+
 # %% ../nbs/08_reproduce.ipynb #d389bb35
 def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
               force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu') -> dict:
@@ -112,15 +141,18 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         log(f"{dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
     x, y = te.images(), te.y
-    t0 = time.time()
-    res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], x, y, cfg, log=log)
+    partial = path.with_name(path.stem + '.partial.json')
+    key = dict(attack_config=asdict(cfg), n=len(y), checkpoints={
+        m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in TARGETS + [SUBSTITUTE]})
+    results, attack_seconds, resumed = attack_all(models, x, y, cfg, partial, key, log)
     doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=prof.train_record(),
                attack_config=asdict(cfg),
                substitute=dict(name=SUBSTITUTE, clean=(predict(models[SUBSTITUTE], x) == y).float().mean().item()),
-               environment=environment(), train_seconds=train_time, attack_seconds=time.time() - t0,
-               total_seconds=time.time() - t_start, results=to_json(res, len(y)),
-               histories=training_histories(dataset, profile, seed, runs))
+               environment=environment(), train_seconds=train_time, attack_seconds=attack_seconds,
+               total_seconds=time.time() - t_start, results=results,
+               histories=training_histories(dataset, profile, seed, runs), **(dict(resumed=resumed) if resumed else {}))
     atomic_write_text(path, json.dumps(doc, indent=1))
+    partial.unlink(missing_ok=True)
     log(f'wrote {path}')
     return doc
 

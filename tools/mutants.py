@@ -280,6 +280,10 @@ MUTANTS = [
     M('autoattack-seeds-global', NB17, "            with _seeded(dev, cfg.seed): adv = atk.perturb(xb, yb)",
       "            torch.random.manual_seed(cfg.seed); adv = atk.perturb(xb, yb)", [NB17],
       "AutoAttack's gradient attacks leave the caller's global random state reseeded"),
+    M('reproduce-partial-ignores-checkpoints', NB08,
+      "m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in TARGETS + [SUBSTITUTE]})",
+      "m: checkpoint_file(runs, dataset, profile, seed, m).name for m in TARGETS + [SUBSTITUTE]})", [NB08],
+      "a resumed reproduction takes attacks made on other weights saved under the same file name"),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
