@@ -96,11 +96,13 @@ def _entries(r: dict, n: int) -> dict:
 
 def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=print) -> tuple[dict, float, list]:
     """The reproduction's attacks on `models` (every target and the substitute), in stages saved to `partial` under
-    `key`: (results as `to_json` writes them, seconds spent attacking over every run, stages taken from `partial`)."""
+    `key`: (results as `to_json` writes them, seconds spent attacking over every run, {stage taken from `partial`: the
+    commit that ran it})."""
     partial, n = Path(partial), len(y)
-    state = partial_state(partial, key, dict(clean={}, black=None, white={}, seconds={}))
-    resumed = [s for s in ['black', *state['white']] if s != 'black' or state['black'] is not None]
+    state = partial_state(partial, key, dict(clean={}, black=None, white={}, seconds={}, commits={}))
+    resumed = {s: state['commits'].get(s) for s in ['black', *state['white']] if s != 'black' or state['black']}
     if resumed: log(f'resumed from {partial}: ' + ', '.join(resumed))
+    commit = _git_commit()
     save = lambda: atomic_write_text(partial, json.dumps(state))
     targets = {m: models[m] for m in TARGETS}
     for m, t in targets.items(): state['clean'][m] = (predict(t, x) == y).sum().item() / n
@@ -108,12 +110,12 @@ def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=pr
         t0 = time.time()
         res = evaluate_black(targets, models[SUBSTITUTE], x, y, cfg, log)
         state['black'] = {m: _entries(r, n) for m, r in res.items()}
-        state['seconds']['black'] = time.time() - t0; save()
+        state['seconds']['black'], state['commits']['black'] = time.time() - t0, commit; save()
     for m, t in targets.items():
         if m in state['white']: continue
         t0 = time.time()
         state['white'][m] = _entries(evaluate_white(t, x, y, cfg), n)
-        state['seconds'][m] = time.time() - t0; save()
+        state['seconds'][m], state['commits'][m] = time.time() - t0, commit; save()
         log(f"{m}: white-box attacks done in {state['seconds'][m]:.0f}s")
     results = {m: {'clean': state['clean'][m], **state['black'][m], **state['white'][m]} for m in TARGETS}
     return results, sum(state['seconds'].values()), resumed

@@ -7,7 +7,9 @@ import torch
 from conftest import ROOT
 from guessfirst_nb.profiles import PROFILES, get_profile
 
-RESULTS = sorted(p for p in (ROOT / 'results').glob('*/*.json') if p.parent.name in PROFILES)
+from guessfirst_nb.results import source_kind
+# result files only: a partial file left by a killed run is not one
+RESULTS = sorted(p for p in (ROOT / 'results').glob('*/*.json') if p.parent.name in PROFILES and source_kind(p.name))
 WEIGHTS = sorted((ROOT / 'weights').glob('*/*/seed*/*.pt'))
 # fields added to a part after some committed files were written (the files predate them, and the code reads them
 # with the defaults, which reproduce what those runs did)
