@@ -94,7 +94,7 @@ def _entries(r: dict, n: int) -> dict:
     "One model's `evaluate` entries (no clean accuracy) as they are written to the results file."
     return {k: v for k, v in to_json({'m': dict(r, clean=None)}, n)['m'].items() if k != 'clean'}
 
-def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=print) -> tuple[dict, float, list]:
+def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=print) -> tuple[dict, float, dict]:
     """The reproduction's attacks on `models` (every target and the substitute), in stages saved to `partial` under
     `key`: (results as `to_json` writes them, seconds spent attacking over every run, {stage taken from `partial`: the
     commit that ran it})."""
