@@ -4,12 +4,12 @@
 
 # %% ../nbs/10_stability.ipynb #2bbab356
 from __future__ import annotations
-import argparse, json, math, re, sys, time
+import argparse, json, math, re, shutil, sys, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
-from .data import DATASETS, check_dataset, load, atomic_write_text, Command
+from .data import DATASETS, check_dataset, load, atomic_write_text, partial_state, Command
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, StabilityConfig, get_profile
 from .train import load_model, run_dir, epoch_files, CheckpointError, TrainingDiverged
@@ -105,10 +105,15 @@ def stability_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
 
 # %% ../nbs/10_stability.ipynb #a6280e03
 def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
-              cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print, device='cpu') -> dict:
+              cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print,
+              device='cpu') -> dict | None:
     """Clean, black-box (for every substitute length) and white-box accuracy of every target at every saved epoch
-    of one run, on the reproduction's test images; written atomically and resumable."""
+    of one run, on the reproduction's test images; written atomically and resumable. `models`: measure only these
+    now (processes given disjoint lists share the work); the study is written, and returned, once every target is
+    measured, else None."""
     check_dataset(dataset); prof = get_profile(profile)
+    unknown = [m for m in (models or []) if m not in TARGETS]
+    if unknown: raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
     cfg = prof.stability if cfg is None else cfg
     acfg = prof.attack
     path = stability_path(out, dataset, profile, seed)
@@ -130,11 +135,10 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
             f'{subs[e]["seconds"]:.0f}s')
     # as it reads back
     key = json.loads(json.dumps(dict(config=asdict(cfg), attack_config=asdict(acfg), substitutes=sorted(subs))))
-    partial = path.with_name(path.stem + '.partial.json')
-    state = json.loads(partial.read_text()) if partial.exists() else {}
-    curves = state.get('curves', {}) if state.get('key') == key else {}
+    parts = path.with_name(path.stem + '.partial')   # one file per measured model, so processes never share one
+    curves = {m: s['rows'] for m in TARGETS if (s := partial_state(parts / f'{m}.json', key, {})).get('rows')}
     for name in (models or TARGETS):
-        if name in curves: log(f'{dataset} {name}: resumed from {partial}'); continue
+        if name in curves: log(f'{dataset} {name}: resumed from {parts}'); continue
         rows = []
         for e in ([_epoch(dataset, profile, seed, name, runs, e) for e in cfg.epochs]
                   or saved_epochs(dataset, profile, seed, name, runs)):
@@ -147,13 +151,17 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         if not rows: _epoch(dataset, profile, seed, name, runs, 0)   # raises the error that says how to train
         curves[name] = rows
         log(f'{dataset} {name}: {len(rows)} epochs in {sum(r["seconds"] for r in rows):.0f}s')
-        atomic_write_text(partial, json.dumps(dict(key=key, curves=curves)))
+        atomic_write_text(parts / f'{name}.json', json.dumps(dict(key=key, rows=rows)))
+    if missing := [m for m in TARGETS if m not in curves]:
+        log(f'{dataset}: {missing} not measured yet; the study is written when they are (models=None measures them)')
+        return None
+    curves = {m: curves[m] for m in TARGETS}
     doc = dict(dataset=dataset, profile=profile, seed=seed, config=asdict(cfg), attack_config=asdict(acfg),
                n=len(y), n_white=nw,
                substitute={str(e): dict(epoch=e, clean=v['clean'], seconds=v['seconds']) for e, v in subs.items()},
                curves=curves, environment=environment(), total_seconds=time.time() - t_start)
     atomic_write_text(path, json.dumps(doc, indent=1))
-    partial.unlink(missing_ok=True)
+    shutil.rmtree(parts, ignore_errors=True)
     log(f'wrote {path}')
     return doc
 

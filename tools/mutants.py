@@ -244,6 +244,10 @@ MUTANTS = [
     M('protocol-table-long-always-white', NB10, "acc, n = _acc(long_doc, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)",
       "acc, n = _acc(long_doc, m, 'clean' if atk == 'clean' else f'{atk}/white', eps)", [NB10],
       'the 200-epoch column reads the white-box cell for black-box rows'),
+    M('stability-subset-writes-study', NB10, "    if missing := [m for m in TARGETS if m not in curves]:\n",
+      "    if missing := []:\n", [NB10], 'a run given some models writes a study that lacks the others'),
+    M('stability-order-of-finishing', NB10, "    curves = {m: curves[m] for m in TARGETS}\n", "", [NB10],
+      "a shared study lists the models in the order the processes finished, not the targets' order"),
     # --- 15 claims: the one evaluator's bookkeeping ---
     M('claims-tie-goes-claimed-way', NB15, "won=d > 0, clear=clear", "won=d >= 0, clear=clear", [NB15],
       'a tie counts as going the claimed way'),
