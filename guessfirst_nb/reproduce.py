@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_reproduce.ipynb #3ebcadb5
 from __future__ import annotations
-import argparse, csv, json, math, os, platform, subprocess, sys, time
+import argparse, csv, json, math, os, platform, shutil, subprocess, sys, time
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -14,7 +14,7 @@ from . import __version__
 from .data import DATASETS, check_dataset, load, atomic_write_text, Command, partial_state, sha256_file
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, get_profile
-from .train import fit, training_data, checkpoint_file, CheckpointError, TrainingDiverged
+from .train import fit, training_data, checkpoint_file, load_model, CheckpointError, TrainingDiverged
 from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l2_curve, predict
 
 # %% auto #0
@@ -94,38 +94,45 @@ def _entries(r: dict, n: int) -> dict:
     "One model's `evaluate` entries (no clean accuracy) as they are written to the results file."
     return {k: v for k, v in to_json({'m': dict(r, clean=None)}, n)['m'].items() if k != 'clean'}
 
-def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=print) -> tuple[dict, float, dict]:
-    """The reproduction's attacks on `models` (every target and the substitute), in stages saved to `partial` under
-    `key`: (results as `to_json` writes them, seconds spent attacking over every run, {stage taken from `partial`: the
-    commit that ran it})."""
-    partial, n = Path(partial), len(y)
-    state = partial_state(partial, key, dict(clean={}, black=None, white={}, seconds={}, commits={}))
-    resumed = {s: state['commits'].get(s) for s in ['black', *state['white']] if s != 'black' or state['black']}
-    if resumed: log(f'resumed from {partial}: ' + ', '.join(resumed))
+def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=print,
+               only: list | None = None) -> tuple[dict, float, dict] | None:
+    """The reproduction's attacks on `models` (every target and the substitute), in stages, each saved to its own file
+    in the folder `partial` under its part of `key` (the black-box stage: every checkpoint; a target's white-box
+    stage: its own): (results as `to_json` writes them, seconds spent attacking over every run, {stage taken from
+    `partial`: the commit that ran it}). `only`: run just these targets' white-box stages and return None."""
+    parts, n = Path(partial), len(y)
+    stages = list(only) if only else ['black', *TARGETS]
+    keys = {s: key if s == 'black' else dict(key, checkpoints={s: key['checkpoints'][s]}) for s in stages}
+    done = {s: st for s in stages if 'entries' in (st := partial_state(parts / f'{s}.json', keys[s], {}))}
+    resumed = {s: st['commit'] for s, st in done.items()}
+    if resumed: log(f'resumed from {parts}: ' + ', '.join(resumed))
     commit = _git_commit()
-    save = lambda: atomic_write_text(partial, json.dumps(state))
-    targets = {m: models[m] for m in TARGETS}
-    for m, t in targets.items(): state['clean'][m] = (predict(t, x) == y).sum().item() / n
-    if state['black'] is None:
+    for s in stages:
+        if s in done: continue
         t0 = time.time()
-        res = evaluate_black(targets, models[SUBSTITUTE], x, y, cfg, log)
-        state['black'] = {m: _entries(r, n) for m, r in res.items()}
-        state['seconds']['black'], state['commits']['black'] = time.time() - t0, commit; save()
-    for m, t in targets.items():
-        if m in state['white']: continue
-        t0 = time.time()
-        state['white'][m] = _entries(evaluate_white(t, x, y, cfg), n)
-        state['seconds'][m], state['commits'][m] = time.time() - t0, commit; save()
-        log(f"{m}: white-box attacks done in {state['seconds'][m]:.0f}s")
-    results = {m: {'clean': state['clean'][m], **state['black'][m], **state['white'][m]} for m in TARGETS}
-    return results, sum(state['seconds'].values()), resumed
+        if s == 'black':
+            res = evaluate_black({m: models[m] for m in TARGETS}, models[SUBSTITUTE], x, y, cfg, log)
+            entries = {m: _entries(r, n) for m, r in res.items()}
+        else: entries = _entries(evaluate_white(models[s], x, y, cfg), n)
+        done[s] = dict(key=keys[s], entries=entries, seconds=time.time() - t0, commit=commit)
+        atomic_write_text(parts / f'{s}.json', json.dumps(done[s]))
+        if s != 'black': log(f"{s}: white-box attacks done in {done[s]['seconds']:.0f}s")
+    if only: return None
+    results = {m: {'clean': (predict(models[m], x) == y).sum().item() / n, **done['black']['entries'][m],
+                   **done[m]['entries']} for m in TARGETS}
+    return results, sum(st['seconds'] for st in done.values()), resumed
 
 # %% ../nbs/08_reproduce.ipynb #d389bb35
 def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
-              force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu') -> dict:
+              force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu',
+              models: list | None = None) -> dict | None:
     """Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the
-    results. `redo`: attacks to recompute in existing results."""
+    results. `redo`: attacks to recompute in existing results. `models`: run only these targets' white-box attacks now,
+    on their finished checkpoints, and return None; processes given disjoint lists share the attacks, and a run
+    without `models` takes theirs, does the rest and writes the results."""
     check_dataset(dataset); prof = get_profile(profile); cfg = prof.attack
+    if unknown := [m for m in (models or []) if m not in TARGETS]:
+        raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
     path = results_path(out, dataset, profile, seed)
     if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log, device)
     if path.exists() and not force:
@@ -135,26 +142,34 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
             atomic_write_text(path, json.dumps(doc, indent=1))
         log(f'results exist: {path} (use --force to recompute)'); return doc
     t_start = time.time()
-    data = training_data(dataset, prof.train, seed)
-    models, train_time = {}, {}
-    for name in TARGETS + [SUBSTITUTE]:
-        models[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data, device=device)
+    names, nets, train_time = list(models) if models else TARGETS + [SUBSTITUTE], {}, {}
+    data = None if models else training_data(dataset, prof.train, seed)
+    for name in names:
+        if models:   # only load: another process may still be training the others
+            nets[name], ck = load_model(name, dataset, profile, seed, runs, device=device)
+            if ck['epoch'] < prof.train.epochs:
+                raise CheckpointError(f'{name} is trained to epoch {ck["epoch"]} of {prof.train.epochs}: finish its '
+                                      f'training first (guessfirst train --model {name} --dataset {dataset} '
+                                      f'--profile {profile} --seed {seed} --runs {runs})')
+            continue
+        nets[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data, device=device)
         train_time[name] = sum(h['seconds'] for h in ck['history'])
         log(f"{dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
     x, y = te.images(), te.y
-    partial = path.with_name(path.stem + '.partial.json')
+    partial = path.with_name(path.stem + '.partial')
     key = dict(attack_config=asdict(cfg), n=len(y), checkpoints={
-        m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in TARGETS + [SUBSTITUTE]})
-    results, attack_seconds, resumed = attack_all(models, x, y, cfg, partial, key, log)
+        m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in names})
+    if models: return attack_all(nets, x, y, cfg, partial, key, log, only=names)
+    results, attack_seconds, resumed = attack_all(nets, x, y, cfg, partial, key, log)
     doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=prof.train_record(),
                attack_config=asdict(cfg),
-               substitute=dict(name=SUBSTITUTE, clean=(predict(models[SUBSTITUTE], x) == y).float().mean().item()),
+               substitute=dict(name=SUBSTITUTE, clean=(predict(nets[SUBSTITUTE], x) == y).float().mean().item()),
                environment=environment(), train_seconds=train_time, attack_seconds=attack_seconds,
                total_seconds=time.time() - t_start, results=results,
                histories=training_histories(dataset, profile, seed, runs), **(dict(resumed=resumed) if resumed else {}))
     atomic_write_text(path, json.dumps(doc, indent=1))
-    partial.unlink(missing_ok=True)
+    shutil.rmtree(partial, ignore_errors=True)
     log(f'wrote {path}')
     return doc
 

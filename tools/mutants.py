@@ -285,9 +285,15 @@ MUTANTS = [
       "            torch.random.manual_seed(cfg.seed); adv = atk.perturb(xb, yb)", [NB17],
       "AutoAttack's gradient attacks leave the caller's global random state reseeded"),
     M('reproduce-partial-ignores-checkpoints', NB08,
-      "m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in TARGETS + [SUBSTITUTE]})",
-      "m: checkpoint_file(runs, dataset, profile, seed, m).name for m in TARGETS + [SUBSTITUTE]})", [NB08],
+      "m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in names})",
+      "m: checkpoint_file(runs, dataset, profile, seed, m).name for m in names})", [NB08],
       "a resumed reproduction takes attacks made on other weights saved under the same file name"),
+    M('reproduce-white-stage-key-no-checkpoint', NB08,
+      "keys = {s: key if s == 'black' else dict(key, checkpoints={s: key['checkpoints'][s]}) for s in stages}",
+      "keys = {s: key if s == 'black' else dict(key, checkpoints={}) for s in stages}", [NB08],
+      "a target's white-box stage is resumed after its checkpoint changed"),
+    M('reproduce-models-takes-unfinished', NB08, "            if ck['epoch'] < prof.train.epochs:\n",
+      "            if False:\n", [NB08], 'a run given models attacks a model still in training'),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
