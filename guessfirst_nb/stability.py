@@ -9,10 +9,11 @@ from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
-from .data import DATASETS, check_dataset, load, atomic_write_text, partial_state, Command
+from .data import DATASETS, check_dataset, load, atomic_write_text, partial_state, sha256_file, Command
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, StabilityConfig, get_profile
-from .train import load_model, run_dir, epoch_files, CheckpointError, TrainingDiverged
+from .train import (load_model, run_dir, epoch_files, checkpoint_file, atomic_torch_save, CheckpointError,
+                                 TrainingDiverged)
 from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 import torch.nn.functional as F
 from .audit import pgd_broken, input_grad_norms
@@ -123,25 +124,38 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     te = load(dataset, 'test').subset(acfg.n_test, seed=acfg.seed)
     x, y = te.images(), te.y
     nw = min(cfg.n_white, len(y))
+    parts = path.with_name(path.stem + '.partial')   # a file per model and per substitute: no two processes share one
+    base = dict(config=asdict(cfg), attack_config=asdict(acfg))
+    sha = lambda name, e: sha256_file(checkpoint_file(runs, dataset, profile, seed, name, e))
     subs = {}
     for s in cfg.substitute_epochs:
         e = _epoch(dataset, profile, seed, SUBSTITUTE, runs, s)
         if e in subs: continue
+        cache = parts / f'{SUBSTITUTE}-epoch{e:03d}.pt'
+        ckey = json.loads(json.dumps(dict(base, checkpoint=sha(SUBSTITUTE, e))))
+        try: hit = torch.load(cache, weights_only=True) if cache.exists() else {}
+        except Exception: hit = {}   # unreadable: crafted again
+        if hit.get('key') == ckey:
+            subs[e] = hit; log(f'{dataset} substitute epoch {e}: examples resumed from {cache}'); continue
         t0 = time.time()
         sub, _ = load_model(SUBSTITUTE, dataset, profile, seed, runs, epoch=e, device=device)
-        subs[e] = dict(crafted=craft(sub, x, y, cfg, acfg, seed=acfg.seed),
+        subs[e] = dict(key=ckey, crafted=craft(sub, x, y, cfg, acfg, seed=acfg.seed),
                        clean=(predict(sub, x) == y).sum().item() / len(y), seconds=time.time() - t0)
+        atomic_torch_save(subs[e], cache)
         log(f'{dataset} substitute epoch {e}: clean {subs[e]["clean"]:.3f}, examples crafted in '
             f'{subs[e]["seconds"]:.0f}s')
-    # as it reads back
-    key = json.loads(json.dumps(dict(config=asdict(cfg), attack_config=asdict(acfg), substitutes=sorted(subs))))
-    parts = path.with_name(path.stem + '.partial')   # one file per measured model, so processes never share one
-    curves = {m: s['rows'] for m in TARGETS if (s := partial_state(parts / f'{m}.json', key, {})).get('rows')}
+    epochs = lambda m: ([_epoch(dataset, profile, seed, m, runs, e) for e in cfg.epochs]
+                        or saved_epochs(dataset, profile, seed, m, runs))
+    # a model's measurements are kept under the configurations and the SHA-256 of every checkpoint they read
+    key = lambda m: dict(base, substitutes={str(e): v['key']['checkpoint'] for e, v in sorted(subs.items())},
+                         checkpoints={str(e): sha(m, e) for e in epochs(m)})
+    curves = {m: partial_state(parts / f'{m}.json', key(m), {}).get('rows') for m in TARGETS
+              if (parts / f'{m}.json').exists()}   # a model measured before has its checkpoints on disk
+    curves = {m: rows for m, rows in curves.items() if rows}
     for name in (models or TARGETS):
         if name in curves: log(f'{dataset} {name}: resumed from {parts}'); continue
         rows = []
-        for e in ([_epoch(dataset, profile, seed, name, runs, e) for e in cfg.epochs]
-                  or saved_epochs(dataset, profile, seed, name, runs)):
+        for e in epochs(name):
             t0 = time.time()
             m, ck = load_model(name, dataset, profile, seed, runs, epoch=e, device=device)
             rows.append(dict(epoch=e, clean=(predict(m, x) == y).sum().item() / len(y),
@@ -151,7 +165,7 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         if not rows: _epoch(dataset, profile, seed, name, runs, 0)   # raises the error that says how to train
         curves[name] = rows
         log(f'{dataset} {name}: {len(rows)} epochs in {sum(r["seconds"] for r in rows):.0f}s')
-        atomic_write_text(parts / f'{name}.json', json.dumps(dict(key=key, rows=rows)))
+        atomic_write_text(parts / f'{name}.json', json.dumps(dict(key=key(name), rows=rows)))
     if missing := [m for m in TARGETS if m not in curves]:
         log(f'{dataset}: {missing} not measured yet; the study is written when they are (models=None measures them)')
         return None

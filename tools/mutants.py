@@ -248,6 +248,13 @@ MUTANTS = [
       "    if missing := []:\n", [NB10], 'a run given some models writes a study that lacks the others'),
     M('stability-order-of-finishing', NB10, "    curves = {m: curves[m] for m in TARGETS}\n", "", [NB10],
       "a shared study lists the models in the order the processes finished, not the targets' order"),
+    M('stability-crafted-key-ignores-checkpoint', NB10,
+      "ckey = json.loads(json.dumps(dict(base, checkpoint=sha(SUBSTITUTE, e))))",
+      "ckey = json.loads(json.dumps(dict(base, checkpoint=checkpoint_file(runs, dataset, profile, seed, SUBSTITUTE, e).name)))",
+      [NB10], "a resumed study takes examples crafted on other substitute weights saved under the same file name"),
+    M('stability-model-key-ignores-checkpoints', NB10, "checkpoints={str(e): sha(m, e) for e in epochs(m)})",
+      "checkpoints={str(e): e for e in epochs(m)})", [NB10],
+      "a resumed study takes a model's measurements made on other weights saved under the same file name"),
     # --- 15 claims: the one evaluator's bookkeeping ---
     M('claims-tie-goes-claimed-way', NB15, "won=d > 0, clear=clear", "won=d >= 0, clear=clear", [NB15],
       'a tie counts as going the claimed way'),
