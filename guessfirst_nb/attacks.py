@@ -36,20 +36,18 @@ def _batches(n, bs): return [slice(i, min(i + bs, n)) for i in range(0, n, bs)]
 
 @contextlib.contextmanager
 def _seeded(dev: torch.device, seed: int):
-    """Seed the generators an attack on `dev` draws from (the CPU's and `dev`'s own); restore the CPU's and every CUDA
-    device's after (a library inside may reseed them all with `torch.manual_seed`)."""
-    gens = [(torch.get_rng_state, torch.set_rng_state, torch.random.default_generator.manual_seed)]
-    if dev.type == 'cuda':
-        i = dev.index if dev.index is not None else torch.cuda.current_device()
-        gens.append((lambda: torch.cuda.get_rng_state(i), lambda s: torch.cuda.set_rng_state(s, i),
-                     torch.cuda.default_generators[i].manual_seed))
-    elif dev.type == 'mps':
-        gens.append((torch.mps.get_rng_state, torch.mps.set_rng_state, torch.mps.manual_seed))
-    saved = [(put, get()) for get, put, _ in gens]
+    """Seed the generators an attack on `dev` draws from (the CPU's and `dev`'s own); give back after every state a
+    library inside may reseed with `torch.manual_seed` (the CPU's, every CUDA device's, MPS's)."""
+    saved = [(torch.set_rng_state, torch.get_rng_state())]
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         saved.append((torch.cuda.set_rng_state_all, torch.cuda.get_rng_state_all()))
+    if dev.type == 'mps': saved.append((torch.mps.set_rng_state, torch.mps.get_rng_state()))
     try:
-        for *_, seed_it in gens: seed_it(seed)
+        torch.random.default_generator.manual_seed(seed)
+        if dev.type == 'cuda':
+            i = dev.index if dev.index is not None else torch.cuda.current_device()
+            torch.cuda.default_generators[i].manual_seed(seed)
+        elif dev.type == 'mps': torch.mps.manual_seed(seed)
         yield
     finally:
         for put, s in saved: put(s)
