@@ -367,16 +367,15 @@ def curve_table(stab: dict, epochs=None):
     have = sorted({r['epoch'] for rows in stab['curves'].values() for r in rows})
     epochs = sorted(set(epochs or {have[0], *([10] if 10 in have else []), have[-1]}))
     for m, rows in stab['curves'].items():
-        for e in epochs:
-            if e not in {r['epoch'] for r in rows}:
-                raise ValueError(f'epoch {e} was not measured for {m}; measured epochs: {have}')
+        if missing := sorted(set(epochs) - {r['epoch'] for r in rows}):
+            raise ValueError(f'epoch {missing[0]} was not measured for {m}; measured epochs: {have}')
     sub = str(max(map(int, stab['substitute'])))
     def values(r):
         return [100 * r['clean'], 100 * r['black'][sub]['FGSM 0.15'], 100 * r['black'][sub]['PGD 0.15'],
                 100 * r['white']['worst 0.15'], 100 * r.get('grad_zero', math.nan), r.get('T_true', math.nan),
                 r.get('T_other', math.nan)]
-    data = {m: {(k, e): v for r in rows if r['epoch'] in epochs for k, v in zip(CURVE_METRICS, values(r))
-                for e in [r['epoch']]} for m, rows in stab['curves'].items()}
+    data = {m: {(k, r['epoch']): v for r in rows if r['epoch'] in epochs for k, v in zip(CURVE_METRICS, values(r))}
+            for m, rows in stab['curves'].items()}
     t = pd.DataFrame(data).T
     t.columns = pd.MultiIndex.from_tuples(t.columns, names=['', 'epoch'])
     return t[[(k, e) for k in CURVE_METRICS for e in epochs]]
