@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_reproduce.ipynb #3ebcadb5
 from __future__ import annotations
-import argparse, csv, json, math, os, platform, shutil, subprocess, sys, time
+import argparse, contextlib, csv, json, math, os, platform, subprocess, sys, time
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -14,7 +14,8 @@ from . import __version__
 from .data import DATASETS, check_dataset, load, atomic_write_text, Command, partial_state, sha256_file
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, get_profile
-from .train import fit, training_data, checkpoint_file, load_model, CheckpointError, TrainingDiverged
+from .train import (fit, training_data, checkpoint_file, load_model, check_finished, CheckpointError,
+                                 TrainingDiverged)
 from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l2_curve, predict
 
 # %% auto #0
@@ -99,15 +100,18 @@ def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=pr
     """The reproduction's attacks on `models` (every target and the substitute), in stages, each saved to its own file
     in the folder `partial` under its part of `key` (the black-box stage: every checkpoint; a target's white-box
     stage: its own): (results as `to_json` writes them, seconds spent attacking over every run, {stage taken from
-    `partial`: the commit that ran it}). `only`: run just these targets' white-box stages and return None."""
+    `partial`: the commit that ran it}). A stage another process finishes meanwhile is taken, not run again.
+    `only`: run just these targets' white-box stages and return None."""
     parts, n = Path(partial), len(y)
-    stages = list(only) if only else ['black', *TARGETS]
+    stages = list(only) if only is not None else ['black', *TARGETS]
     keys = {s: key if s == 'black' else dict(key, checkpoints={s: key['checkpoints'][s]}) for s in stages}
     done = {s: st for s in stages if 'entries' in (st := partial_state(parts / f'{s}.json', keys[s], {}))}
     resumed = {s: st['commit'] for s, st in done.items()}
     if resumed: log(f'resumed from {parts}: ' + ', '.join(resumed))
     commit = _git_commit()
     for s in stages:
+        if s not in done and 'entries' in (st := partial_state(parts / f'{s}.json', keys[s], {})):
+            done[s], resumed[s] = st, st['commit']; log(f'{s}: taken from {parts} (another process ran it)')
         if s in done: continue
         t0 = time.time()
         if s == 'black':
@@ -117,7 +121,7 @@ def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=pr
         done[s] = dict(key=keys[s], entries=entries, seconds=time.time() - t0, commit=commit)
         atomic_write_text(parts / f'{s}.json', json.dumps(done[s]))
         if s != 'black': log(f"{s}: white-box attacks done in {done[s]['seconds']:.0f}s")
-    if only: return None
+    if only is not None: return None
     results = {m: {'clean': (predict(models[m], x) == y).sum().item() / n, **done['black']['entries'][m],
                    **done[m]['entries']} for m in TARGETS}
     return results, sum(st['seconds'] for st in done.values()), resumed
@@ -128,11 +132,12 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
               models: list | None = None) -> dict | None:
     """Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the
     results. `redo`: attacks to recompute in existing results. `models`: run only these targets' white-box attacks now,
-    on their finished checkpoints, and return None; processes given disjoint lists share the attacks, and a run
-    without `models` takes theirs, does the rest and writes the results."""
+    on their finished checkpoints, and return None (or the results, if they exist); processes given disjoint lists
+    share the attacks, and a run without `models` takes theirs, does the rest and writes the results."""
     check_dataset(dataset); prof = get_profile(profile); cfg = prof.attack
     if unknown := [m for m in (models or []) if m not in TARGETS]:
         raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
+    if models is not None and redo: raise ValueError('models and redo do not go together: redo recomputes every model')
     path = results_path(out, dataset, profile, seed)
     if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log, device)
     if path.exists() and not force:
@@ -142,16 +147,12 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
             atomic_write_text(path, json.dumps(doc, indent=1))
         log(f'results exist: {path} (use --force to recompute)'); return doc
     t_start = time.time()
-    names, nets, train_time = list(models) if models else TARGETS + [SUBSTITUTE], {}, {}
-    data = None if models else training_data(dataset, prof.train, seed)
+    names, nets, train_time = list(models) if models is not None else TARGETS + [SUBSTITUTE], {}, {}
+    data = None if models is not None else training_data(dataset, prof.train, seed)
     for name in names:
-        if models:   # only load: another process may still be training the others
+        if models is not None:   # only load: another process may still be training the others
             nets[name], ck = load_model(name, dataset, profile, seed, runs, device=device)
-            if ck['epoch'] < prof.train.epochs:
-                raise CheckpointError(f'{name} is trained to epoch {ck["epoch"]} of {prof.train.epochs}: finish its '
-                                      f'training first (guessfirst train --model {name} --dataset {dataset} '
-                                      f'--profile {profile} --seed {seed} --runs {runs})')
-            continue
+            check_finished(ck, runs); continue
         nets[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data, device=device)
         train_time[name] = sum(h['seconds'] for h in ck['history'])
         log(f"{dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")
@@ -160,7 +161,7 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     partial = path.with_name(path.stem + '.partial')
     key = dict(attack_config=asdict(cfg), n=len(y), checkpoints={
         m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in names})
-    if models: return attack_all(nets, x, y, cfg, partial, key, log, only=names)
+    if models is not None: return attack_all(nets, x, y, cfg, partial, key, log, only=names)
     results, attack_seconds, resumed = attack_all(nets, x, y, cfg, partial, key, log)
     doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=prof.train_record(),
                attack_config=asdict(cfg),
@@ -169,7 +170,9 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
                total_seconds=time.time() - t_start, results=results,
                histories=training_histories(dataset, profile, seed, runs), **(dict(resumed=resumed) if resumed else {}))
     atomic_write_text(path, json.dumps(doc, indent=1))
-    shutil.rmtree(partial, ignore_errors=True)
+    for f in [*(partial / f'{s}.json' for s in ['black', *TARGETS]), path.with_name(path.stem + '.partial.json')]:
+        f.unlink(missing_ok=True)   # this run's stages, and a file left by a version that kept one partial file
+    with contextlib.suppress(OSError): partial.rmdir()   # kept if another process still writes into it
     log(f'wrote {path}')
     return doc
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_stability.ipynb #2bbab356
 from __future__ import annotations
-import argparse, json, math, re, shutil, sys, time
+import argparse, contextlib, json, math, re, sys, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -12,8 +12,8 @@ import torch
 from .data import DATASETS, check_dataset, load, atomic_write_text, partial_state, sha256_file, Command
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, StabilityConfig, get_profile
-from .train import (load_model, run_dir, epoch_files, checkpoint_file, atomic_torch_save, CheckpointError,
-                                 TrainingDiverged)
+from .train import (load_model, load_checkpoint, check_finished, run_dir, epoch_files, checkpoint_file,
+                                 atomic_torch_save, CheckpointError, TrainingDiverged)
 from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 import torch.nn.functional as F
 from .audit import pgd_broken, input_grad_norms
@@ -110,10 +110,10 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
               device='cpu') -> dict | None:
     """Clean, black-box (for every substitute length) and white-box accuracy of every target at every saved epoch
     of one run, on the reproduction's test images; written atomically and resumable. `models`: measure only these
-    now (processes given disjoint lists share the work); the study is written, and returned, once every target is
-    measured, else None."""
+    now, on finished runs (processes given disjoint lists share the work); the study is written, and returned, once
+    every target is measured, else None."""
     check_dataset(dataset); prof = get_profile(profile)
-    unknown = [m for m in (models or []) if m not in TARGETS]
+    unknown = [m for m in (models or []) if m not in TARGETS]   # models=[]: measure nothing, write the study if done
     if unknown: raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
     cfg = prof.stability if cfg is None else cfg
     acfg = prof.attack
@@ -147,15 +147,18 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     epochs = lambda m: ([_epoch(dataset, profile, seed, m, runs, e) for e in cfg.epochs]
                         or saved_epochs(dataset, profile, seed, m, runs))
     # a model's measurements are kept under the configurations and the SHA-256 of every checkpoint they read
-    key = lambda m: dict(base, substitutes={str(e): v['key']['checkpoint'] for e, v in sorted(subs.items())},
-                         checkpoints={str(e): sha(m, e) for e in epochs(m)})
-    curves = {m: partial_state(parts / f'{m}.json', key(m), {}).get('rows') for m in TARGETS
-              if (parts / f'{m}.json').exists()}   # a model measured before has its checkpoints on disk
-    curves = {m: rows for m, rows in curves.items() if rows}
-    for name in (models or TARGETS):
+    key = lambda m: json.loads(json.dumps(dict(
+        base, substitutes={str(e): v['key']['checkpoint'] for e, v in sorted(subs.items())},
+        checkpoints={str(e): sha(m, e) for e in epochs(m)})))
+    def measured(m):   # its rows if measured on the checkpoints now on disk (a model measured has them), else None
+        return partial_state(parts / f'{m}.json', key(m), {}).get('rows') if (parts / f'{m}.json').exists() else None
+    curves = {m: rows for m in TARGETS if (rows := measured(m))}
+    for name in (models if models is not None else TARGETS):
         if name in curves: log(f'{dataset} {name}: resumed from {parts}'); continue
-        rows = []
-        for e in epochs(name):
+        if models is not None:   # another process may still be training it
+            check_finished(load_checkpoint(checkpoint_file(runs, dataset, profile, seed, name)), runs)
+        k, rows = key(name), []   # the key first: a run still saving epochs cannot add one that the rows lack
+        for e in map(int, k['checkpoints']):
             t0 = time.time()
             m, ck = load_model(name, dataset, profile, seed, runs, epoch=e, device=device)
             rows.append(dict(epoch=e, clean=(predict(m, x) == y).sum().item() / len(y),
@@ -165,7 +168,8 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         if not rows: _epoch(dataset, profile, seed, name, runs, 0)   # raises the error that says how to train
         curves[name] = rows
         log(f'{dataset} {name}: {len(rows)} epochs in {sum(r["seconds"] for r in rows):.0f}s')
-        atomic_write_text(parts / f'{name}.json', json.dumps(dict(key=key(name), rows=rows)))
+        atomic_write_text(parts / f'{name}.json', json.dumps(dict(key=k, rows=rows)))
+    curves |= {m: rows for m in TARGETS if m not in curves and (rows := measured(m))}   # by others, meanwhile
     if missing := [m for m in TARGETS if m not in curves]:
         log(f'{dataset}: {missing} not measured yet; the study is written when they are (models=None measures them)')
         return None
@@ -175,7 +179,10 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
                substitute={str(e): dict(epoch=e, clean=v['clean'], seconds=v['seconds']) for e, v in subs.items()},
                curves=curves, environment=environment(), total_seconds=time.time() - t_start)
     atomic_write_text(path, json.dumps(doc, indent=1))
-    shutil.rmtree(parts, ignore_errors=True)
+    for f in [*(parts / f'{m}.json' for m in TARGETS), *(parts / f'{SUBSTITUTE}-epoch{e:03d}.pt' for e in subs),
+              path.with_name(path.stem + '.partial.json')]:   # the last: left by a version with one partial file
+        f.unlink(missing_ok=True)
+    with contextlib.suppress(OSError): parts.rmdir()   # kept if another process still writes into it
     log(f'wrote {path}')
     return doc
 

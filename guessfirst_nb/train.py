@@ -20,7 +20,7 @@ from .mmd import ie_regularizer
 # %% auto #0
 __all__ = ['losses', 'TrainingDiverged', 'train_step', 'make_optimizer', 'run_dir', 'atomic_torch_save', 'CheckpointError',
            'load_checkpoint', 'accuracy', 'training_data', 'fit', 'epoch_files', 'checkpoint_file', 'load_model',
-           'main']
+           'TrainingUnfinished', 'check_finished', 'main']
 
 # %% ../nbs/06_train.ipynb #df6f6515
 def losses(model, x, y):
@@ -258,6 +258,21 @@ def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root=
     ck = load_checkpoint(checkpoint_file(root, dataset, profile, seed, model_name, epoch))
     m = make_model(model_name); m.load_state_dict(ck['model']); m.to(get_device(device)).eval()
     return m, ck
+
+# %% ../nbs/06_train.ipynb #1b9432e5
+class TrainingUnfinished(CheckpointError):
+    "A run's last checkpoint is before its profile's last epoch: its training has not ended."
+
+# %% ../nbs/06_train.ipynb #8bb7824a
+def check_finished(ck: dict, root='runs') -> dict:
+    "`ck` if its run has reached its profile's last epoch, else `TrainingUnfinished` naming the command that ends it."
+    c = ck['config']; n = c['profile']['epochs']
+    if ck['epoch'] < n:
+        raise TrainingUnfinished(
+            f"{c['model']} is trained to epoch {ck['epoch']} of {n}: wait for its training to end, or if none is "
+            f"running, resume it: guessfirst train --model {c['model']} --dataset {c['dataset']} "
+            f"--profile {c['profile']['name']} --seed {c['seed']} --runs {root}")
+    return ck
 
 # %% ../nbs/06_train.ipynb #744ea894
 def main(argv=None, prog='guessfirst-train'):

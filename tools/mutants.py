@@ -298,8 +298,14 @@ MUTANTS = [
       "keys = {s: key if s == 'black' else dict(key, checkpoints={s: key['checkpoints'][s]}) for s in stages}",
       "keys = {s: key if s == 'black' else dict(key, checkpoints={}) for s in stages}", [NB08],
       "a target's white-box stage is resumed after its checkpoint changed"),
-    M('reproduce-models-takes-unfinished', NB08, "            if ck['epoch'] < prof.train.epochs:\n",
-      "            if False:\n", [NB08], 'a run given models attacks a model still in training'),
+    M('check-finished-admits-unfinished', NB06, "    if ck['epoch'] < n:\n", "    if False:\n", [NB06, NB08, NB10],
+      'a reproduction or stability run given models attacks a model still in training'),
+    M('reproduce-stage-not-rechecked', NB08,
+      "        if s not in done and 'entries' in (st := partial_state(parts / f'{s}.json', keys[s], {})):\n",
+      "        if False:\n", [NB08], 'a reproduction runs again a stage another process finished while it ran'),
+    M('stability-others-not-reread', NB10,
+      "    curves |= {m: rows for m in TARGETS if m not in curves and (rows := measured(m))}   # by others, meanwhile\n",
+      "", [NB10], 'two processes sharing a study both stop without writing it'),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
