@@ -304,9 +304,24 @@ def main(argv=None, prog='guessfirst-reproduce'):
                 helps={'--force': 'recompute the attacks even if results exist'})
     p.add_argument('--redo', nargs='*', default=[],
                    help='recompute only these attacks (FGSM, PGD, CW) in existing results')
+    p.add_argument('--models', nargs='+', metavar='MODEL',
+                   help=f"run only these targets' white-box attacks ({', '.join(TARGETS)}), on finished runs, and "
+                        'save them; a run without --models takes them and writes the results')
+    def check(a):
+        if unknown := [m for m in a.models or [] if m not in TARGETS]:
+            raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
+        if a.models and a.redo:
+            raise ValueError('--models and --redo do not go together: --redo recomputes every model')
     def body(a):
         written = []
         for ds in a.datasets:
+            if a.models:
+                done = reproduce(ds, a.profile, a.seed, a.runs, a.out, force=a.force, device=a.dev, models=a.models,
+                                 log=lambda *m: print(*m, file=sys.stderr))
+                base = results_path(a.out, ds, a.profile, a.seed)
+                print(f'{ds}: results exist: {base}' if done else f"{ds}: white-box attacks of {' '.join(a.models)} "
+                      f"saved in {base.with_name(base.stem + '.partial')}; a run without --models takes them")
+                continue
             doc = reproduce(ds, a.profile, a.seed, a.runs, a.out, force=a.force, redo=tuple(a.redo), device=a.dev,
                             log=lambda *m: print(*m, file=sys.stderr))
             base = results_path(a.out, ds, a.profile, a.seed)
@@ -316,8 +331,8 @@ def main(argv=None, prog='guessfirst-reproduce'):
             figure3(doc, path=png)
             print(table_markdown(doc)); print()
             written += [base, md, png]
-        print('written:'); [print(f'  {w}') for w in written]
-    return p.run(argv, body, fails=(CheckpointError, TrainingDiverged))
+        if written: print('written:'); [print(f'  {w}') for w in written]
+    return p.run(argv, body, check, fails=(CheckpointError, TrainingDiverged))
 
 # %% ../nbs/08_reproduce.ipynb #c7766c5c
 def _acc(doc, model, key, eps):

@@ -453,10 +453,24 @@ def main(argv=None, prog='guessfirst-stability'):
                 helps={'--seeds': 'seeds of the reproduction, each once; the first also gets the per-epoch curves '
                                   '(default: 0 1 2)',
                        '--force': 'recompute the per-epoch measurements even if they exist'})
+    p.add_argument('--models', nargs='+', metavar='MODEL',
+                   help=f"measure only these targets ({', '.join(TARGETS)}) for the first seed's per-epoch curves, on "
+                        'finished runs (processes given disjoint lists share the study); tables and figures are left '
+                        'to a run without --models')
+    def check(a):
+        if unknown := [m for m in a.models or [] if m not in TARGETS]:
+            raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
     log = lambda *m: print(*m, file=sys.stderr)
     def body(a):
         written = []
         for ds in a.datasets:
+            if a.models:
+                stab = stability(ds, a.profile, a.seeds[0], a.runs, a.out, force=a.force, models=a.models, log=log,
+                                 device=a.dev)
+                base = stability_path(a.out, ds, a.profile, a.seeds[0])
+                print(f'{ds}: {base} is written' if stab else f"{ds}: {' '.join(a.models)} measured, in "
+                      f"{base.with_name(base.stem + '.partial')}; the study is written when every target is")
+                continue
             docs = [reproduce(ds, a.profile, s, a.runs, a.out, log=log, device=a.dev) for s in a.seeds]
             stab = stability(ds, a.profile, a.seeds[0], a.runs, a.out, force=a.force, log=log, device=a.dev)
             audits = {s: d for s, d in audit_results(a.out, ds, a.profile).items() if s in a.seeds}
@@ -473,5 +487,5 @@ def main(argv=None, prog='guessfirst-stability'):
             for fp, draw in figs.items(): plt.close(draw(fp))
             print(text)
             written += [base, md, *figs]
-        print('written:'); [print(f'  {w}') for w in written]
-    return p.run(argv, body, fails=(CheckpointError, TrainingDiverged, FileNotFoundError))
+        if written: print('written:'); [print(f'  {w}') for w in written]
+    return p.run(argv, body, check, fails=(CheckpointError, TrainingDiverged, FileNotFoundError))
