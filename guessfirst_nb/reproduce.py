@@ -100,7 +100,7 @@ def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=pr
     """The reproduction's attacks on `models` (every target and the substitute), in stages, each saved to its own file
     in the folder `partial` under its part of `key` (the black-box stage: every checkpoint; a target's white-box
     stage: its own): (results as `to_json` writes them, seconds spent attacking over every run, {stage taken from
-    `partial`: the commit that ran it}). A stage another process finishes meanwhile is taken, not run again.
+    `partial`: the commit that ran it}). A stage another process has finished when this run reaches it is taken.
     `only`: run just these targets' white-box stages and return None."""
     parts, n = Path(partial), len(y)
     stages = list(only) if only is not None else ['black', *TARGETS]
@@ -132,8 +132,8 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
               models: list | None = None) -> dict | None:
     """Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the
     results. `redo`: attacks to recompute in existing results. `models`: run only these targets' white-box attacks now,
-    on their finished checkpoints, and return None (or the results, if they exist); processes given disjoint lists
-    share the attacks, and a run without `models` takes theirs, does the rest and writes the results."""
+    on their finished checkpoints, and return None (or the existing results, unless `force`); processes given
+    disjoint lists share the attacks, and a run without `models` takes theirs, does the rest and writes the results."""
     check_dataset(dataset); prof = get_profile(profile); cfg = prof.attack
     if unknown := [m for m in (models or []) if m not in TARGETS]:
         raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
@@ -151,8 +151,8 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     data = None if models is not None else training_data(dataset, prof.train, seed)
     for name in names:
         if models is not None:   # only load: another process may still be training the others
-            nets[name], ck = load_model(name, dataset, profile, seed, runs, device=device)
-            check_finished(ck, runs); continue
+            check_finished(name, dataset, profile, seed, runs)
+            nets[name], _ = load_model(name, dataset, profile, seed, runs, device=device); continue
         nets[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data, device=device)
         train_time[name] = sum(h['seconds'] for h in ck['history'])
         log(f"{dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")

@@ -121,6 +121,8 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     if path.exists() and not force:
         log(f'stability results exist: {path} (use --force to recompute)'); return json.loads(path.read_text())
     t_start = time.time()
+    for name in [SUBSTITUTE, *models] if models is not None else []:   # another process may still be training them
+        check_finished(name, dataset, profile, seed, runs)
     te = load(dataset, 'test').subset(acfg.n_test, seed=acfg.seed)
     x, y = te.images(), te.y
     nw = min(cfg.n_white, len(y))
@@ -154,9 +156,8 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         return partial_state(parts / f'{m}.json', key(m), {}).get('rows') if (parts / f'{m}.json').exists() else None
     curves = {m: rows for m in TARGETS if (rows := measured(m))}
     for name in (models if models is not None else TARGETS):
-        if name in curves: log(f'{dataset} {name}: resumed from {parts}'); continue
-        if models is not None:   # another process may still be training it
-            check_finished(load_checkpoint(checkpoint_file(runs, dataset, profile, seed, name)), runs)
+        if name in curves or (rows := measured(name)):   # before, or meanwhile by another process
+            curves[name] = curves.get(name) or rows; log(f'{dataset} {name}: resumed from {parts}'); continue
         k, rows = key(name), []   # the key first: a run still saving epochs cannot add one that the rows lack
         for e in map(int, k['checkpoints']):
             t0 = time.time()
@@ -171,7 +172,8 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         atomic_write_text(parts / f'{name}.json', json.dumps(dict(key=k, rows=rows)))
     curves |= {m: rows for m in TARGETS if m not in curves and (rows := measured(m))}   # by others, meanwhile
     if missing := [m for m in TARGETS if m not in curves]:
-        log(f'{dataset}: {missing} not measured yet; the study is written when they are (models=None measures them)')
+        log(f'{dataset}: {missing} not measured yet; the study is written when they are (a run without models '
+            'measures them)')
         return None
     curves = {m: curves[m] for m in TARGETS}
     doc = dict(dataset=dataset, profile=profile, seed=seed, config=asdict(cfg), attack_config=asdict(acfg),

@@ -264,14 +264,18 @@ class TrainingUnfinished(CheckpointError):
     "A run's last checkpoint is before its profile's last epoch: its training has not ended."
 
 # %% ../nbs/06_train.ipynb #8bb7824a
-def check_finished(ck: dict, root='runs') -> dict:
-    "`ck` if its run has reached its profile's last epoch, else `TrainingUnfinished` naming the command that ends it."
-    c = ck['config']; n = c['profile']['epochs']
+def check_finished(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs') -> dict:
+    """The last checkpoint of a run that has reached its profile's last epoch; else `TrainingUnfinished`, saying to
+    wait for the training or how to run it."""
+    f, n = checkpoint_file(root, dataset, profile, seed, model_name), get_profile(profile).train.epochs
+    cmd = f'guessfirst train --model {model_name} --dataset {dataset} --profile {profile} --seed {seed} --runs {root}'
+    if not f.exists():
+        raise TrainingUnfinished(f'{model_name} has no checkpoint in {f.parent}: wait for its training, or if none is '
+                                 f'running, start it: {cmd}')
+    ck = load_checkpoint(f)
     if ck['epoch'] < n:
-        raise TrainingUnfinished(
-            f"{c['model']} is trained to epoch {ck['epoch']} of {n}: wait for its training to end, or if none is "
-            f"running, resume it: guessfirst train --model {c['model']} --dataset {c['dataset']} "
-            f"--profile {c['profile']['name']} --seed {c['seed']} --runs {root}")
+        raise TrainingUnfinished(f"{model_name} is trained to epoch {ck['epoch']} of {n}: wait for its training to "
+                                 f"end, or if none is running, resume it: {cmd}")
     return ck
 
 # %% ../nbs/06_train.ipynb #744ea894

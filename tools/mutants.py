@@ -306,6 +306,8 @@ MUTANTS = [
     M('stability-others-not-reread', NB10,
       "    curves |= {m: rows for m in TARGETS if m not in curves and (rows := measured(m))}   # by others, meanwhile\n",
       "", [NB10], 'two processes sharing a study both stop without writing it'),
+    M('stability-model-not-rechecked', NB10, "        if name in curves or (rows := measured(name)):",
+      "        if name in curves:", [NB10], 'a study measures again a model another process measured while it ran'),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
