@@ -9,7 +9,7 @@ from .broadcast import HypothesisLinear
 
 # %% auto #0
 __all__ = ['N_FEATURES', 'MODELS', 'TARGETS', 'SUBSTITUTE', 'IE_SIGMA2', 'conv_features', 'CNN', 'Conditioned', 'VIB', 'LeNet5',
-           'check_model', 'make_model']
+           'check_model', 'check_targets', 'make_model']
 
 # %% ../nbs/05_models.ipynb #321c802c
 N_FEATURES = 64 * 5 * 5
@@ -115,6 +115,15 @@ def check_model(name: str) -> str:
     "Return `name` if it names a model, else raise a `ValueError` listing the valid names."
     if name not in MODELS: raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
     return name
+
+# %% ../nbs/05_models.ipynb #c17ba6bd
+def check_targets(models):
+    """Return `models` (None, or a list of target names: the commands' and functions' `models=` subsets) if every name
+    is a target, else raise a `ValueError` naming the unknown ones and the targets."""
+    if isinstance(models, str): raise ValueError(f'models is a list of names: write [{models!r}]')
+    if unknown := [m for m in (models or []) if m not in TARGETS]:
+        raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
+    return models
 
 # %% ../nbs/05_models.ipynb #166c006f
 def make_model(name: str, M: int = 10) -> nn.Module:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from . import __version__
 from .data import DATASETS, check_dataset, load, atomic_write_text, Command, partial_state, sha256_file
-from .models import TARGETS, SUBSTITUTE
+from .models import TARGETS, SUBSTITUTE, check_targets
 from .profiles import PROFILES, AttackConfig, get_profile
 from .train import (fit, training_data, checkpoint_file, load_model, check_finished, CheckpointError,
                                  TrainingDiverged)
@@ -135,8 +135,7 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     on their finished checkpoints, and return None (or the existing results, unless `force`); processes given
     disjoint lists share the attacks, and a run without `models` takes theirs, does the rest and writes the results."""
     check_dataset(dataset); prof = get_profile(profile); cfg = prof.attack
-    if unknown := [m for m in (models or []) if m not in TARGETS]:
-        raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
+    check_targets(models)
     if models is not None and redo: raise ValueError('models and redo do not go together: redo recomputes every model')
     path = results_path(out, dataset, profile, seed)
     if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log, device)
@@ -308,8 +307,7 @@ def main(argv=None, prog='guessfirst-reproduce'):
                    help=f"run only these targets' white-box attacks ({', '.join(TARGETS)}), on finished runs, and "
                         'save them; a run without --models takes them and writes the results')
     def check(a):
-        if unknown := [m for m in a.models or [] if m not in TARGETS]:
-            raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
+        check_targets(a.models)
         if a.models and a.redo:
             raise ValueError('--models and --redo do not go together: --redo recomputes every model')
     def body(a):

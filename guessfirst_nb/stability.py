@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .data import DATASETS, check_dataset, load, atomic_write_text, partial_state, sha256_file, Command
-from .models import TARGETS, SUBSTITUTE
+from .models import TARGETS, SUBSTITUTE, check_targets
 from .profiles import PROFILES, AttackConfig, StabilityConfig, get_profile
 from .train import (load_model, load_checkpoint, check_finished, run_dir, epoch_files, checkpoint_file,
                                  atomic_torch_save, CheckpointError, TrainingDiverged)
@@ -113,8 +113,7 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     now, on finished runs (processes given disjoint lists share the work); the study is written, and returned, once
     every target is measured, else None."""
     check_dataset(dataset); prof = get_profile(profile)
-    unknown = [m for m in (models or []) if m not in TARGETS]   # models=[]: measure nothing, write the study if done
-    if unknown: raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
+    check_targets(models)   # models=[]: measure nothing, write the study if done
     cfg = prof.stability if cfg is None else cfg
     acfg = prof.attack
     path = stability_path(out, dataset, profile, seed)
@@ -434,14 +433,23 @@ def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
 
 # %% ../nbs/10_stability.ipynb #3fa65052
 def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict | None = None) -> str:
-    "The seed table and the audited seeds' worst cases as GitHub markdown (the claims: results/claims.md, notebook 15)."
-    md = markdown_table(seed_table(docs))
-    d0 = docs[0]
-    parts = [f"# Stability: {d0['dataset']}, profile {d0['profile']}, seeds {', '.join(str(d['seed']) for d in docs)}",
-             '## Accuracy (%) over seeds: mean ± sd | first seed [95% Wilson] | paper', md]
+    """The seed table, the audited seeds' worst cases and the per-epoch study's numbers (`curve_table` at every
+    measured epoch) as GitHub markdown (the claims: results/claims.md, notebook 15). `docs` may be empty given `stab`."""
+    if not docs and stab is None: raise ValueError('nothing to write: give the seeds\' results, a stability study or both')
+    d0, seeds = (docs or [stab])[0], [d['seed'] for d in docs or [stab]]
+    parts = [f"# Stability: {d0['dataset']}, profile {d0['profile']}, seeds {', '.join(map(str, seeds))}"]
+    if docs: parts += ['## Accuracy (%) over seeds: mean ± sd | first seed [95% Wilson] | paper',
+                       markdown_table(seed_table(docs))]
     if audits:
         parts += ["## White-box worst case over every attack, per audited seed (%) [95% Wilson]",
                   markdown_table(seed_worst_table(audits))]
+    if stab is not None:
+        t = curve_table(stab, sorted({r['epoch'] for rows in stab['curves'].values() for r in rows}))
+        t = t.stack('epoch', future_stack=True)[list(CURVE_METRICS)]
+        t.index = [f'{m} / epoch {e}' for m, e in t.index]
+        parts += [f"## Per training epoch, seed {stab['seed']} (%; transfer from the "
+                  f"{max(map(int, stab['substitute']))}-epoch substitute; white-box: the worst of two PGDs)",
+                  markdown_table(t.map(lambda v: f'{v:.1f}'))]
     parts += ["## The paper's claims across settings",
               'Every claim on every seed, training epoch and substitute: `results/claims.md` (notebook 15).']
     return '\n\n'.join(parts) + '\n'
@@ -459,9 +467,12 @@ def main(argv=None, prog='guessfirst-stability'):
                    help=f"measure only these targets ({', '.join(TARGETS)}) for the first seed's per-epoch curves, on "
                         'finished runs (processes given disjoint lists share the study); tables and figures are left '
                         'to a run without --models')
+    p.add_argument('--curves', action='store_true',
+                   help="the first seed's per-epoch study, its tables and figures only, without the reproductions of "
+                        'the seeds (no seed table, no _seeds.png): for a long run, the one that kept every epoch')
     def check(a):
-        if unknown := [m for m in a.models or [] if m not in TARGETS]:
-            raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
+        check_targets(a.models)
+        if a.curves and a.models: raise ValueError('--curves and --models: --models writes no tables; drop one')
     log = lambda *m: print(*m, file=sys.stderr)
     def body(a):
         written = []
@@ -473,7 +484,8 @@ def main(argv=None, prog='guessfirst-stability'):
                 print(f'{ds}: {base} is written' if stab else f"{ds}: {' '.join(a.models)} measured, in "
                       f"{base.with_name(base.stem + '.partial')}; the study is written when every target is")
                 continue
-            docs = [reproduce(ds, a.profile, s, a.runs, a.out, log=log, device=a.dev) for s in a.seeds]
+            docs = [] if a.curves else [reproduce(ds, a.profile, s, a.runs, a.out, log=log, device=a.dev)
+                                        for s in a.seeds]
             stab = stability(ds, a.profile, a.seeds[0], a.runs, a.out, force=a.force, log=log, device=a.dev)
             audits = {s: d for s, d in audit_results(a.out, ds, a.profile).items() if s in a.seeds}
             base = stability_path(a.out, ds, a.profile, a.seeds[0])
@@ -485,7 +497,7 @@ def main(argv=None, prog='guessfirst-stability'):
             figs = {base.with_name(f'{stem}_epochs.png'): lambda p: plot_epochs(stab, audits.get(a.seeds[0]), path=p),
                     base.with_name(f'{stem}_masking.png'): lambda p: plot_masking(stab, path=p),
                     base.with_name(f'{stem}_substitutes.png'): lambda p: plot_substitutes(stab, path=p),
-                    base.with_name(f'{stem}_seeds.png'): lambda p: plot_seeds(docs, path=p)}
+                    **({} if a.curves else {base.with_name(f'{stem}_seeds.png'): lambda p: plot_seeds(docs, path=p)})}
             for fp, draw in figs.items(): plt.close(draw(fp))
             print(text)
             written += [base, md, *figs]
