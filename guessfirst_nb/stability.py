@@ -120,7 +120,7 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     if path.exists() and not force:
         log(f'stability results exist: {path} (use --force to recompute)'); return json.loads(path.read_text())
     t_start = time.time()
-    for name in [SUBSTITUTE, *models] if models is not None else []:   # another process may still be training them
+    for name in [SUBSTITUTE, *(TARGETS if models is None else models)]:   # one may still be training
         check_finished(name, dataset, profile, seed, runs)
     te = load(dataset, 'test').subset(acfg.n_test, seed=acfg.seed)
     x, y = te.images(), te.y
@@ -434,22 +434,29 @@ def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
 # %% ../nbs/10_stability.ipynb #3fa65052
 def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict | None = None) -> str:
     """The seed table, the audited seeds' worst cases and the per-epoch study's numbers (`curve_table` at every
-    measured epoch) as GitHub markdown (the claims: results/claims.md, notebook 15). `docs` may be empty given `stab`."""
-    if not docs and stab is None: raise ValueError('nothing to write: give the seeds\' results, a stability study or both')
+    measured epoch of each model) as GitHub markdown (the claims: results/claims.md, notebook 15). `docs` may be empty
+    given `stab`."""
+    if not docs and stab is None: raise ValueError("nothing to write: give the seeds' results, a study or both")
     d0, seeds = (docs or [stab])[0], [d['seed'] for d in docs or [stab]]
+    if stab is not None and (stab['dataset'], stab['profile']) != (d0['dataset'], d0['profile']):
+        raise ValueError(f"the study is {stab['dataset']} {stab['profile']}, the results {d0['dataset']} "
+                         f"{d0['profile']}: give both of one dataset and profile")
     parts = [f"# Stability: {d0['dataset']}, profile {d0['profile']}, seeds {', '.join(map(str, seeds))}"]
     if docs: parts += ['## Accuracy (%) over seeds: mean ± sd | first seed [95% Wilson] | paper',
                        markdown_table(seed_table(docs))]
     if audits:
         parts += ["## White-box worst case over every attack, per audited seed (%) [95% Wilson]",
                   markdown_table(seed_worst_table(audits))]
-    if stab is not None:
-        t = curve_table(stab, sorted({r['epoch'] for rows in stab['curves'].values() for r in rows}))
-        t = t.stack('epoch', future_stack=True)[list(CURVE_METRICS)]
-        t.index = [f'{m} / epoch {e}' for m, e in t.index]
-        parts += [f"## Per training epoch, seed {stab['seed']} (%; transfer from the "
-                  f"{max(map(int, stab['substitute']))}-epoch substitute; white-box: the worst of two PGDs)",
-                  markdown_table(t.map(lambda v: f'{v:.1f}'))]
+    if stab is not None:   # each model at its own measured epochs
+        import pandas as pd
+        rows = {}
+        for m, rs in stab['curves'].items():
+            eps = [r['epoch'] for r in rs]; t = curve_table(dict(stab, curves={m: rs}), eps)
+            rows.update({f'{m} / epoch {e}': [t.loc[m, (k, e)] for k in CURVE_METRICS] for e in eps})
+        t = pd.DataFrame(rows.values(), index=list(rows), columns=list(CURVE_METRICS))
+        parts += [f"## Per training epoch, seed {stab['seed']} (accuracies in %, T: median scores; transfer from "
+                  f"the {max(map(int, stab['substitute']))}-epoch substitute; white-box: the worst of two PGDs)",
+                  markdown_table(t.apply(lambda c: c.map(lambda v: '-' if math.isnan(v) else f'{v:.1f}')))]
     parts += ["## The paper's claims across settings",
               'Every claim on every seed, training epoch and substitute: `results/claims.md` (notebook 15).']
     return '\n\n'.join(parts) + '\n'
@@ -461,7 +468,7 @@ def main(argv=None, prog='guessfirst-stability'):
                 'them.', dataset='all', profiles=PROFILES, seeds=[0, 1, 2], runs='runs', out='results',
                 force=True, device='here',
                 helps={'--seeds': 'seeds of the reproduction, each once; the first also gets the per-epoch curves '
-                                  '(default: 0 1 2)',
+                                  '(default: 0 1 2; with --curves, one seed)',
                        '--force': 'recompute the per-epoch measurements even if they exist'})
     p.add_argument('--models', nargs='+', metavar='MODEL',
                    help=f"measure only these targets ({', '.join(TARGETS)}) for the first seed's per-epoch curves, on "
@@ -473,6 +480,8 @@ def main(argv=None, prog='guessfirst-stability'):
     def check(a):
         check_targets(a.models)
         if a.curves and a.models: raise ValueError('--curves and --models: --models writes no tables; drop one')
+        if a.curves and len(a.seeds) > 1:
+            raise ValueError(f'--curves takes one seed, the run that kept every epoch: --seeds {a.seeds[0]}')
     log = lambda *m: print(*m, file=sys.stderr)
     def body(a):
         written = []
