@@ -308,6 +308,15 @@ MUTANTS = [
       "", [NB10], 'two processes sharing a study both stop without writing it'),
     M('stability-model-not-rechecked', NB10, "        if name in curves or (rows := measured(name)):",
       "        if name in curves:", [NB10], 'a study measures again a model another process measured while it ran'),
+    M('stability-measures-unfinished', NB10,
+      "    for name in [SUBSTITUTE, *(TARGETS if models is None else models)]:   # one may still be training\n",
+      "    for name in [SUBSTITUTE, *models] if models is not None else []:\n", [NB10],
+      'guessfirst stability --curves measures a run still in training and writes it as the study'),
+    M('stability-markdown-common-epochs', NB10,
+      "            eps = [r['epoch'] for r in rs]; t = curve_table(dict(stab, curves={m: rs}), eps)\n",
+      "            eps = sorted({r['epoch'] for v in stab['curves'].values() for r in v})\n"
+      "            t = curve_table(dict(stab, curves={m: rs}), eps)\n", [NB10],
+      'the per-epoch markdown fails when the models were measured at different epochs'),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
