@@ -21,7 +21,7 @@ data: setup
 # Two notebooks at a time, one BLAS thread each: more threads than cores makes small tensor ops many times slower.
 test: setup data
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
-	$(BIN)/python -m pytest -q tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m 'not slow' tests
 
 # The README's main command: train every model on both datasets (quick profile), attack them, write tables and figures.
 reproduce: setup data
@@ -31,9 +31,11 @@ reproduce: setup data
 reproduce-paper-lite: setup data
 	$(BIN)/guessfirst-reproduce --profile paper-lite --dataset all
 
-# The heavy cells (real training and attacks), flagged `#| slow` in the notebooks.
+# The heavy cells (real training and attacks), flagged `#| slow` in the notebooks, and the slow tests of the machinery
+# (kill and resume, processes sharing a study, a wheel in a clean environment), marked `slow` in tests/.
 test-slow: setup data
-	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 1 --flags slow
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --flags slow
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow tests
 
 # Mutation testing (issue 13): plant each plausible bug listed in tools/mutants.py in turn, run the notebooks that should
 # catch it, restore the notebook. Needs nbs/ and guessfirst_nb/ clean in git. Fails if a mutant survives or the list is stale.

@@ -19,9 +19,9 @@ from .train import (fit, training_data, checkpoint_file, load_model, check_finis
 from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l2_curve, predict
 
 # %% auto #0
-__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'PALETTE', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path', 'attack_all',
-           'reproduce', 'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3', 'save_figure',
-           'main', 'masking_signs', 'masking_markdown']
+__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'TABLE_RULE', 'PALETTE', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path',
+           'attack_all', 'reproduce', 'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3',
+           'save_figure', 'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown']
 
 # %% ../nbs/08_reproduce.ipynb #3a964b39
 TABLE_ROWS = [('clean', '', 0.0),
@@ -248,13 +248,18 @@ def markdown_table(df, corner: str = '') -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/08_reproduce.ipynb #affc48f8
+TABLE_RULE = ('an FGSM or PGD cell counts an image as broken if the attack fooled it at any grid ε up to the '
+              "row's ε (the paper's Figure 3 reading); a C&W cell, if its minimal ℓ2 example is within ε")
+
 def table_markdown(doc: dict, paper: dict | None = None) -> str:
-    "The table as GitHub markdown."
-    return markdown_table(table(doc, paper),
-                          f"{doc['dataset']} ({doc['profile']}, n={doc['results'][TARGETS[0]]['FGSM/white']['n']})")
+    "The table as GitHub markdown, the broken-image rule in its header cell and under it."
+    n = doc['results'][TARGETS[0]]['FGSM/white']['n']
+    return (markdown_table(table(doc, paper), f"{doc['dataset']} ({doc['profile']}, n={n}; broken: at any ε ≤ the "
+                                              "row's)") + f'\n\nBroken: {TABLE_RULE}.')
 
 # %% ../nbs/08_reproduce.ipynb #37226b20
-PALETTE = dict(zip(TARGETS, ['#444444', '#1f77b4', '#d62728', '#17becf', '#ff7f0e', '#2ca02c']))
+# one colour per model, every pair far apart (C-DV blue, C-DV-IE purple; C-JS red, C-JS-IE orange)
+PALETTE = dict(zip(TARGETS, ['#444444', '#1f77b4', '#d62728', '#9467bd', '#ff7f0e', '#2ca02c']))
 
 def figure3(doc: dict, paper: dict | None = None, path=None):
     "Figure 3's curves for one results document; saved to `path` (atomically) if given. Returns the figure."
@@ -273,15 +278,20 @@ def figure3(doc: dict, paper: dict | None = None, path=None):
                 else: ax.plot(e['eps'], 100 * np.array(e['acc']), '-', color=PALETTE[m], label=m, marker='.')
                 for eps in ([2.0] if atk == 'CW' else [0.15, 0.30]):
                     pv = paper.get((doc['dataset'], atk, mode, eps), {}).get(m)
-                    if pv is not None: ax.plot([eps], [pv], marker='x', ms=8, mew=2, color=PALETTE[m], ls='none')
-            ax.set_title(f"{'C&W' if atk == 'CW' else atk} {mode}-box ({'l2' if atk == 'CW' else 'l-inf'})")
-            ax.set_xlabel('perturbation size $\\epsilon$'); ax.grid(alpha=0.3)
-            if atk == 'PGD': ax.set_xlim(0, max(e['eps']))
-            if atk == 'FGSM': ax.set_xlim(0, 1.0)
+                    if pv is not None: ax.plot([eps], [pv], marker='x', ms=8, mew=2, color=PALETTE[m], ls='none', clip_on=False)
+            norm = '$\\ell_2$' if atk == 'CW' else '$\\ell_\\infty$'
+            ax.set_title(f"{'C&W' if atk == 'CW' else atk} {mode}-box ({norm})")
+            ax.set_xlabel(f'{norm} perturbation size $\\epsilon$'); ax.grid(alpha=0.3)
+            # a little room beyond the last grid point, so the paper's crosses at 0.30 are drawn whole
+            if atk == 'PGD': ax.set_xlim(0, 1.04 * max(e['eps']))
+            if atk == 'FGSM': ax.set_xlim(0, 1.02)
+            ax.set_ylim(-2, 102)
         axs[i, 0].set_ylabel('accuracy (%)')
     axs[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{doc['dataset']}, profile {doc['profile']}, n={doc['results'][TARGETS[0]]['FGSM/white']['n']} test "
-                 "images: lines ours, x the paper's table values")
+    epochs = doc.get('train_profile', {}).get('epochs')
+    fig.suptitle(f"Figure 3, {doc['dataset']}, profile {doc['profile']}" + (f' ({epochs} epochs)' if epochs else '')
+                 + f", n={doc['results'][TARGETS[0]]['FGSM/white']['n']} test images: lines ours, "
+                 "crosses the paper's table values")
     fig.tight_layout()
     if path is not None: save_figure(fig, path, dpi=110)
     return fig
@@ -294,6 +304,23 @@ def save_figure(fig, path, dpi: int = 100):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.png'); os.close(fd)
     try: fig.savefig(tmp, dpi=dpi); os.replace(tmp, path)
     except BaseException: Path(tmp).unlink(missing_ok=True); raise
+
+# %% ../nbs/08_reproduce.ipynb #e425e903
+def png_bytes(fig, dpi: int = 80, colors: int = 64) -> bytes:
+    """A figure as a small PNG: rendered at `dpi`, reduced to a palette of `colors` (line plots need few), optimized.
+    A notebook stays under 500 KB with several figures this way (a full-colour PNG of Figure 3 is five times larger)."""
+    import io
+    from PIL import Image
+    b = io.BytesIO(); fig.savefig(b, format='png', dpi=dpi)
+    im = Image.open(io.BytesIO(b.getvalue())).convert('RGB').quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO(); im.save(out, format='png', optimize=True)
+    return out.getvalue()
+
+def show_figure(fig, dpi: int = 80):
+    "Display a figure inline as a small PNG (`png_bytes`) and close it, so it is shown once."
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+    display(Image(png_bytes(fig, dpi))); plt.close(fig)
 
 # %% ../nbs/08_reproduce.ipynb #c0ddb506
 def main(argv=None, prog='guessfirst-reproduce'):
@@ -325,8 +352,8 @@ def main(argv=None, prog='guessfirst-reproduce'):
             base = results_path(a.out, ds, a.profile, a.seed)
             md, png = base.with_suffix('.md'), base.with_name(base.stem + '_figure3.png')
             atomic_write_text(md, table_markdown(doc) + '\n')
-            import matplotlib; matplotlib.use('Agg')
-            figure3(doc, path=png)
+            import matplotlib.pyplot as plt
+            plt.close(figure3(doc, path=png))
             print(table_markdown(doc)); print()
             written += [base, md, png]
         if written: print('written:'); [print(f'  {w}') for w in written]

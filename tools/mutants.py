@@ -33,6 +33,8 @@ NB05, NB06, NB01, NB02, NB03 = 'nbs/05_models.ipynb', 'nbs/06_train.ipynb', 'nbs
 NB07, NB08, NB09, NB10 = 'nbs/07_attacks.ipynb', 'nbs/08_reproduce.ipynb', 'nbs/09_audit.ipynb', 'nbs/10_stability.ipynb'
 NB14, NB15, NB18 = 'nbs/14_results.ipynb', 'nbs/15_claims.ipynb', 'nbs/18_substitutes.ipynb'
 NB17 = 'nbs/17_autoattack.ipynb'
+# the machinery's tests live in pytest files: a `covers` entry ending in .py runs `pytest` on that file (slow tests too)
+T_REPRO = 'tests/test_reproduce.py'
 
 @dataclass(frozen=True)
 class Mutant:
@@ -292,17 +294,17 @@ MUTANTS = [
       "AutoAttack's gradient attacks leave the caller's global random state reseeded"),
     M('reproduce-partial-ignores-checkpoints', NB08,
       "m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in names})",
-      "m: checkpoint_file(runs, dataset, profile, seed, m).name for m in names})", [NB08],
+      "m: checkpoint_file(runs, dataset, profile, seed, m).name for m in names})", [T_REPRO],
       "a resumed reproduction takes attacks made on other weights saved under the same file name"),
     M('reproduce-white-stage-key-no-checkpoint', NB08,
       "keys = {s: key if s == 'black' else dict(key, checkpoints={s: key['checkpoints'][s]}) for s in stages}",
-      "keys = {s: key if s == 'black' else dict(key, checkpoints={}) for s in stages}", [NB08],
+      "keys = {s: key if s == 'black' else dict(key, checkpoints={}) for s in stages}", [T_REPRO],
       "a target's white-box stage is resumed after its checkpoint changed"),
-    M('check-finished-admits-unfinished', NB06, "    if ck['epoch'] < n:\n", "    if False:\n", [NB06, NB08, NB10],
+    M('check-finished-admits-unfinished', NB06, "    if ck['epoch'] < n:\n", "    if False:\n", [NB06, T_REPRO, NB10],
       'a reproduction or stability run given models attacks a model still in training'),
     M('reproduce-stage-not-rechecked', NB08,
       "        if s not in done and 'entries' in (st := partial_state(parts / f'{s}.json', keys[s], {})):\n",
-      "        if False:\n", [NB08], 'a reproduction runs again a stage another process finished while it ran'),
+      "        if False:\n", [T_REPRO], 'a reproduction runs again a stage another process finished while it ran'),
     M('stability-others-not-reread', NB10,
       "    curves |= {m: rows for m in TARGETS if m not in curves and (rows := measured(m))}   # by others, meanwhile\n",
       "", [NB10], 'two processes sharing a study both stop without writing it'),
@@ -388,6 +390,8 @@ def failure_line(out: str) -> str:
     return ' | '.join(s for s in (f'cell {cell}' if cell else '', code[:90], err[:110]) if s)
 
 def test_notebook(b: Path, nb: str, timeout: int):
+    "A notebook's tests, or (a path ending in .py) a pytest file's, slow tests included."
+    if nb.endswith('.py'): return run([sys.executable, '-m', 'pytest', '-q', '-x', '-p', 'no:cacheprovider', nb], timeout)
     return run([str(b / 'nbdev_test'), '--path', nb], timeout)
 
 def git_dirty() -> str:
