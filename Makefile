@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data test test-slow reproduce reproduce-paper-lite lab export clean-nbs readme mutants weights
+.PHONY: setup data test test-slow reproduce reproduce-paper-lite lab export clean-nbs readme mutants weights book
 setup: $(STAMP)
 
 $(STAMP): settings.ini setup.py
@@ -61,3 +61,7 @@ clean-nbs: setup
 # README.md is generated from nbs/index.ipynb.
 readme: setup
 	$(BIN)/python tools/make_readme.py
+
+# The notebooks with their outputs as a static HTML book in _book/ (open _book/index.html; no Jupyter, no network).
+book: setup
+	$(BIN)/python tools/make_book.py --out _book
