@@ -48,7 +48,8 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     if n <= 0: raise ValueError('n must be positive')
     p = k / n; d = 1 + z * z / n
     c = (p + z * z / (2 * n)) / d; h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
+    # exact at the ends: in floats c - h is 2e-19, not 0, at k = 0 (and a paper value of 0.0 would fall outside)
+    return 0.0 if k == 0 else max(0.0, c - h), 1.0 if k == n else min(1.0, c + h)
 
 # %% ../nbs/08_reproduce.ipynb #9b745054
 def _git_commit():
