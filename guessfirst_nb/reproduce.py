@@ -21,7 +21,8 @@ from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l
 # %% auto #0
 __all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'TABLE_RULE', 'PALETTE', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path',
            'attack_all', 'reproduce', 'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3',
-           'save_figure', 'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown']
+           'save_figure', 'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown', 'paper_heatmap',
+           'heatmap_panels', 'write_paper_heatmaps']
 
 # %% ../nbs/08_reproduce.ipynb #3a964b39
 TABLE_ROWS = [('clean', '', 0.0),
@@ -383,3 +384,58 @@ def masking_markdown(doc: dict) -> str:
     return (f"**{doc['dataset']}** ({doc['profile']}): white-box weaker than black-box transfer (a sign of gradient "
             'masking): ' + ('; '.join(f"{s['model']} {s['attack']} {s['eps']:g}: white {s['white']:.1f}% > "
                                       f"black {s['black']:.1f}%" for s in ms) or 'nowhere'))
+
+# %% ../nbs/08_reproduce.ipynb #c0da321f
+def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
+    """Ours minus the paper (points) for every cell of the paper's table, one heatmap per panel: `panels` maps a title to
+    the results documents of one training length (their seeds, averaged). Returns the figure."""
+    import matplotlib.pyplot as plt, seaborn as sns
+    paper = paper_table() if paper is None else paper
+    ds = {d['dataset'] for docs in panels.values() for d in docs}
+    if len(ds) != 1: raise ValueError(f'the panels mix datasets: {sorted(ds)}; draw one dataset at a time')
+    ds, rows = ds.pop(), [r for r in TABLE_ROWS]
+    labels = ['clean' if a == 'clean' else f"{'C&W' if a == 'CW' else a} {s} {e:g}" for a, s, e in rows]
+    fig, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.2, 5.2), squeeze=False)
+    for ax, (title, docs) in zip(axs[0], panels.items()):
+        diff, inside = np.zeros((len(rows), len(TARGETS))), np.zeros((len(rows), len(TARGETS)), bool)
+        for i, (atk, mode, eps) in enumerate(rows):
+            key = 'clean' if atk == 'clean' else f'{atk}/{mode}'
+            for j, m in enumerate(TARGETS):
+                pv = paper[(ds, atk, mode, eps)][m]
+                accs = [_acc(d, m, key, eps) for d in docs]
+                diff[i, j] = 100 * np.mean([a for a, _ in accs]) - pv
+                lo, hi = wilson(round(accs[0][0] * accs[0][1]), accs[0][1]); inside[i, j] = 100 * lo <= pv <= 100 * hi
+        sns.heatmap(diff, ax=ax, cmap='RdBu', vmin=-vmax, vmax=vmax, center=0, annot=True, fmt='+.0f',
+                    annot_kws=dict(fontsize=7), xticklabels=TARGETS, yticklabels=labels, cbar=ax is axs[0, -1],
+                    cbar_kws=dict(label='ours minus paper (points)'))
+        for i, j in zip(*np.nonzero(inside)): ax.plot(j + 0.85, i + 0.2, 'k.', ms=4)
+        n = docs[0]['results'][TARGETS[0]]['FGSM/white']['n']
+        ax.set_title(f"{title} ({len(docs)} seed{'s' if len(docs) > 1 else ''}, n={n})", fontsize=10)
+        ax.tick_params(axis='x', rotation=45, labelsize=8); ax.tick_params(axis='y', labelsize=8)
+        if ax is not axs[0, 0]: ax.set_yticklabels([])
+    fig.suptitle(f"{ds}: our accuracy minus the paper's, per cell, under the paper's attacks (dot: the paper's value "
+                 "inside the 95% interval of our first seed)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/08_reproduce.ipynb #fe2278a9
+def heatmap_panels(out, dataset: str) -> dict:
+    """The committed runs of one dataset as `paper_heatmap` panels: '10 epochs' (every seed of profile paper-lite),
+    '200 epochs' (every seed of profile paper), each only if it exists."""
+    from guessfirst_nb.stability import seed_results
+    panels = {f"{get_profile(p).train.epochs} epochs": docs for p in ('paper-lite', 'paper')
+              if (docs := seed_results(out, dataset, p))}
+    if not panels: raise FileNotFoundError(f'no paper-lite or paper results of {dataset} under {out}: run '
+                                           f'guessfirst reproduce --dataset {dataset} --profile paper-lite first')
+    return panels
+
+def write_paper_heatmaps(out='results') -> list[Path]:
+    "Write `<out>/<dataset>_vs_paper.png` (`paper_heatmap` of `heatmap_panels`) for every dataset with results."
+    import matplotlib.pyplot as plt
+    written = []
+    for ds in DATASETS:
+        try: panels = heatmap_panels(out, ds)
+        except FileNotFoundError: continue
+        f = paper_heatmap(panels); p = Path(out) / f'{ds}_vs_paper.png'
+        save_figure(f, p, dpi=90); plt.close(f); written.append(p)
+    return written
