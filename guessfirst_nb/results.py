@@ -196,7 +196,9 @@ def rows_from_substitutes(doc: dict, source: str, train_epochs: int | None = Non
 
 # %% ../nbs/14_results.ipynb #cff6f7c2
 SUFFIXES = {'reproduction': '', 'audit': '_audit', 'stability': '_stability', 'forensics': '_forensics',
-            'substitutes': '_substitutes'}
+            'substitutes': '_substitutes',
+            # derived from the forensics and the reproduction (notebook 19): it measures nothing, so adds no row
+            'pipelines': '_pipelines'}
 
 def source_kind(name: str) -> str | None:
     "The kind of result file a name is (a key of SUFFIXES), None for a partial file or anything not JSON."
@@ -250,6 +252,7 @@ def build_table(root='results', exclude=EXCLUDE):
     for kind, source, doc in files:
         if kind == 'reproduction': rows += rows_from_reproduction(doc, source)
         elif kind == 'stability': rows += rows_from_stability(doc, source)
+        elif kind == 'pipelines': continue   # re-reads the forensics' counts: nothing measured anew
         else:
             reader = dict(audit=rows_from_audit, forensics=rows_from_forensics, substitutes=rows_from_substitutes)[kind]
             rows += reader(doc, source, epochs.get((doc['dataset'], doc['profile'], doc['seed'])))

@@ -1,0 +1,85 @@
+"""`write_pipelines` (notebook 19) on files: which forensics files it reads, what it writes and how it refuses damaged
+or unmatched inputs. Built on a hand-made reproduction and forensics document; nothing is trained or attacked."""
+import json
+import pytest
+from guessfirst_nb.models import TARGETS
+from guessfirst_nb.pipelines import write_pipelines, pipelines_path
+
+PAPER = {('mnist', 'clean', '', 0.0): dict.fromkeys(TARGETS, 99.0),
+         ('mnist', 'CW', 'black', 2.0): dict.fromkeys(TARGETS, 70.0)}
+
+
+def entry(acc): return dict(eps=[0, 2.0], acc=[0.99, acc], n=1000)
+
+
+def repro(dataset='mnist', profile='paper', seed=0):
+    return dict(dataset=dataset, profile=profile, seed=seed,
+                results={m: {'clean': 0.99, 'FGSM/white': entry(0.5), 'CW/black': entry(0.98)} for m in TARGETS})
+
+
+def foren(dataset='mnist', profile='paper', seed=0):
+    return dict(dataset=dataset, profile=profile, seed=seed, n=1000, attack_config={'n_test': 1000}, rows=[],
+                variants={'C&W kappa 0': {'CW/black 2': {m: dict(correct=700, n=1000) for m in TARGETS}}})
+
+
+@pytest.fixture
+def results(tmp_path):
+    "A results folder with one reproduction and its forensics file (profile paper)."
+    (tmp_path / 'paper').mkdir()
+    (tmp_path / 'paper' / 'mnist.json').write_text(json.dumps(repro()))
+    (tmp_path / 'paper' / 'mnist_forensics.json').write_text(json.dumps(foren()))
+    return tmp_path
+
+
+def test_writes_beside_each_forensics_file_and_nothing_else(results):
+    (results / 'paper' / 'mnist_forensics.partial.json').write_text('{')   # an interrupted forensics run: skipped
+    (results / 'paper-lite').mkdir()
+    (results / 'paper-lite' / 'mnist_seed2.json').write_text(json.dumps(repro(profile='paper-lite', seed=2)))
+    (results / 'paper-lite' / 'mnist_seed2_forensics.json').write_text(json.dumps(foren(profile='paper-lite', seed=2)))
+    before = {p.relative_to(results) for p in results.rglob('*')}
+    paths = write_pipelines(results, draws=200, paper=PAPER)
+    assert paths == [results / 'paper/mnist_pipelines.json', results / 'paper/mnist_pipelines.md',
+                     results / 'paper-lite/mnist_seed2_pipelines.json', results / 'paper-lite/mnist_seed2_pipelines.md']
+    assert {p.relative_to(results) for p in results.rglob('*')} == before | {p.relative_to(results) for p in paths}
+    doc = json.loads(pipelines_path(results, 'mnist', 'paper-lite', 2).read_text())
+    assert (doc['profile'], doc['seed'], doc['sources']) == ('paper-lite', 2, dict(
+        forensics='paper-lite/mnist_seed2_forensics.json', reproduction='paper-lite/mnist_seed2.json'))
+    assert doc['attack_config'] == {'n_test': 1000}   # carried from the forensics file (tests/test_profiles.py reads it)
+    # C&W kappa 0 reaches the paper in all six transferred C&W cells; clean is reproduced
+    assert (doc['grid']['best']['score']['explained'], doc['grid']['best']['score']['inside']) == (6, 12)
+
+
+def test_rerun_gives_the_same_files(results):
+    first = [p.read_bytes() for p in write_pipelines(results, draws=200, paper=PAPER)]
+    assert [p.read_bytes() for p in write_pipelines(results, draws=200, paper=PAPER)] == first
+
+
+def test_missing_reproduction_is_one_clear_error(results):
+    (results / 'paper' / 'mnist.json').unlink()
+    with pytest.raises(ValueError, match=r'mnist_forensics.json: no reproduction at .*paper/mnist.json; run '
+                                         r'guessfirst-reproduce for it first'):
+        write_pipelines(results, paper=PAPER)
+    assert not pipelines_path(results, 'mnist', 'paper').exists()
+
+
+def test_damaged_forensics_file_is_one_clear_error(results):
+    (results / 'paper' / 'mnist_forensics.json').write_text('{"dataset": "mn')
+    with pytest.raises(ValueError, match=r'mnist_forensics.json: unreadable .*rerun guessfirst-forensics'):
+        write_pipelines(results, paper=PAPER)
+    assert not pipelines_path(results, 'mnist', 'paper').exists()
+
+
+def test_forensics_of_another_run_is_refused(results):
+    (results / 'paper' / 'mnist.json').write_text(json.dumps(repro(seed=1)))   # a reproduction under the wrong name
+    with pytest.raises(ValueError, match='pass the reproduction the forensics evaluated'):
+        write_pipelines(results, paper=PAPER)
+
+
+def test_a_failed_write_leaves_the_old_file(results, monkeypatch):
+    write_pipelines(results, draws=200, paper=PAPER)
+    path = pipelines_path(results, 'mnist', 'paper'); old = path.read_bytes()
+    import os
+    monkeypatch.setattr(os, 'replace', lambda *a: (_ for _ in ()).throw(OSError('disk full')))
+    with pytest.raises(OSError, match='disk full'):
+        write_pipelines(results, draws=100, paper=PAPER)
+    assert path.read_bytes() == old and not list(results.glob('paper/.*.tmp'))
