@@ -19,9 +19,10 @@ from .audit import (attack_sizes, first_broken, run_checks, worst_cases,
                                  audit_path, audit_markdown, _json_safe)
 
 # %% auto #0
-__all__ = ['AUTOATTACK', 'AA_NORMS', 'TOL_EPS', 'SQUARE_EPS', 'AutoAttackConfig', 'make_attack', 'check_perturbation',
-           'attack_broken', 'boundary_distance', 'autoattack_entries', 'read_doc', 'audit_images',
-           'audit_autoattack_config', 'add_autoattack', 'square_entry', 'add_square', 'main']
+__all__ = ['AUTOATTACK', 'AA_NORMS', 'TOL_EPS', 'RESTATED', 'SQUARE_EPS', 'AutoAttackConfig', 'make_attack', 'check_perturbation',
+           'attack_broken', 'boundary_distance', 'autoattack_entries', 'restate_cascade', 'rederive_audit',
+           'cascade_table', 'read_doc', 'audit_images', 'audit_autoattack_config', 'add_autoattack', 'square_entry',
+           'add_square', 'main']
 
 # %% ../nbs/17_autoattack.ipynb #b2a16a79
 @dataclass(frozen=True)
@@ -144,12 +145,77 @@ def autoattack_entries(model, x, y, res: dict, acfg: AuditConfig, cfg: AutoAttac
                     log(f'{a} {norm} {eps:g}: {int(b.sum())} of {len(idx)} broken in {time.time() - t0:.0f}s')
         for a in AUTOATTACK:
             bb = broken[a]; bb[0] = clean_wrong
-            e = dict(kind='white' if a != 'Square' else 'query', norm=norm, eps=[0.0, *grid],
-                     acc=(1 - bb.mean(1)).tolist(), n=len(y), first_broken=first_broken(bb), attacked=attacked[a],
-                     cascade=True, config=asdict(cfg))
+            e = dict(kind='white' if a != 'Square' else 'query', norm=norm, eps=[0.0, *grid], n=len(y),
+                     first_broken=first_broken(bb), attacked=attacked[a],
+                     broken_among_attacked=[int(v) for v in bb[1:].sum(1)], cascade=True, config=asdict(cfg))
             if a == 'Square': e['queries'] = [[None if math.isnan(v) else int(v) for v in row] for row in queries]
             out[f'{a}/{norm}'] = e
     return out
+
+# %% ../nbs/17_autoattack.ipynb #c0917aa2
+def restate_cascade(r: dict) -> dict:
+    """One model's audit result `r` (changed in place, and returned) with AutoAttack's entries in the stored format:
+    `attacked` and `broken_among_attacked` per eps of the grid, no `acc` (an earlier entry's is re-derived, checked),
+    and None for them in the worst case's `single`."""
+    for norm in ('linf', 'l2'):
+        before = None
+        for a in AUTOATTACK:
+            name, e = f'{a}/{norm}', r['attacks'].get(f'{a}/{norm}')
+            if e is None: before = None; continue
+            if 'acc' in e:   # the earlier format: acc[i] = 1 - (broken among attacked at eps i) / n, clean first
+                if abs(e['acc'][0] - r['clean']) > 1e-6: raise ValueError(f'{name}: acc[0] {e["acc"][0]} is not clean')
+                k = [round((1 - v) * e['n']) for v in e['acc'][1:]]
+                if any(abs(kk / e['n'] - (1 - v)) > 1e-9 for kk, v in zip(k, e['acc'][1:])):
+                    raise ValueError(f"{name}: acc {e['acc']} is not whole counts of {e['n']} images")
+                items = [(key, v) for key, v in e.items() if key != 'acc']
+                at = [key for key, _ in items].index('attacked') + 1
+                e = r['attacks'][name] = dict(items[:at] + [('broken_among_attacked', k)] + items[at:])
+            k, t, fb = e['broken_among_attacked'], e['attacked'], np.asarray(e['first_broken'])
+            if not len(k) == len(t) == len(e['eps']) - 1 or any(not 0 <= x <= y for x, y in zip(k, t)):
+                raise ValueError(f'{name}: broken {k} of attacked {t} on the grid {e["eps"]}')
+            if int((fb == 1).sum()) != k[0] or any(int((fb == i + 1).sum()) > k[i] for i in range(len(k))):
+                raise ValueError(f'{name}: broken {k} disagrees with first_broken')
+            left = None if before is None else [x - y for x, y in zip(*before)]   # what the attack before it left
+            if left is not None and t != left:
+                raise ValueError(f'{name}: attacked {t}, but the attack before it left {left}')
+            before = (t, k)
+    for w in r.get('worst_case', {}).values():
+        for part in (w, w.get('hsj_subset'), w.get('hsj_subset_without_hsj')):
+            for name in (part or {}).get('single', {}):
+                if r['attacks'][name].get('cascade'): part['single'][name] = None
+    return r
+
+# %% ../nbs/17_autoattack.ipynb #f268a7ec
+RESTATED = ("AutoAttack's entries restated as images broken among those attacked (broken_among_attacked, from the "
+            "stored acc; no attack rerun) by guessfirst_nb.autoattack.rederive_audit")
+
+def rederive_audit(path) -> bool:
+    """Restate the AutoAttack entries of the audit file at `path` (`restate_cascade`) and rewrite it atomically if that
+    changes it, noting it under `restated`. True if rewritten."""
+    text = Path(path).read_text()
+    doc = json.loads(text)
+    for r in doc['results'].values(): restate_cascade(r)
+    new = json.dumps(_json_safe(doc), indent=1, allow_nan=False)
+    if new == text: return False
+    doc['restated'] = RESTATED
+    atomic_write_text(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
+    return True
+
+# %% ../nbs/17_autoattack.ipynb #9778c59d
+def cascade_table(doc: dict):
+    """AutoAttack in an audit as what it measured: per model and cell, 'broken of attacked' for each of its attacks
+    (attacked: the images every attack before it left) and the worst case's accuracy (%) after all of them."""
+    import pandas as pd
+    rows = {}
+    for m, r in doc['results'].items():
+        for norm in ('linf', 'l2'):
+            es = [r['attacks'].get(f'{a}/{norm}') for a in AUTOATTACK]
+            if not all(es): continue
+            for i, eps in enumerate(es[0]['eps'][1:]):
+                row = {a: f"{e['broken_among_attacked'][i]} of {e['attacked'][i]}" for a, e in zip(AUTOATTACK, es)}
+                row['worst case (%)'] = f"{100 * r['worst_case'][f'{norm} {eps:g}']['acc']:.1f}"
+                rows[(m, f"{'l-inf' if norm == 'linf' else 'l2'} {eps:g}")] = row
+    return pd.DataFrame(rows).T
 
 # %% ../nbs/17_autoattack.ipynb #cc54cb13
 def read_doc(path: Path, what: str, command: str) -> dict:
@@ -200,6 +266,7 @@ def add_autoattack(dataset: str, profile: str, seed: int = 0, runs='runs', out='
             atomic_write_text(partial, json.dumps(_json_safe(state)))
         r['attacks'].update(state['entries'][name])
         r['checks'], r['worst_case'] = run_checks(r, acfg), worst_cases(r, acfg)
+        restate_cascade(r)
         doc['seconds'][f'{name} AutoAttack'] = state['seconds'][name]
     doc['autoattack_config'] = asdict(cfg)
     atomic_write_text(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))

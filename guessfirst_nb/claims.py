@@ -15,10 +15,11 @@ from .results import read_table, source_kind, make_row, table_frame, NORMS
 from .profiles import get_profile
 
 # %% auto #0
-__all__ = ['VERDICTS', 'SIDES', 'THREATS', 'PROPOSED', 'CLAIMS', 'WHITE', 'TRANSFER', 'TRENDS', 'SCOREBOARD', 'newcombe',
-           'verdict', 'Cell', 'Claim', 'Slice', 'Measured', 'Measurements', 'measure', 'compare', 'paper_effect',
-           'evaluate', 'standard_slices', 'evaluate_all', 'summarize', 'claim_trend', 'verdicts_markdown', 'scoreboard',
-           'autoattack_seeds', 'write_claims']
+__all__ = ['VERDICTS', 'REPRODUCED', 'SIDES', 'THREATS', 'PROPOSED', 'CLAIMS', 'WHITE', 'TRANSFER', 'TRENDS', 'SCOREBOARD',
+           'SCOREBOARD_GROUPS', 'newcombe', 'verdict', 'Cell', 'Claim', 'Slice', 'Measured', 'Measurements', 'measure',
+           'compare', 'paper_effect', 'evaluate', 'standard_slices', 'evaluate_all', 'summarize', 'claim_trend',
+           'verdicts_markdown', 'scoreboard_runs', 'scoreboard_caption', 'scoreboard', 'autoattack_seeds',
+           'write_claims']
 
 # %% ../nbs/15_claims.ipynb #4cbcdc56
 def newcombe(ka: int, na: int, kb: int, nb: int) -> tuple[float, float, float]:
@@ -29,20 +30,31 @@ def newcombe(ka: int, na: int, kb: int, nb: int) -> tuple[float, float, float]:
     return d, d - math.hypot(pa - la, ub - pb), d + math.hypot(ua - pa, pb - lb)
 
 # %% ../nbs/15_claims.ipynb #1c2ca10a
-VERDICTS = {   # the one vocabulary, from the strongest to the weakest
-    'holds': 'every comparison goes the claimed way, each beyond chance (the 95% intervals do not overlap)',
-    'direction only': 'every comparison goes the claimed way, but not every one beyond chance',
-    'partly': 'some comparisons go the claimed way and some do not',
-    'fails': 'no comparison goes the claimed way (each is tied or reversed)',
+VERDICTS = {   # the one vocabulary, from the strongest finding for the claim to the strongest against it
+    'holds': 'every comparison goes the claimed way, each beyond chance',
+    'holds on average': 'the mean difference is beyond chance the claimed way (its 95% interval above 0), not every '
+                        'comparison',
+    'direction only': 'every comparison goes the claimed way, but the mean difference is not beyond chance',
+    'mixed': 'some comparisons go the claimed way and some do not; the mean difference is within chance of 0',
+    'fails': 'no comparison goes the claimed way (each is tied or reversed); the mean difference is within chance of 0',
+    'reversed': 'the mean difference is beyond chance against the claim (its 95% interval below 0)',
     'not measured': 'the slice has none of the cells the claim needs',
 }
+REPRODUCED = ('holds', 'holds on average')   # the verdicts that say the claim's direction reproduces
 
-def verdict(n: int, won: int, clear: int) -> str:
-    "The verdict word for `n` comparisons measured, `won` going the claimed way, `clear` of them beyond chance."
+def verdict(n: int, won: int, clear: int, lo: float, hi: float) -> str:
+    """The verdict word for `n` comparisons measured, `won` going the claimed way, `clear` of them beyond chance, and
+    [lo, hi] the 95% interval of their mean difference a - b."""
     if not 0 <= clear <= won <= n: raise ValueError(f'need 0 <= clear <= won <= n, got n={n}, won={won}, clear={clear}')
     if n == 0: return 'not measured'
-    if won == n: return 'holds' if clear == n else 'direction only'
-    return 'fails' if won == 0 else 'partly'
+    if not lo <= hi: raise ValueError(f'need an interval lo <= hi of the mean difference, got [{lo}, {hi}]')
+    if clear == n:   # every comparison beyond chance: every Newcombe interval, so their mean, is above 0
+        if not lo > 0: raise ValueError(f'{n} of {n} comparisons beyond chance with a mean interval [{lo}, {hi}]')
+        return 'holds'
+    if lo > 0: return 'holds on average'
+    if hi < 0: return 'reversed'
+    if won == n: return 'direction only'
+    return 'fails' if won == 0 else 'mixed'
 
 # %% ../nbs/15_claims.ipynb #9f7b60fb
 SIDES = {'white': 'white-box', 'black': 'black-box', 'query': 'query-based'}
@@ -71,6 +83,7 @@ class Claim:
     threat: str      # the threat model it is about: 'white-box' or 'transfer'
     pairs: tuple
     cells: tuple
+    row: str = ''    # the claim for a reader, two lines for a figure's row: the attacks, then which models are a and b
 
     def __post_init__(self):
         bad = [m for p in self.pairs for m in p if m not in TARGETS]
@@ -85,30 +98,39 @@ class Claim:
 # %% ../nbs/15_claims.ipynb #ddb79890
 PROPOSED = ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE']
 _BLACK = tuple(Cell(a, 'black', e) for a, e in [('FGSM', .15), ('FGSM', .3), ('PGD', .15), ('PGD', .3), ('CW', 2.0)])
+_TRANSFER = 'Transfer: FGSM, PGD (ε 0.15, 0.30), C&W (2.0)'
+_SQUARE = 'Square, 5,000 queries (ε 0.15, 0.30)'
 
 CLAIMS = [
     Claim('proposed > CNN, transfer', 'Black-box: every proposed model beats the CNN (FGSM and PGD at 0.15 and 0.30, '
-          'C&W at 2.0)', 'transfer', tuple((m, 'CNN') for m in PROPOSED), _BLACK),
+          'C&W at 2.0)', 'transfer', tuple((m, 'CNN') for m in PROPOSED), _BLACK,
+          f'{_TRANSFER}\na: each proposed model; b: the CNN'),
     Claim('proposed > VIB, transfer', 'Black-box: every proposed model beats the VIB of Alemi et al.', 'transfer',
-          tuple((m, 'Alemi') for m in PROPOSED), _BLACK),
+          tuple((m, 'Alemi') for m in PROPOSED), _BLACK, f'{_TRANSFER}\na: each proposed model; b: the VIB'),
     Claim('IE helps, transfer FGSM 0.30', 'The regularizer helps under black-box FGSM at 0.30 (paper: over 10 points)',
-          'transfer', (('C-DV-IE', 'C-DV'), ('C-JS-IE', 'C-JS')), (Cell('FGSM', 'black', .3),)),
+          'transfer', (('C-DV-IE', 'C-DV'), ('C-JS-IE', 'C-JS')), (Cell('FGSM', 'black', .3),),
+          'Transfer: FGSM (ε 0.30)\na: with the IE regularizer; b: without'),
     Claim('IE helps, transfer C&W 2.0', 'The regularizer helps under black-box C&W at 2.0 (paper: about 3 points)',
-          'transfer', (('C-DV-IE', 'C-DV'), ('C-JS-IE', 'C-JS')), (Cell('CW', 'black', 2.0),)),
+          'transfer', (('C-DV-IE', 'C-DV'), ('C-JS-IE', 'C-JS')), (Cell('CW', 'black', 2.0),),
+          'Transfer: C&W (ε 2.0)\na: with the IE regularizer; b: without'),
     Claim('DV > JS, CNN: white C&W 2.0', 'White-box C&W at 2.0: the DV models beat the JS models and the CNN',
           'white-box', tuple((a, b) for a in ['C-DV', 'C-DV-IE'] for b in ['C-JS', 'C-JS-IE', 'CNN']),
-          (Cell('CW', 'white', 2.0),)),
+          (Cell('CW', 'white', 2.0),), 'White-box ℓ2: C&W (ε 2.0)\na: DV models; b: JS models, the CNN'),
     Claim('JS > DV, CNN: white PGD', 'White-box l-inf: the JS models beat the DV models and the CNN (PGD at 0.15 and '
           '0.30)', 'white-box', tuple((a, b) for a in ['C-JS', 'C-JS-IE'] for b in ['C-DV', 'C-DV-IE', 'CNN']),
-          (Cell('PGD', 'white', .15), Cell('PGD', 'white', .3))),
+          (Cell('PGD', 'white', .15), Cell('PGD', 'white', .3)),
+          'White-box ℓ∞: PGD (ε 0.15, 0.30)\na: JS models; b: DV models, the CNN'),
     Claim('DV > CNN: white l-inf 0.15', 'White-box l-inf: the DV models beat the CNN (FGSM and PGD at 0.15)',
-          'white-box', (('C-DV', 'CNN'), ('C-DV-IE', 'CNN')), (Cell('FGSM', 'white', .15), Cell('PGD', 'white', .15))),
+          'white-box', (('C-DV', 'CNN'), ('C-DV-IE', 'CNN')), (Cell('FGSM', 'white', .15), Cell('PGD', 'white', .15)),
+          'White-box ℓ∞: FGSM, PGD (ε 0.15)\na: DV models; b: the CNN'),
     Claim('proposed > CNN, Square', 'Query-based black-box (not in the paper): every proposed model beats the CNN '
           'under Square (5,000 queries) at 0.15 and 0.30', 'query', tuple((m, 'CNN') for m in PROPOSED),
-          (Cell('Square', 'query', .15), Cell('Square', 'query', .3))),
+          (Cell('Square', 'query', .15), Cell('Square', 'query', .3)),
+          f'{_SQUARE}, not in the paper\na: each proposed model; b: the CNN'),
     Claim('proposed > VIB, Square', 'Query-based black-box (not in the paper): every proposed model beats the VIB '
           'under Square', 'query', tuple((m, 'Alemi') for m in PROPOSED),
-          (Cell('Square', 'query', .15), Cell('Square', 'query', .3))),
+          (Cell('Square', 'query', .15), Cell('Square', 'query', .3)),
+          f'{_SQUARE}, not in the paper\na: each proposed model; b: the VIB'),
 ]
 
 # %% ../nbs/15_claims.ipynb #4d230b13
@@ -244,8 +266,8 @@ def evaluate(claim: Claim, ms: Measurements, sl: Slice) -> dict:
     mean = lambda k: sum(c[k] for c in comps) / n if n else math.nan
     return dict(claim=claim.name, threat=claim.threat, dataset=sl.dataset, profile=sl.profile, seed=sl.seed,
                 epoch=sl.epochs[0], substitute=sl.epochs[1], white=sl.white, slice=sl.label, n=n, won=won,
-                clear=clear, verdict=verdict(n, won, clear), diff=mean('diff'), lo=mean('lo'), hi=mean('hi'),
-                paper=paper_effect(claim, sl.dataset), comparisons=comps)
+                clear=clear, verdict=verdict(n, won, clear, mean('lo'), mean('hi')), diff=mean('diff'),
+                lo=mean('lo'), hi=mean('hi'), paper=paper_effect(claim, sl.dataset), comparisons=comps)
 
 # %% ../nbs/15_claims.ipynb #72c3201e
 def standard_slices(ms: Measurements, dataset: str, profile: str) -> list[tuple[str, Slice]]:
@@ -327,8 +349,8 @@ def verdicts_markdown(frame) -> str:
     head = '| claim | paper | ' + ' | '.join(slices) + ' |\n|---|---|' + '---|' * len(slices)
     lines = [head]
     for claim, g in frame.groupby('claim', sort=False):
-        cells = {r.slice: (f'**{r.verdict}** ({r.won}/{r.n}, {r.clear} clear; {_pts(r.diff)})' if r.n else '—')
-                 for r in g.itertuples()}
+        cells = {r.slice: (f'**{r.verdict}** ({r.won}/{r.n}, {r.clear} clear; {_pts(r.diff)} '
+                           f'[{_pts(r.lo)}, {_pts(r.hi)}])' if r.n else '—') for r in g.itertuples()}
         lines.append(f'| {claim} | {_pts(g.paper.iloc[0])} | ' + ' | '.join(cells[s] for s in slices) + ' |')
     return '\n'.join(lines)
 
@@ -338,38 +360,80 @@ SCOREBOARD = [   # (label, profile, seeds, marker, colour) of the runs the score
     ('200 epochs (paper)', 'paper', (0,), 's', '#d62728'),
 ]
 
+def scoreboard_runs(ms: Measurements, dataset: str, claim: Claim) -> list[tuple]:
+    """(label, seeds, marker, colour, results) per run of SCOREBOARD: `evaluate` of `claim` on each seed of the run that
+    measures it, lowest seed first (the scoreboard draws it with its interval and its verdict)."""
+    out = []
+    for label, prof, seeds, marker, colour in SCOREBOARD:
+        sls = [s for f, s in standard_slices(ms, dataset, prof) if f == 'seed' and s.seed in seeds]
+        out.append((label, seeds, marker, colour, [r for r in (evaluate(claim, ms, s) for s in sls) if r['n']]))
+    return out
+
+# %% ../nbs/15_claims.ipynb #dbcd0ebc
+SCOREBOARD_GROUPS = ('Proposed models: C-DV, C-JS, C-DV-IE, C-JS-IE. DV models: C-DV, C-DV-IE. JS models: C-JS, '
+                     'C-JS-IE. VIB: the variational information bottleneck of Alemi et al. IE: the paper\'s '
+                     'information-elimination regularizer.')
+
+def scoreboard_caption() -> tuple[str, list[str]]:
+    "The scoreboard's caption: what a - b is and who a and b are; then a heading and one line per verdict word."
+    what = ("a − b: the test accuracy of a minus that of b, in percentage points, averaged over the claim's "
+            "comparisons (every a against every b under every attack of the row); right of 0, a is more accurate, as "
+            "the paper claims. White-box accuracy: the audit's per-sample worst case over every attack where the seed "
+            "was audited, else the reproduction's single attack. " + SCOREBOARD_GROUPS)
+    head = ("Verdicts, at the right of each panel for the dot with its interval (in brackets: the comparisons going "
+            "the claimed way, of those measured; one is beyond chance when the two models' 95% intervals do not "
+            "overlap):")
+    return what + '\n' + head, [f'{k}: {v}' for k, v in VERDICTS.items() if k != 'not measured']
+
+# %% ../nbs/15_claims.ipynb #124169b1
 def scoreboard(ms: Measurements, datasets=('mnist', 'fashion_mnist'), claims: list = CLAIMS, path=None):
-    """Each claim's effect, ours against the paper's: mean difference a - b in points over the claim's comparisons.
-    White-box cells are the audit's worst case where the seed was audited. The lowest seed of each run: dot with its
-    interval; the other seeds: small dots. At the right, that seed's verdict at each training length."""
-    import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(1, len(datasets), figsize=(6.2 * len(datasets), 0.62 * len(claims) + 1.4), sharey=True)
+    """Each claim's effect, ours against the paper's: the mean difference a - b in points over the claim's comparisons.
+    Per run (SCOREBOARD): the lowest seed as a dot with its interval and, at the right, its verdict; the other seeds as
+    small dots. Rows say which models a and b are under which attacks; the caption defines a - b and the verdicts."""
+    import matplotlib.pyplot as plt, textwrap
+    nc, line = len(claims), 0.135   # the caption's line height, inches
+    what, words = scoreboard_caption()
+    width = 5.4 * len(datasets) + 2.6
+    text = '\n'.join(textwrap.fill(p, int(width * 17.5)) for p in what.split('\n'))
+    half = (len(words) + 1) // 2
+    below = line * (text.count('\n') + 1 + half) + 0.42   # caption and legend, inches
+    fig, axs = plt.subplots(1, len(datasets), figsize=(width, 0.62 * nc + 1.3 + below), sharey=True)
     axs = [axs] if len(datasets) == 1 else list(axs)
     for ax, ds in zip(axs, datasets):
         for i, c in enumerate(claims):
-            y = len(claims) - 1 - i
+            y = nc - 1 - i
+            if i: ax.axhline(y + 0.5, color='0.85', lw=.6)
             if not math.isnan(paper_effect(c, ds)): ax.plot(paper_effect(c, ds), y, 'kx', ms=8, mew=2, zorder=5)
-            words = []
-            for j, (label, prof, seeds, marker, colour) in enumerate(SCOREBOARD):
-                runs = [s for f, s in standard_slices(ms, ds, prof) if f == 'seed' and s.seed in seeds]
-                for s in runs:
-                    r = evaluate(c, ms, s)
-                    if not r['n']: continue
-                    dy = y + 0.15 - 0.3 * j
-                    if s is runs[0]:
-                        ax.errorbar(r['diff'], dy, xerr=[[r['diff'] - r['lo']], [r['hi'] - r['diff']]], fmt=marker,
-                                    color=colour, ms=6, capsize=2, label=label if i == 0 else None)
-                        words.append(f"{r['verdict']} ({s.epochs[0]} ep.)")
-                    else: ax.plot(r['diff'], dy, marker, color=colour, ms=3, alpha=.6)
-            ax.text(1.01, y, '\n'.join(words), transform=ax.get_yaxis_transform(), va='center', fontsize=7)
-        ax.axvline(0, color='k', lw=.8); ax.grid(alpha=.3, axis='x')
-        ax.set_title(ds.replace('_', '-'), fontsize=10); ax.set_xlabel('accuracy of a − accuracy of b (points)')
-    axs[0].set_yticks(range(len(claims)), [c.name for c in reversed(claims)], fontsize=8.5)
-    axs[0].plot([], [], 'kx', mew=2, label='paper (Tables 1, 2)')
-    fig.legend(*axs[0].get_legend_handles_labels(), loc='lower center', ncol=3, fontsize=8, frameon=False)
-    fig.suptitle("Each claim of the paper: its effect (×) against ours (first seed with its 95% interval; dots: the "
-                 "other seeds)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+            for j, (label, seeds, marker, colour, rs) in enumerate(scoreboard_runs(ms, ds, c)):
+                dy = y + 0.17 - 0.34 * j
+                for k, r in enumerate(rs):
+                    if k: ax.plot(r['diff'], dy, marker, color=colour, ms=3, alpha=.6); continue
+                    ax.errorbar(r['diff'], dy, xerr=[[r['diff'] - r['lo']], [r['hi'] - r['diff']]], fmt=marker,
+                                color=colour, ms=6, capsize=2)
+                    seed = '' if r['seed'] == min(seeds) else f", seed {r['seed']}"
+                    ax.text(1.02, dy, f"{r['epoch']} ep.{seed}: {r['verdict']} ({r['won']}/{r['n']})", fontsize=7.5,
+                            color=colour, va='center', transform=ax.get_yaxis_transform())
+        ax.axvline(0, color='k', lw=.8); ax.grid(alpha=.3, axis='x'); ax.set_ylim(-0.5, nc - 0.5)
+        ax.set_title({'mnist': 'MNIST', 'fashion_mnist': 'Fashion-MNIST'}.get(ds, ds), fontsize=10)
+        ax.set_xlabel('a − b (percentage points)')
+    axs[0].set_yticks(range(nc), [c.row or c.name for c in reversed(claims)], fontsize=8)
+    handles = [plt.Line2D([], [], color='k', marker='x', ls='', mew=2, label="the paper's a − b (its Tables 1, 2)")]
+    for label, prof, seeds, marker, colour in SCOREBOARD:
+        handles.append(plt.Line2D([], [], color=colour, marker=marker, label=f'ours, {label}: seed {seeds[0]}, '
+                                  'with its 95% interval'))
+        if len(seeds) > 1:
+            handles.append(plt.Line2D([], [], color=colour, marker=marker, ls='', ms=3, alpha=.6,
+                                      label=f"ours, {label.split(' (')[0]}: seeds {', '.join(map(str, seeds[1:]))}"))
+    h = fig.get_size_inches()[1]
+    fig.legend(handles=handles, loc='lower center', ncol=len(handles), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, (below - 0.32) / h))
+    y0 = 0.08 / h
+    fig.text(0.01, y0 + line * half / h, text, fontsize=7.5, va='bottom', ha='left')
+    for col, x in ((words[:half], 0.03), (words[half:], 0.52)):
+        fig.text(x, y0, '\n'.join(col), fontsize=7.5, va='bottom', ha='left')
+    fig.suptitle("Does each claim of the paper hold in our runs? The paper's effect a − b (×) against ours",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, (below + 0.05) / h, 1, 1))
     if path is not None: save_figure(fig, path)
     return fig
 
@@ -405,9 +469,13 @@ def write_claims(root='results', table=None, out=None) -> list[Path]:
     root = Path(root); out = root if out is None else Path(out)
     ms = Measurements(read_table(root / 'results.csv') if table is None else table)
     parts = ['# Every claim of the paper on every slice of the results', '',
-             'Generated by `guessfirst_nb.claims.write_claims` from `results.csv`. Verdicts: ' +
-             '; '.join(f'**{k}**: {v}' for k, v in VERDICTS.items()) + '. In brackets: comparisons going the claimed '
-             'way of those measured, how many beyond chance, and the mean difference a - b in points.']
+             'Generated by `guessfirst_nb.claims.write_claims` from `results.csv`. A claim compares models a with '
+             'models b (a claimed more accurate) under some attacks; a comparison goes the claimed way beyond chance '
+             "when the two models' 95% Wilson intervals do not overlap, and the mean difference a - b over the "
+             "comparisons has a conservative 95% interval (the mean of the comparisons' Newcombe intervals). "
+             'Verdicts: ' + '; '.join(f'**{k}**: {v}' for k, v in VERDICTS.items()) + '. In brackets: comparisons '
+             'going the claimed way of those measured, how many beyond chance, and the mean difference a - b in '
+             'points with its 95% interval.']
     for ds in ('mnist', 'fashion_mnist'):
         for prof in ('paper-lite', 'paper'):
             sls = standard_slices(ms, ds, prof)

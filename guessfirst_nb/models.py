@@ -8,8 +8,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .broadcast import HypothesisLinear
 
 # %% auto #0
-__all__ = ['N_FEATURES', 'MODELS', 'TARGETS', 'SUBSTITUTE', 'IE_SIGMA2', 'conv_features', 'CNN', 'Conditioned', 'VIB', 'LeNet5',
-           'check_model', 'check_targets', 'make_model']
+__all__ = ['N_FEATURES', 'MODELS', 'TARGETS', 'SUBSTITUTE', 'IE_SIGMA2', 'ALIASES', 'conv_features', 'CNN', 'Conditioned', 'VIB',
+           'LeNet5', 'check_model', 'check_targets', 'make_model']
 
 # %% ../nbs/05_models.ipynb #321c802c
 N_FEATURES = 64 * 5 * 5
@@ -111,17 +111,24 @@ SUBSTITUTE = 'LeNet5'
 IE_SIGMA2 = 1.0
 
 # %% ../nbs/05_models.ipynb #481ce8f8
+# other names of a model, accepted wherever a model is named; results, tables and files use the paper's name
+ALIASES = {'VIB': 'Alemi'}
+
 def check_model(name: str) -> str:
-    "Return `name` if it names a model, else raise a `ValueError` listing the valid names."
-    if name not in MODELS: raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    "The paper's name of model `name` (an alias resolved), else a `ValueError` listing the valid names."
+    name = ALIASES.get(name, name)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)} (VIB is another name for Alemi)")
     return name
 
 # %% ../nbs/05_models.ipynb #c17ba6bd
 def check_targets(models):
-    """Return `models` (None, or a list of target names: the commands' and functions' `models=` subsets) if every name
-    is a target, else raise a `ValueError` naming the unknown ones and the targets."""
+    """`models` (None, or a list of target names: the commands' and functions' `models=` subsets) with aliases resolved
+    to the paper's names, if every name is a target, else a `ValueError` naming the unknown ones and the targets."""
     if isinstance(models, str): raise ValueError(f'models is a list of names: write [{models!r}]')
-    if unknown := [m for m in (models or []) if m not in TARGETS]:
+    if models is None: return None
+    models = [ALIASES.get(m, m) for m in models]
+    if unknown := [m for m in models if m not in TARGETS]:
         raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
     return models
 

@@ -336,7 +336,7 @@ def main(argv=None, prog='guessfirst-reproduce'):
                    help=f"run only these targets' white-box attacks ({', '.join(TARGETS)}), on finished runs, and "
                         'save them; a run without --models takes them and writes the results')
     def check(a):
-        check_targets(a.models)
+        a.models = check_targets(a.models)   # VIB: Alemi
         if a.models and a.redo:
             raise ValueError('--models and --redo do not go together: --redo recomputes every model')
     def body(a):

@@ -16,7 +16,7 @@ from .train import (load_model, load_checkpoint, check_finished, run_dir, epoch_
                                  atomic_torch_save, CheckpointError, TrainingDiverged)
 from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 import torch.nn.functional as F
-from .audit import pgd_broken, input_grad_norms
+from .audit import pgd_broken, input_grad_stats
 from .reproduce import (reproduce, results_path, paper_table, wilson, environment, TABLE_ROWS,
                                      PALETTE, _acc, markdown_table, save_figure)
 
@@ -87,16 +87,19 @@ def white(model, x, y, cfg: StabilityConfig, seed: int = 0) -> dict:
 
 # %% ../nbs/10_stability.ipynb #6b977f19
 def score_stats(model, x, y, batch_size: int = 500) -> dict:
-    """Signs of masking on clean images: `grad_zero`, the fraction whose cross-entropy input gradient is exactly 0 in
-    float32 (the gradient attacks follow has underflowed); `T_true` and `T_other`, the medians of the true class's score
-    and of the best other score (the size of T, which grows when an objective rewards it)."""
+    """Signs of masking on clean images, from the cross-entropy's input gradient in float32 (`input_grad_stats`):
+    `grad_all_zero`, the fraction of images whose gradient is 0 in every entry (sign-based attacks get no direction);
+    `grad_zero_entries`, the fraction of all entries that are 0; `grad_max`, the median over images of the largest entry;
+    `grad_norm_f32_zero`, the fraction whose l2 norm computed in float32 underflows to 0 (tiny, not zero: older studies'
+    `grad_zero`); `T_true` and `T_other`, the medians of the true class's score and of the best other score."""
     model.eval(); dev = device_of(model)
     with torch.no_grad(): Ts = torch.cat([model(x[s].to(dev)).float().cpu() for s in _batches(len(x), batch_size)])
     true = Ts.gather(1, y[:, None]).squeeze(1)
     other = Ts.masked_fill(F.one_hot(y, Ts.shape[1]).bool(), -math.inf).amax(1)
-    g = input_grad_norms(model, x, y, batch_size)
-    return dict(grad_zero=float((g == 0).mean()), T_true=float(true.median()), T_other=float(other.median()))
-
+    g = input_grad_stats(model, x, y, batch_size)
+    return dict(grad_all_zero=float((g['max_abs'] == 0).mean()), grad_zero_entries=float(g['zero_frac'].mean()),
+                grad_max=float(np.median(g['max_abs'])), grad_norm_f32_zero=float((g['norm_f32'] == 0).mean()),
+                T_true=float(true.median()), T_other=float(other.median()))
 
 # %% ../nbs/10_stability.ipynb #c37843af
 def stability_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
@@ -338,35 +341,47 @@ def plot_epochs(stab: dict, audit: dict | None = None, path=None):
     return fig
 
 # %% ../nbs/10_stability.ipynb #de4cfd2f
+def _f32_zero(r: dict):
+    "The share of images whose float32 l2 gradient norm is 0 (`grad_zero` in studies made before score_stats changed)."
+    return r.get('grad_norm_f32_zero', r.get('grad_zero'))
+
 def plot_masking(stab: dict, path=None):
-    """The signs of masking against training epoch: the fraction of test images whose cross-entropy input gradient is
-    exactly 0 in float32, and the median true-class score T and best other score (written by `stability` since
-    `score_stats`)."""
+    """The signs of masking against training epoch (`score_stats`): the % of test images whose cross-entropy input
+    gradient is 0 in every entry (solid, where measured) and whose l2 norm computed in float32 underflows to 0 (dashed;
+    alone, solid, in older studies), and the medians over the test images of the true-class score T(x, y) and of the best
+    other score max_{j != y} T(x, j)."""
     import matplotlib.pyplot as plt
-    if not all('grad_zero' in r for rows in stab['curves'].values() for r in rows):
-        raise ValueError('these stability results predate score_stats; recompute them: '
-                         'guessfirst-stability ... --force')
-    fig, axs = plt.subplots(1, 3, figsize=(15, 3.8), sharex=True)
-    logx = max(r['epoch'] for rows in stab['curves'].values() for r in rows) > 20
+    rows_all = [r for rows in stab['curves'].values() for r in rows]
+    if any(_f32_zero(r) is None for r in rows_all):
+        raise ValueError('these stability results predate score_stats; recompute them: guessfirst-stability ... --force')
+    both = all('grad_all_zero' in r for r in rows_all)
+    fig, axs = plt.subplots(1, 3, figsize=(15, 4.2), sharex=True)
+    logx = max(r['epoch'] for r in rows_all) > 20
     for m, rows in stab['curves'].items():
         ep = [r['epoch'] for r in rows]
-        axs[0].plot(ep, [100 * r['grad_zero'] for r in rows], 'o-', color=PALETTE[m], label=m, ms=3)
+        if both: axs[0].plot(ep, [100 * r['grad_all_zero'] for r in rows], 'o-', color=PALETTE[m], ms=3)
+        axs[0].plot(ep, [100 * _f32_zero(r) for r in rows], 'o--' if both else 'o-', color=PALETTE[m], label=m, ms=3)
         axs[1].plot(ep, [r['T_true'] for r in rows], 'o-', color=PALETTE[m], ms=3)
         axs[2].plot(ep, [r['T_other'] for r in rows], 'o-', color=PALETTE[m], ms=3)
-    for ax, t in zip(axs, ['cross-entropy input gradient exactly 0 (% of images)', 'median true-class score T(x, y)',
-                           'median best other score']):
-        ax.set_title(t, fontsize=10); ax.grid(alpha=.3); ax.set_xlabel('training epoch')
+    titles = [('input gradient of the cross-entropy: 0 in every entry (solid),\nl2 norm underflowing to 0 in float32 '
+               '(dashed)') if both else ('l2 norm of the cross-entropy\'s input gradient underflows to 0 in float32\n'
+                                         '(every entry below ~2.6e-23: tiny, not zero)'),
+              'true-class score T(x, y):\nmedian over the test images',
+              'best other score max$_{j \\neq y}$ T(x, j):\nmedian over the test images']
+    for ax, t, yl in zip(axs, titles, ['% of test images', 'score T', 'score T']):
+        ax.set_title(t, fontsize=9); ax.set_ylabel(yl); ax.grid(alpha=.3); ax.set_xlabel('training epoch')
         if logx: ax.set_xscale('log')
-    axs[1].set_yscale('symlog'); axs[2].set_yscale('symlog'); axs[0].legend(fontsize=8)
-    fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: signs of gradient masking",
-                 fontsize=10)
+    for ax in axs[1:]: ax.axhline(0, color='k', lw=0.6)
+    axs[0].legend(fontsize=8)
+    fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: the cross-entropy's gradient and "
+                 "the scores it is computed from, on clean test images", fontsize=10)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig
 
 # %% ../nbs/10_stability.ipynb #32dd8e85
-CURVE_METRICS = ('clean', 'transfer FGSM 0.15', 'transfer PGD 0.15', 'white PGD 0.15', 'grad = 0 (%)', 'median T true',
-                 'median T other')
+CURVE_METRICS = ('clean', 'transfer FGSM 0.15', 'transfer PGD 0.15', 'white PGD 0.15', 'grad l2 norm 0 in float32 (%)',
+                 'grad 0 in every entry (%)', 'median T true', 'median T other')
 
 def curve_table(stab: dict, epochs=None):
     """The per-epoch measurements of `stability` at `epochs` (default: the first, 10 if measured, and the last) as a
@@ -380,7 +395,8 @@ def curve_table(stab: dict, epochs=None):
     sub = str(max(map(int, stab['substitute'])))
     def values(r):
         return [100 * r['clean'], 100 * r['black'][sub]['FGSM 0.15'], 100 * r['black'][sub]['PGD 0.15'],
-                100 * r['white']['worst 0.15'], 100 * r.get('grad_zero', math.nan), r.get('T_true', math.nan),
+                100 * r['white']['worst 0.15'], 100 * (_f32_zero(r) if _f32_zero(r) is not None else math.nan),
+                100 * r.get('grad_all_zero', math.nan), r.get('T_true', math.nan),
                 r.get('T_other', math.nan)]
     data = {m: {(k, r['epoch']): v for r in rows if r['epoch'] in epochs for k, v in zip(CURVE_METRICS, values(r))}
             for m, rows in stab['curves'].items()}
@@ -454,8 +470,10 @@ def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict 
             eps = [r['epoch'] for r in rs]; t = curve_table(dict(stab, curves={m: rs}), eps)
             rows.update({f'{m} / epoch {e}': [t.loc[m, (k, e)] for k in CURVE_METRICS] for e in eps})
         t = pd.DataFrame(rows.values(), index=list(rows), columns=list(CURVE_METRICS))
+        t = t.dropna(axis=1, how='all')   # a quantity this study did not measure
         parts += [f"## Per training epoch, seed {stab['seed']} (accuracies in %, T: median scores; transfer from "
-                  f"the {max(map(int, stab['substitute']))}-epoch substitute; white-box: the worst of two PGDs)",
+                  f"the {max(map(int, stab['substitute']))}-epoch substitute; white-box: the worst of two PGDs; grad: "
+                  "the cross-entropy's input gradient on the clean images, % of them)",
                   markdown_table(t.apply(lambda c: c.map(lambda v: '-' if math.isnan(v) else f'{v:.1f}')))]
     parts += ["## The paper's claims across settings",
               'Every claim on every seed, training epoch and substitute: `results/claims.md` (notebook 15).']
@@ -478,7 +496,7 @@ def main(argv=None, prog='guessfirst-stability'):
                    help="the first seed's per-epoch study, its tables and figures only, without the reproductions of "
                         'the seeds (no seed table, no _seeds.png): for a long run, the one that kept every epoch')
     def check(a):
-        check_targets(a.models)
+        a.models = check_targets(a.models)   # VIB: Alemi
         if a.curves and a.models: raise ValueError('--curves and --models: --models writes no tables; drop one')
         if a.curves and len(a.seeds) > 1:
             raise ValueError(f'--curves takes one seed, the run that kept every epoch: --seeds {a.seeds[0]}')
