@@ -15,7 +15,7 @@ from .data import DATASETS, check_dataset, load, atomic_write_text, partial_stat
 from .models import TARGETS, IE_SIGMA2, CNN, Conditioned
 from .mmd import ie_regularizer
 from .profiles import PROFILES, AttackConfig, AuditConfig, TOL, TOL_ZERO, get_profile
-from .train import load_model, CheckpointError
+from .train import load_model, CheckpointError, check_checkpoints
 from .attacks import fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
 from .reproduce import wilson, environment, results_path, paper_table, markdown_table
 
@@ -587,6 +587,7 @@ def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='r
     partial = path.with_name(path.stem + '.partial.json')
     state = partial_state(partial, key, dict(results={}, compression={}, seconds={}))
     results, comp, seconds = state['results'], state['compression'], state['seconds']
+    check_checkpoints([m for m in (models or TARGETS) if m not in results], dataset, profile, seed, runs)
     for name in (models or TARGETS):
         if name in results: log(f'{dataset} {name}: resumed from {partial}'); continue
         model, _ = load_model(name, dataset, profile, seed, runs, device=device)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from .data import load, check_dataset, atomic_write_text, partial_state, Command
 from .models import TARGETS
-from .train import load_model, CheckpointError
+from .train import load_model, CheckpointError, check_checkpoints
 from .attacks import device_of, _seeded
 from .reproduce import results_path, table_markdown
 from .profiles import PROFILES, AuditConfig, get_profile
@@ -251,6 +251,9 @@ def add_autoattack(dataset: str, profile: str, seed: int = 0, runs='runs', out='
     partial = path.with_name(path.stem + '.autoattack.partial.json')
     audit_id = dict(audit_config=doc['audit_config'], images=doc['images'], total_seconds=doc.get('total_seconds'))
     state = partial_state(partial, dict(config=asdict(cfg), audit=audit_id), dict(entries={}, seconds={}))
+    todo = [m for m in (models or list(doc['results'])) if m not in state['entries'] and
+            (force or not all(f'{a}/linf' in doc['results'][m]['attacks'] for a in AUTOATTACK))]
+    check_checkpoints(todo, dataset, profile, seed, runs)   # every model it will attack loads, before any attack
     x, y = audit_images(doc, device)
     for name in (models or list(doc['results'])):
         r = doc['results'][name]
@@ -305,6 +308,7 @@ def add_square(dataset: str, profile: str, seed: int = 0, runs='runs', out='resu
     ac = doc['attack_config']
     te = load(dataset, 'test').subset(ac['n_test'], seed=ac['seed'])
     x, y = te.images().to(device), te.y.to(device)
+    check_checkpoints(models or TARGETS, dataset, profile, seed, runs)   # before any attack
     for name in (models or TARGETS):
         if 'Square/query' in doc['results'][name] and not force:
             log(f'{dataset} {name}: Square already in the reproduction'); continue

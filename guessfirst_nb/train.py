@@ -4,12 +4,12 @@
 
 # %% ../nbs/06_train.ipynb #46ac5a22
 from __future__ import annotations
-import argparse, json, math, os, sys, tempfile, time
+import argparse, contextlib, json, math, os, re, sys, tempfile, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import torch, torch.nn.functional as F
 from . import __version__
-from .data import load, check_dataset, DATASETS, Command
+from .data import load, check_dataset, DATASETS, Command, writable_folder
 # the device helpers live in data (notebook 00) with the shared command line, and stay importable from here
 from .data import DEVICES, get_device, add_device_args, device_from_args, set_deterministic
 from .models import MODELS, TARGETS, SUBSTITUTE, IE_SIGMA2, make_model, check_model
@@ -19,8 +19,8 @@ from .mmd import ie_regularizer
 
 # %% auto #0
 __all__ = ['losses', 'TrainingDiverged', 'train_step', 'make_optimizer', 'run_dir', 'atomic_torch_save', 'CheckpointError',
-           'load_checkpoint', 'accuracy', 'training_data', 'fit', 'epoch_files', 'checkpoint_file', 'load_model',
-           'TrainingUnfinished', 'check_finished', 'main']
+           'train_command', 'load_checkpoint', 'accuracy', 'training_data', 'fit', 'epoch_files', 'checkpoint_file',
+           'load_model', 'TrainingUnfinished', 'check_finished', 'check_checkpoints', 'main']
 
 # %% ../nbs/06_train.ipynb #df6f6515
 def losses(model, x, y):
@@ -61,7 +61,10 @@ def make_optimizer(model, lr: float = 1e-3):
 
 # %% ../nbs/06_train.ipynb #f2c2e5c0
 def run_dir(root, dataset: str, profile: str, seed: int, model: str) -> Path:
-    "Where the checkpoints of one training run live."
+    "Where the checkpoints of one training run live; a `ValueError` for a negative seed."
+    if int(seed) < 0:
+        raise ValueError(f'seed {seed} is negative; give a seed of 0 or more '
+                         f'(seed{seed}/ would read like seed {-seed})')
     return Path(root) / dataset / profile / f'seed{seed}' / model
 
 # %% ../nbs/06_train.ipynb #e37d9e5f
@@ -82,6 +85,18 @@ class CheckpointError(RuntimeError):
     "A checkpoint file exists but cannot be read: empty, truncated, or not a PyTorch checkpoint."
 
 # %% ../nbs/06_train.ipynb #fb5405ff
+def train_command(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs') -> str:
+    "The command that trains one run, resumes it, or repairs its damaged `last.pt`."
+    return f'guessfirst train --model {model_name} --dataset {dataset} --profile {profile} --seed {seed} --runs {root}'
+
+def _run_of(path) -> dict | None:
+    "The run whose folder holds the file `path` (`train_command`'s arguments), or None for a file elsewhere."
+    p = Path(path)
+    if len(p.parents) < 5: return None
+    model, seed, profile, dataset = (p.parents[i].name for i in range(4))
+    if model in MODELS and re.fullmatch(r'seed\d+', seed) and profile in PROFILES and dataset in DATASETS:
+        return dict(model_name=model, dataset=dataset, profile=profile, seed=int(seed[4:]), root=p.parents[4])
+
 def _damage(path: Path, e: Exception) -> str:
     "What is wrong with an unreadable checkpoint, in words (never PyTorch's advice to load it unsafely)."
     size = path.stat().st_size
@@ -93,15 +108,28 @@ def _damage(path: Path, e: Exception) -> str:
         return f'not a PyTorch checkpoint: its contents do not unpickle ({size:,} bytes)'
     return f'unreadable ({type(e).__name__}, {size:,} bytes)'
 
+def _repair(path: Path) -> str:
+    "How to make a damaged checkpoint whole again: for a run's `last.pt`, the training command that repairs it."
+    run = _run_of(path)
+    if run is None: return 'replace it with an intact copy'
+    cmd = train_command(**run)
+    if path.name == 'last.pt':
+        return (f'{cmd} repairs it from the newest epoch checkpoint that loads (if none loads: rm -r {path.parent}, '
+                'then the same command trains the run again)')
+    return f'the weights of this epoch are lost: rm -r {path.parent}, then {cmd} trains the run again'
+
 def load_checkpoint(path) -> dict:
     """Read a checkpoint safely (`weights_only=True`, onto the CPU). A missing file is a `FileNotFoundError` that says
-    how to train it; a damaged one a `CheckpointError` that names the file and what is wrong with it."""
+    how to train it; a damaged one a `CheckpointError` that names the file, what is wrong with it, and the fix (for a
+    run's `last.pt`, the command that repairs it)."""
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f'no checkpoint at {path}; train it first: guessfirst-train --help')
+    if not path.exists():
+        run = _run_of(path)
+        raise FileNotFoundError(f'no checkpoint at {path}; train it first: '
+                                + (train_command(**run) if run else 'guessfirst train --help'))
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:   # UnpicklingError, RuntimeError (zip reader), EOFError, ...: all mean a damaged file
-        raise CheckpointError(f'checkpoint {path} is {_damage(path, e)}. Delete or move it away; '
-                              'a training run then resumes from its newest epoch checkpoint that loads.') from None
+        raise CheckpointError(f'checkpoint {path} is {_damage(path, e)}. Fix: {_repair(path)}') from None
 
 # %% ../nbs/06_train.ipynb #8e49259f
 @torch.no_grad()
@@ -123,15 +151,12 @@ def training_data(dataset: str, cfg: TrainConfig, seed: int = 0):
 
 # %% ../nbs/06_train.ipynb #65f6c623
 def _fallback(d: Path, err: CheckpointError) -> dict:
-    """The newest `epochNNN.pt` of run folder `d` that loads, saying so; a `CheckpointError` that says how to start
-    afresh if none does."""
+    """The newest `epochNNN.pt` of run folder `d` that loads, with `resumed_from` its name; a `CheckpointError` that
+    says how to start afresh if none does."""
     tried = []
     for p in reversed(epoch_files(d).values()):
         try: ck = load_checkpoint(p)
         except CheckpointError as e: tried.append(str(e).split('. ')[0]); continue
-        print(f'warning: {str(err).split(". ")[0]}; resuming from {p.name} (epoch {ck["epoch"]}), the newest epoch '
-              'checkpoint that loads. It holds the weights but not Adam\'s moments, so the run goes on with a fresh '
-              'optimizer and is not bitwise the run it would have been.', file=sys.stderr)
         return dict(ck, resumed_from=p.name)
     raise CheckpointError(f'{str(err).split(". ")[0]}, and no epoch checkpoint of {d} loads'
                           + (f' ({"; ".join(tried)})' if tried else '') +
@@ -167,8 +192,11 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
         progress: bool = True, callback=None, data=None, device='cpu', sync_every: int | None = None):
     """Train (or resume, or just load) one model on `device`; returns (model, checkpoint dict). `callback(epoch, step,
     model)` is called after every step. The loss is read back from the device every `sync_every` steps (default: every
-    step on the CPU, where reading costs nothing; every 50 on a GPU), and a non-finite loss stops the run there."""
-    check_model(model_name); check_dataset(dataset); prof = get_profile(profile).train; dev = get_device(device)
+    step on the CPU, where reading costs nothing; every 50 on a GPU), and a non-finite loss stops the run there. A
+    damaged `last.pt` is repaired: the run resumes from its newest epoch checkpoint that loads, or, if that is the last
+    epoch, the damaged file is removed. A run folder that cannot be written is a `FolderError` before any training."""
+    model_name = check_model(model_name); check_dataset(dataset); prof = get_profile(profile).train
+    dev = get_device(device)
     sync_every = sync_every or (1 if dev.type == 'cpu' else 50)
     d = run_dir(root, dataset, profile, seed, model_name)
     train, test = data or training_data(dataset, prof, seed)
@@ -181,6 +209,9 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
                   n_train=len(train), n_test=len(test))
     ck = {'epoch': 0, 'history': []}
     final = d / f'epoch{prof.epochs:03d}.pt'
+    if d.is_dir():   # a checkpoint's temporary file, left by a kill while it was written
+        for t in d.glob('.*.pt.*.tmp'):
+            with contextlib.suppress(OSError): t.unlink()
     if not (d / 'last.pt').exists() and final.exists():
         # a finished run whose weights alone were kept (e.g. trained
         # on a GPU elsewhere and only `epochNNN.pt` brought back)
@@ -189,12 +220,23 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
         return model, ck
     if (d / 'last.pt').exists():
         try: ck = load_checkpoint(d / 'last.pt'); fresh = False
-        except CheckpointError as e: ck, fresh = _fallback(d, e), True
+        except CheckpointError as e: ck, fresh, damage = _fallback(d, e), True, str(e).split('. ')[0]
         _same_config(d, ck['config'], config)
         model.load_state_dict(ck['model'])
+        if fresh and ck['epoch'] >= prof.epochs:   # a finished run: its final weights are whole, the run is repaired
+            (d / 'last.pt').unlink()
+            print(f"warning: {damage}; the run is finished and {ck['resumed_from']} holds its final weights, so the "
+                  'damaged last.pt is removed and the run reads as weights only', file=sys.stderr)
+            model.eval()
+            return model, ck
+        if fresh:
+            print(f"warning: {damage}; resuming from {ck['resumed_from']} (epoch {ck['epoch']}), the newest epoch "
+                  "checkpoint that loads. It holds the weights but not Adam's moments, so the run goes on with a fresh "
+                  'optimizer and is not bitwise the run it would have been.', file=sys.stderr)
         if fresh: torch.manual_seed(seed * 100003 + ck['epoch'])   # no optimizer or RNG state in an epoch checkpoint
         else: opt.load_state_dict(ck['optimizer']); torch.set_rng_state(ck['rng'])
         if dev.type == 'cuda' and ck.get('cuda_rng') is not None: torch.cuda.set_rng_state(ck['cuda_rng'], dev)
+    if ck['epoch'] < prof.epochs: writable_folder(d, 'run folder')   # before any training, not after the first epoch
     steps = len(train) // prof.batch_size
     acc_dtype = torch.float32 if dev.type == 'mps' else torch.float64   # MPS has no float64
     for epoch in range(ck['epoch'] + 1, prof.epochs + 1):
@@ -268,7 +310,7 @@ def check_finished(model_name: str, dataset: str, profile: str, seed: int = 0, r
     """The last checkpoint of a run that has reached its profile's last epoch; else `TrainingUnfinished`, saying to
     wait for the training or how to run it."""
     f, n = checkpoint_file(root, dataset, profile, seed, model_name), get_profile(profile).train.epochs
-    cmd = f'guessfirst train --model {model_name} --dataset {dataset} --profile {profile} --seed {seed} --runs {root}'
+    cmd = train_command(model_name, dataset, profile, seed, root)
     if not f.exists():
         raise TrainingUnfinished(f'{model_name} has no checkpoint in {f.parent}: wait for its training, or if none is '
                                  f'running, start it: {cmd}')
@@ -277,6 +319,18 @@ def check_finished(model_name: str, dataset: str, profile: str, seed: int = 0, r
         raise TrainingUnfinished(f"{model_name} is trained to epoch {ck['epoch']} of {n}: wait for its training to "
                                  f"end, or if none is running, resume it: {cmd}")
     return ck
+
+# %% ../nbs/06_train.ipynb #40641999
+def check_checkpoints(models, dataset: str, profile: str, seed: int = 0, root='runs', epochs=None) -> dict:
+    """Load the checkpoint of each of `models` that a command will read: the last (`epochs` None), or each epoch of
+    `epochs`; {(model, epoch or None): path}. The first missing or damaged one raises its error (`FileNotFoundError`,
+    `CheckpointError`), which names the file and the fix, before any work is done on the others."""
+    out = {}
+    for m in models:
+        for e in (None,) if epochs is None else epochs:
+            p = checkpoint_file(root, dataset, profile, seed, m, e)
+            load_checkpoint(p); out[(m, e)] = p
+    return out
 
 # %% ../nbs/06_train.ipynb #744ea894
 def main(argv=None, prog='guessfirst-train'):

@@ -1,24 +1,42 @@
 "Data integrity: corrupt files are caught, deleted files come back, interrupted fetches leave nothing behind."
-import hashlib, io, os, signal, subprocess, sys, time
+import hashlib, io, json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from guessfirst_nb import data
 from guessfirst_nb.data import DATASETS, DataError, fetch, load, raw_dir, verify_file
+from conftest import cli
 
 def _flip_byte(path, offset=1000):
     b = bytearray(path.read_bytes()); b[offset] ^= 0xFF; path.write_bytes(bytes(b))
 
 def test_flipped_byte_is_caught_with_a_clear_error(copy_dataset):
     root, d = copy_dataset('mnist')
-    load('mnist', 'test', root)                      # verifies and caches the verdicts
+    load('mnist', 'test', root)
     f = d / 't10k-images-idx3-ubyte'
     _flip_byte(f)
     with pytest.raises(DataError) as e: load('mnist', 'test', root)
-    msg = str(e.value)
     actual = hashlib.sha256(f.read_bytes()).hexdigest()
-    assert str(f) in msg
-    assert DATASETS['mnist']['files'][f.name] in msg and actual in msg
-    assert 'guessfirst-data fetch mnist --force' in msg
+    want = DATASETS['mnist']['files'][f.name]
+    assert str(e.value) == (f'corrupt data file {f}: its sha256 is {actual}, expected {want}; '
+                            f'fix: guessfirst-data fetch mnist --root {root} --force')
+
+def test_byte_changed_with_size_and_mtime_kept_is_caught(copy_dataset):
+    """Issue 27: a label byte changed with the file's size and modification time kept. An earlier version cached the
+    verdict by size and mtime, said '4 files verified' and loaded label 0 where the published file has 9; every read
+    is hashed now, so load and fetch refuse it, even beside a verdict that such a version cached."""
+    root, d = copy_dataset('mnist')
+    f = d / 't10k-labels-idx1-ubyte'
+    assert load('mnist', 'test', root).y[7] == 9
+    st = f.stat()
+    cached = {f.name: [st.st_size, st.st_mtime_ns, DATASETS['mnist']['files'][f.name]]}   # an earlier version's verdict
+    (d / '.verified.json').write_text(json.dumps(cached))
+    b = bytearray(f.read_bytes()); b[8 + 7] = 0; f.write_bytes(bytes(b))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (f.stat().st_size, f.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    with pytest.raises(DataError, match=f'corrupt data file {f}: its sha256 is '): load('mnist', 'test', root)
+    with pytest.raises(DataError, match=f'corrupt data file {f}'): fetch('mnist', root, verbose=False)
+    rc, out, err = cli(data.main, 'fetch', 'mnist', '--root', root)
+    assert rc == 1 and out == '' and err.count('\n') == 1 and err.startswith(f'error: corrupt data file {f}: '), err
 
 @pytest.mark.parametrize('name', ['mnist', 'fashion_mnist'])
 def test_deleted_file_is_fetched_again(copy_dataset, name):
@@ -69,6 +87,7 @@ def slow(name, scratch):
 data.fetch('mnist', sys.argv[1], sources=[('slow', slow)], verbose=False)
 '''
 
+@pytest.mark.slow
 def test_fetch_killed_with_sigkill_leaves_no_partial_file(tmp_path):
     p = subprocess.Popen([sys.executable, '-c', KILLED, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     for _ in range(5): p.stdout.readline()         # a few MB are written to the temporary file
@@ -77,22 +96,21 @@ def test_fetch_killed_with_sigkill_leaves_no_partial_file(tmp_path):
     names = [f.name for f in d.iterdir()]
     assert not [n for n in names if n in DATASETS['mnist']['files']], names   # no IDX file appeared
     fetch('mnist', tmp_path, sources=[('local', _local_source)], verbose=False)
-    assert sorted(f.name for f in d.iterdir() if not f.name.startswith('.verified')) == sorted(DATASETS['mnist']['files'])
+    assert sorted(f.name for f in d.iterdir()) == sorted(DATASETS['mnist']['files'])
     assert not list(d.parent.glob('.fetch-*'))    # the killed run's scratch folder was swept up
 
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match='valid datasets: mnist, fashion_mnist'): load('cifar10')
     with pytest.raises(ValueError, match='valid splits: train, test'): load('mnist', 'validation')
 
-def test_cli(tmp_path):
+def test_cli(tmp_path, monkeypatch):
     exe = Path(sys.executable).parent / 'guessfirst-data'
-    r = subprocess.run([exe, 'fetch', 'cifar10'], capture_output=True, text=True)
-    assert r.returncode == 1 and 'valid datasets: mnist, fashion_mnist' in r.stderr
-    r = subprocess.run([exe, 'fetch', 'mnist'], capture_output=True, text=True)
-    assert r.returncode == 0 and '4 files verified' in r.stdout
-    env = dict(os.environ, GUESSFIRST_DATA=str(tmp_path))
-    r = subprocess.run([exe, 'path'], capture_output=True, text=True, env=env)
-    assert r.stdout.strip() == str(tmp_path)
+    r = subprocess.run([exe, 'fetch', 'mnist'], capture_output=True, text=True)   # the installed console script
+    assert r.returncode == 0 and r.stdout == f"mnist: 4 files verified in {raw_dir('mnist')}\n", r.stdout + r.stderr
+    rc, out, err = cli(data.main, 'fetch', 'cifar10')
+    assert rc == 1 and err == "error: unknown dataset 'cifar10'; valid datasets: mnist, fashion_mnist\n"
+    monkeypatch.setenv('GUESSFIRST_DATA', str(tmp_path))
+    assert cli(data.main, 'path') == (0, f'{tmp_path}\n', '')
 
 def test_not_an_idx_file(tmp_path):
     f = tmp_path / 'x'; f.write_bytes(b'PK\x03\x04 not idx')
