@@ -116,7 +116,8 @@ def outputs(job: Job) -> list[Path]:
         p = audit_path(job.out, job.dataset, job.profile, s)
         return [p, p.with_suffix('.md')]
     b = stability_path(job.out, job.dataset, job.profile, s); stem = b.name.replace('_stability.json', '')
-    return [b, b.with_suffix('.md')] + [b.with_name(f'{stem}_{f}.png') for f in ('epochs', 'substitutes', 'seeds')]
+    return [b, b.with_suffix('.md')] + [b.with_name(f'{stem}_{f}.png')
+                                        for f in ('epochs', 'masking', 'substitutes', 'seeds')]
 
 # %% ../nbs/11_grid.ipynb #e416fbab
 def is_done(job: Job) -> bool:

@@ -1,0 +1,206 @@
+"""The forensics (notebook 13): that each variant's settings reach the attack its name describes, on constructed models
+with every attack replaced by a stand-in that records what it is given; and a small real run, killed after its
+white-box units, that resumes from its partial file and recomputes nothing (slow)."""
+import inspect, json, shutil
+from dataclasses import asdict, replace
+from pathlib import Path
+from types import SimpleNamespace
+import foolbox as fb
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+import guessfirst_nb.attacks as A
+import guessfirst_nb.forensics as FO
+from guessfirst_nb.profiles import PROFILES, AttackConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# --- each variant's settings reach the attack it names ---------------------------------------------------------------
+N, MORE = 100, 45    # images; a stand-in's answer breaks `code` images at eps 0.15 and `code + MORE` at 0.3
+SEED = 3             # the forensics seed: not the configuration's, so that a variant passing the wrong one shows
+CFG = AttackConfig(n_test=N, fgsm_eps=(0.05, 0.15, 0.2, 0.3, 0.5), pgd_eps=(0.1, 0.15, 0.3), pgd_steps=7,
+                   pgd_rel_stepsize=0.05, cw_steps=11, cw_binary_search_steps=3, cw_stepsize=0.07, cw_initial_const=0.5)
+Y = torch.arange(N) % 10
+X = torch.zeros(N, 1, 28, 28); X[:, 0, 0, 1] = Y / 10
+# the attacks themselves, kept before the tests replace them
+REAL = dict(fgsm_search=FO.fgsm_search, pgd_bisect=FO.pgd_bisect, fb2_pgd_white=FO.fb2_pgd_white,
+            fixed_eps_advs=FO.fixed_eps_advs, cw_advs=A.cw_advs, CW=fb.attacks.L2CarliniWagnerAttack.__init__)
+
+
+class Marked(nn.Module):
+    """A classifier with known answers: it reads the label off pixel (0, 1) (label / 10) and answers the next class
+    once pixel (0, 0) carries a mark (> 0.05). `tag` names it in the records."""
+    def __init__(self, tag): super().__init__(); self.tag = tag; self.w = nn.Parameter(torch.ones(()))
+    def forward(self, x):
+        c = (x[:, 0, 0, 1] * 10).round().long() + (x[:, 0, 0, 0] > 0.05).long()
+        return F.one_hot(c % 10, 10).to(x.dtype) * self.w
+
+
+def marked(k):
+    "The images with a mark of 0.1 (l-inf and l2 size 0.1) on the first k: they fool every `Marked` model."
+    a = X.clone(); a[:k, 0, 0, 0] = 0.1; return a
+
+
+def label(m) -> str:
+    "What a model given to an attack is: a constructed model's tag, or an output layer over one."
+    if isinstance(m, FO.OutputLayer): return f'{label(m.model)} through {m.act}'
+    return getattr(m, 'tag', type(m).__name__)
+
+
+def settings(fn, *a, **k) -> tuple:
+    """The call of `fn` as a hashable record: every argument (defaults included) but the images, models by `label`, a
+    generator by its seed, a configuration by its fields."""
+    b = inspect.signature(fn).bind(*a, **k); b.apply_defaults()
+    out = [fn.__name__]
+    for name, v in b.arguments.items():
+        if name in ('x', 'y'):
+            assert torch.equal(v, X if name == 'x' else Y), f'{fn.__name__} was given other images'
+            continue
+        if name in ('self', 'batch_size'): continue
+        if isinstance(v, nn.Module): v = label(v)
+        elif isinstance(v, torch.Generator): v = ('seed', v.initial_seed())
+        elif isinstance(v, AttackConfig): v = tuple(sorted(asdict(v).items()))
+        elif isinstance(v, list): v = tuple(v)
+        out.append((name, v))
+    return tuple(out)
+
+
+@pytest.fixture
+def codes(monkeypatch):
+    """Every attack the variants call, replaced by a stand-in that records its settings and answers with counts unique
+    to them: {settings: code}, the code of a call breaking `code` images at 0.15 and `code + MORE` at 0.3."""
+    codes = {}
+    def code(key):
+        c = codes.setdefault(key, len(codes) + 1); assert c + MORE < N; return c
+    def size(c):
+        s = torch.full((N,), float('inf')); s[:c] = 0.15; s[c:c + MORE] = 0.3; return s
+    def search(name):   # fgsm_search, pgd_bisect: (examples, their sizes)
+        def f(*a, **k): c = code(settings(REAL[name], *a, **k)); return marked(c + MORE), size(c)
+        f.__name__ = name; return f
+    def fb2_pgd_white(*a, **k):
+        c = code(settings(REAL['fb2_pgd_white'], *a, **k))
+        return {0.15: (torch.arange(N) < c).numpy(), 0.3: (torch.arange(N) < c + MORE).numpy()}
+    def fixed_eps_advs(*a, **k):
+        key = settings(REAL['fixed_eps_advs'], *a, **k); c, eps = code(key), dict(key[1:])['eps']
+        return torch.stack([marked(c + MORE) if e >= 0.3 - 1e-9 else marked(c) if e >= 0.15 - 1e-9 else X for e in eps])
+    def cw_advs(*a, **k):
+        c = code(settings(REAL['cw_advs'], *a, **k))
+        d = torch.full((N,), float('inf')); d[:c] = 1.0; return marked(c), d
+    class CW:
+        def __init__(self, *a, **k): self.init = tuple(sorted(settings(REAL['CW'], self, *a, **k)[1:]))
+        def __call__(self, fm, x, y, epsilons):
+            assert torch.equal(x, X) and torch.equal(y, Y)
+            c = code(('CW', *self.init, ('model', label(fm.model)), ('bounds', tuple(fm.bounds)),
+                      ('epsilons', tuple(epsilons))))
+            return None, [marked(c)], None
+    for f in (search('fgsm_search'), search('pgd_bisect'), fb2_pgd_white, fixed_eps_advs):
+        monkeypatch.setattr(FO, f.__name__, f)
+    monkeypatch.setattr(A, 'cw_advs', cw_advs)   # white_variants imports it from guessfirst_nb.attacks when it runs
+    monkeypatch.setattr(fb.attacks, 'L2CarliniWagnerAttack', CW)
+    monkeypatch.setattr(fb, 'PyTorchModel', lambda model, bounds, device=None: SimpleNamespace(model=model,
+                                                                                                  bounds=bounds))
+    return codes
+
+
+def key(fn, **kw):
+    "The record of a call of `fn` as a variant's definition says it is made (models by their labels)."
+    return settings(fn, x=X, y=Y, **kw)
+
+
+def counts(codes, k, eps):
+    "The counts a variant reports at eps for the attack call `k`, if the call was made."
+    assert k in codes, f'no call with the settings {k}; calls made: {list(codes)}'
+    broken = codes[k] + (MORE if eps == 0.3 else 0)
+    return dict(correct=N - broken, n=N)
+
+
+# the definitions of the text: foolbox 2.x's searches (steps of 0.001 up to 0.3, what the cells need; PGD from 0.3,
+# x1.5 and 20 bisections, 40 steps of eps/30 from a random start) seeded by the forensics seed
+SEEDED = ('seed', SEED)
+FGSM_SEARCH = lambda model: key(REAL['fgsm_search'], model=model, eps_max=0.3, grid=1000)
+PGD_SEARCH = lambda model: key(REAL['pgd_bisect'], model=model, eps0=0.3, k=20, steps=40, rel_stepsize=0.01 / 0.3,
+                               random_start=True, generator=SEEDED)
+FB2_PGD_WHITE = lambda model: key(REAL['fb2_pgd_white'], model=model, generator=SEEDED)
+OURS = lambda atk, model, eps: key(REAL['fixed_eps_advs'], attack=atk, model=model, eps=eps,
+                                   cfg=replace(CFG, seed=SEED))
+
+
+# the output activations of Appendix F and Section 2.2: softmax for the classifiers, sigmoid for JS, none for DV
+ACT = {'CNN': 'softmax', 'C-DV': None, 'C-JS': 'sigmoid', 'C-DV-IE': None, 'C-JS-IE': 'sigmoid', 'Alemi': 'softmax'}
+
+
+@pytest.mark.parametrize('name', list(ACT))
+def test_white_variants_attack_what_their_names_say(codes, name):
+    model = Marked(f'target {name}')
+    out = FO.white_variants(name, model, X, Y, CFG, seed=SEED)
+    lay = f'target {name} through {ACT[name]}'
+    want = {'foolbox 2 search': {**{f'FGSM/white {e:g}': (FGSM_SEARCH(f'target {name}'), e) for e in (0.15, 0.3)},
+                                 **{f'PGD/white {e:g}': (FB2_PGD_WHITE(f'target {name}'), e) for e in (0.15, 0.3)}}}
+    if ACT[name]:   # the variants on the output layer, where the model has one
+        want['output layer + foolbox 2 search'] = {
+            **{f'FGSM/white {e:g}': (FGSM_SEARCH(lay), e) for e in (0.15, 0.3)},
+            **{f'PGD/white {e:g}': (FB2_PGD_WHITE(lay), e) for e in (0.15, 0.3)}}
+        want['output layer'] = {**{f'{a}/white {e:g}': (OURS(a, lay, (0.15, 0.3)), e)
+                                   for a in ('FGSM', 'PGD') for e in (0.15, 0.3)},
+                                'CW/white 2': (key(REAL['cw_advs'], model=lay, cfg=CFG), 0.15)}
+    assert {v: sorted(c) for v, c in out.items()} == {v: sorted(c) for v, c in want.items()}
+    for v, cells in want.items():
+        for cell, (k, e) in cells.items(): assert out[v][cell] == counts(codes, k, e), (v, cell)
+
+
+def test_transfer_variants_attack_what_their_names_say(codes):
+    targets = {m: Marked(f'target {m}') for m in ('CNN', 'C-JS')}
+    subs = {'': Marked('LeNet5 200 epochs'), 'substitute 10 epochs': Marked('LeNet5 10 epochs')}
+    out = FO.black_variants(targets, subs, X, Y, CFG, seed=SEED)
+    want = {}
+    for stag, sub in [('', 'LeNet5 200 epochs'), ('substitute 10 epochs', 'LeNet5 10 epochs')]:
+        for otag, s in [('', sub), ('substitute output layer', f'{sub} through softmax')]:
+            for sem in ('', 'foolbox 2 search'):
+                v = ' + '.join(t for t in [stag, otag, sem] if t)
+                if not v: continue   # the reproduction's own attacks, read from its results
+                want[v] = {f'{a}/black {e:g}': (
+                    (FGSM_SEARCH(s) if a == 'FGSM' else PGD_SEARCH(s)) if sem
+                    else OURS(a, s, CFG.fgsm_eps if a == 'FGSM' else CFG.pgd_eps), e)
+                    for a in ('FGSM', 'PGD') for e in (0.15, 0.3)}
+        for k in FO.KAPPAS:   # C&W of confidence k on the substitute itself, the reproduction's C&W settings, l2 <= 2
+            cw = ('CW', *sorted(dict(binary_search_steps=CFG.cw_binary_search_steps, steps=CFG.cw_steps,
+                                     stepsize=CFG.cw_stepsize, confidence=k, initial_const=CFG.cw_initial_const,
+                                     abort_early=True).items()),
+                  ('model', sub), ('bounds', (0, 1)), ('epsilons', (2.0,)))
+            want[' + '.join(t for t in [stag, f'C&W kappa {k}'] if t)] = {'CW/black 2': (cw, 0.15)}
+    assert sorted(out) == sorted(want)
+    for v, cells in want.items():
+        assert sorted(out[v]) == sorted(cells), v
+        for cell, (k, e) in cells.items():
+            assert out[v][cell] == {m: counts(codes, k, e) for m in targets}, (v, cell)
+
+
+# --- a small real run, killed and resumed ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_partial_file_and_recomputes_nothing(tmp_path, monkeypatch):
+    """Two models, 40 images, the published weights: killed after its white-box units, the run resumes from its
+    partial file and computes only the transfer variants."""
+    (tmp_path / 'paper').mkdir()
+    shutil.copy(ROOT / 'results/paper/mnist.json', tmp_path / 'paper' / 'mnist.json')
+    cfg_small = AttackConfig(n_test=40, cw_steps=10, cw_binary_search_steps=1)
+    monkeypatch.setitem(PROFILES, 'paper', replace(PROFILES['paper'], attack=cfg_small))
+    calls = []
+    def boom(*a, **k): raise RuntimeError('killed')
+    with monkeypatch.context() as m:
+        m.setattr(FO, 'black_variants', boom)
+        with pytest.raises(RuntimeError, match='killed'):
+            FO.forensics('mnist', 'paper', out=tmp_path, models=['C-JS', 'CNN'], log=calls.append)
+    assert len(calls) == 2   # both white-box units done and saved before the interruption
+    part = FO.forensics_path(tmp_path, 'mnist', 'paper').with_suffix('.partial.json')
+    assert json.loads(part.read_text())['done'] == {'white C-JS': True, 'white CNN': True}
+    res = FO.forensics('mnist', 'paper', out=tmp_path, models=['C-JS', 'CNN'], log=calls.append)
+    # resumed: only the transfer variants ran
+    assert len(calls) == 3 and calls[2].startswith('mnist: transfer variants')
+    assert res['n'] == 40 and FO.forensics_path(tmp_path, 'mnist', 'paper').exists() and not part.exists()
+    assert sorted(res['variants']['output layer']['PGD/white 0.15']) == ['C-JS', 'CNN']
+    assert 'C&W kappa 40' in res['variants'] and 'substitute 10 epochs + C&W kappa 0' in res['variants']
+    for v in res['variants'].values():
+        for c in v.values():
+            for cnt in c.values(): assert cnt['n'] == 40
+    assert FO.forensics_markdown(res).startswith('| cell | model | paper |')
