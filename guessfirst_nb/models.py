@@ -130,6 +130,7 @@ def check_targets(models):
     models = [ALIASES.get(m, m) for m in models]
     if unknown := [m for m in models if m not in TARGETS]:
         raise ValueError(f'unknown models {unknown}: choose among {TARGETS}')
+    if len(set(models)) < len(models): raise ValueError(f'models named twice: {models} (VIB is Alemi)')
     return models
 
 # %% ../nbs/05_models.ipynb #166c006f

@@ -137,7 +137,7 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     on their finished checkpoints, and return None (or the existing results, unless `force`); processes given
     disjoint lists share the attacks, and a run without `models` takes theirs, does the rest and writes the results."""
     check_dataset(dataset); prof = get_profile(profile); cfg = prof.attack
-    check_targets(models)
+    models = check_targets(models)   # VIB: Alemi
     if models is not None and redo: raise ValueError('models and redo do not go together: redo recomputes every model')
     path = results_path(out, dataset, profile, seed)
     if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log, device)
@@ -319,11 +319,12 @@ def png_bytes(fig, dpi: int = 80, colors: int = 64) -> bytes:
     out = io.BytesIO(); im.save(out, format='png', optimize=True)
     return out.getvalue()
 
-def show_figure(fig, dpi: int = 80):
-    "Display a figure inline as a small PNG (`png_bytes`) and close it, so it is shown once."
+def show_figure(fig, dpi: int = 80, colors: int = 64):
+    "Display a figure inline as a small PNG (`png_bytes`; 256 `colors` for continuous colour scales) and close it."
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
-    display(Image(png_bytes(fig, dpi))); plt.close(fig)
+    try: display(Image(png_bytes(fig, dpi, colors)))
+    finally: plt.close(fig)
 
 # %% ../nbs/08_reproduce.ipynb #c0ddb506
 def main(argv=None, prog='guessfirst-reproduce'):
@@ -389,7 +390,8 @@ def masking_markdown(doc: dict) -> str:
 # %% ../nbs/08_reproduce.ipynb #c0da321f
 def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
     """Ours minus the paper (points) for every cell of the paper's table, one heatmap per panel: `panels` maps a title to
-    the results documents of one training length (their seeds, averaged). Returns the figure."""
+    the results documents of one training length (their seeds, averaged; the dot marks a cell whose paper value lies
+    inside the first document's 95% interval). Returns the figure."""
     import matplotlib.pyplot as plt, seaborn as sns
     paper = paper_table() if paper is None else paper
     ds = {d['dataset'] for docs in panels.values() for d in docs}
@@ -409,14 +411,14 @@ def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
         sns.heatmap(diff, ax=ax, cmap='RdBu', vmin=-vmax, vmax=vmax, center=0, annot=True, fmt='+.0f',
                     annot_kws=dict(fontsize=7), xticklabels=TARGETS, yticklabels=labels, cbar=ax is axs[0, -1],
                     cbar_kws=dict(label='ours minus paper (points)'))
-        for i, j in zip(*np.nonzero(inside)): ax.plot(j + 0.85, i + 0.2, 'k.', ms=4)
+        for i, j in zip(*np.nonzero(inside)): ax.plot(j + 0.86, i + 0.3, 'k.', ms=4)
         n = docs[0]['results'][TARGETS[0]]['FGSM/white']['n']
         ax.set_title(f"{title} ({len(docs)} seed{'s' if len(docs) > 1 else ''}, n={n})", fontsize=10)
         ax.tick_params(axis='x', rotation=45, labelsize=8); ax.tick_params(axis='y', labelsize=8)
         if ax is not axs[0, 0]: ax.set_yticklabels([])
-    fig.suptitle(f"{ds}: our accuracy minus the paper's, per cell, under the paper's attacks (dot: the paper's value "
-                 "inside the 95% interval of our first seed)", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(f"{ds}: our accuracy minus the paper's, per cell, under the paper's attacks\n(colour: the mean over "
+                 "seeds; dot: the paper's value inside the 95% interval of the first seed)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 # %% ../nbs/08_reproduce.ipynb #fe2278a9

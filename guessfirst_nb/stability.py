@@ -116,7 +116,7 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     now, on finished runs (processes given disjoint lists share the work); the study is written, and returned, once
     every target is measured, else None."""
     check_dataset(dataset); prof = get_profile(profile)
-    check_targets(models)   # models=[]: measure nothing, write the study if done
+    models = check_targets(models)   # models=[]: measure nothing, write the study if done; VIB: Alemi
     cfg = prof.stability if cfg is None else cfg
     acfg = prof.attack
     path = stability_path(out, dataset, profile, seed)

@@ -203,6 +203,8 @@ def test_models_refuses_what_it_cannot_do(smoke):
     rc, o, e = cli('--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'runs'), '--out', str(tmp / 'vib'),
                    '--models', 'VIB')   # the paper's Alemi by its other name
     assert rc == 0 and o.startswith('mnist: white-box attacks of Alemi saved in ')
+    assert R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'vib-api', models=['VIB'], log=quiet) is None
+    assert [p.stem for p in (tmp / 'vib-api' / 'smoke' / 'mnist.partial').glob('*.json')] == ['Alemi']   # the API too
     assert cli('--dataset', 'mnist', '--models', 'VGG') == (2, '', f"error: unknown models ['VGG']: choose among {TARGETS}\n")
     assert cli('--dataset', 'mnist', '--models', 'CNN', '--redo', 'CW') == (
         2, '', 'error: --models and --redo do not go together: --redo recomputes every model\n')

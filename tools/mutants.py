@@ -426,6 +426,9 @@ def run_mutant(m: Mutant, b: Path, a, clean_digest: str) -> dict:
         for what, check in checks:
             rc, out, s = check()
             ran.append(f'{Path(what).stem} {s:.0f}s')
+            if what.endswith('.py') and rc not in (0, 1, 124):   # pytest: 1 is a failed test; 2-5 mean it did not test
+                rec.update(status='invalid', detail=f'pytest {what} exited {rc} without testing: {failure_line(out)}')
+                break
             if rc:
                 first = rec['status'] != 'killed'
                 rec.update(status='killed', by=(rec['by'] + ',' if rec['by'] else '') + Path(what).stem,
