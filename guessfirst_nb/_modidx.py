@@ -236,7 +236,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                                                                           'guessfirst_nb/forensics.py'),
                                          'guessfirst_nb.forensics._count': ('forensics.html#_count', 'guessfirst_nb/forensics.py'),
                                          'guessfirst_nb.forensics._grad_sign': ('forensics.html#_grad_sign', 'guessfirst_nb/forensics.py'),
-                                         'guessfirst_nb.forensics._ours': ('forensics.html#_ours', 'guessfirst_nb/forensics.py'),
                                          'guessfirst_nb.forensics._transfer': ('forensics.html#_transfer', 'guessfirst_nb/forensics.py'),
                                          'guessfirst_nb.forensics.black_variants': ( 'forensics.html#black_variants',
                                                                                      'guessfirst_nb/forensics.py'),

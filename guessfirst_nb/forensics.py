@@ -16,7 +16,7 @@ from .data import load, check_dataset, atomic_write_text, Command
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, get_profile
 from .attacks import device_of, predict, fixed_eps_advs, check_advs, broken_fixed, _batches
-from .reproduce import TABLE_ROWS, paper_table, wilson, environment, results_path, markdown_table
+from .reproduce import TABLE_ROWS, paper_table, wilson, _acc, environment, results_path, markdown_table
 from .pretrained import load_pretrained
 
 # %% auto #0
@@ -220,11 +220,6 @@ def black_variants(targets: dict, subs: dict, x, y, cfg: AttackConfig, seed: int
     return out
 
 # %% ../nbs/13_forensics.ipynb #bd4b0963
-def _ours(doc, m, atk, mode, eps):
-    r = doc['results'][m]
-    if atk == 'clean': return r['clean'], r['FGSM/white']['n']
-    e = r[f'{atk}/{mode}']; return e['acc'][e['eps'].index(eps)], e['n']
-
 def forensics_rows(doc: dict, variants: dict, paper: dict | None = None) -> list[dict]:
     "One row per discrepant cell of `doc` (a reproduction): the paper, ours, and the closest variant with its interval."
     paper = paper_table() if paper is None else paper
@@ -233,7 +228,7 @@ def forensics_rows(doc: dict, variants: dict, paper: dict | None = None) -> list
         for m in TARGETS:
             pv = paper.get((doc['dataset'], atk, mode, eps), {}).get(m)
             if pv is None: continue
-            acc, n = _ours(doc, m, atk, mode, eps)
+            acc, n = _acc(doc, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)
             lo, hi = wilson(round(acc * n), n)
             if lo <= pv / 100 <= hi: continue
             cands = []

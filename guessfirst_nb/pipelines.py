@@ -10,7 +10,7 @@ import numpy as np
 from scipy.stats import kendalltau
 from .data import atomic_write_text
 from .models import TARGETS
-from .reproduce import TABLE_ROWS, paper_table, wilson, results_path
+from .reproduce import TABLE_ROWS, paper_table, wilson, results_path, _acc
 from .forensics import OUTPUT_LAYER, cell_key
 
 # %% auto #0
@@ -52,9 +52,7 @@ def table_cells(repro: dict, paper: dict | None = None) -> list[dict]:
         for m in TARGETS:
             pv = paper.get((repro['dataset'], atk, mode, eps), {}).get(m)
             if pv is None: continue
-            r = repro['results'][m]
-            if atk == 'clean': acc, n = r['clean'], r['FGSM/white']['n']
-            else: e = r[f'{atk}/{mode}']; acc, n = e['acc'][e['eps'].index(eps)], e['n']
+            acc, n = _acc(repro, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)
             k = round(acc * n)
             out.append(dict(cell=cell_key(atk, mode, eps), model=m, paper=pv, k=k, n=n, discrepant=not inside(pv, k, n)))
     return out
