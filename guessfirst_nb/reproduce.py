@@ -15,7 +15,7 @@ from .data import DATASETS, check_dataset, load, atomic_write_text, Command, par
 from .models import TARGETS, SUBSTITUTE, check_targets
 from .profiles import PROFILES, AttackConfig, get_profile
 from .train import (fit, training_data, checkpoint_file, load_model, check_finished, CheckpointError,
-                                 TrainingDiverged, check_checkpoints)
+                                 TrainingDiverged)
 from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l2_curve, predict
 
 # %% auto #0
@@ -157,7 +157,6 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         nets[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data, device=device)
         train_time[name] = sum(h['seconds'] for h in ck['history'])
         log(f"{dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")
-    check_checkpoints(names, dataset, profile, seed, runs)   # every file the key hashes loads, before any attack
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
     x, y = te.images(), te.y
     partial = path.with_name(path.stem + '.partial')
