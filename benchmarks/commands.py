@@ -10,6 +10,7 @@ and whether other work ran beside (the load average before each step). The data 
 (GUESSFIRST_DATA), so the data is fetched as a newcomer's is. Nothing is left behind but the JSON."""
 import argparse, json, os, platform, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
+from guessfirst_nb.data import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,8 +54,7 @@ def main(argv=None):
         if 'reproduce' in a.steps:
             steps['make reproduce'] = dict(step(['make', 'reproduce'], clone, env), commit=commit)
             disk['runs and results'] = du(clone / 'runs') + du(clone / 'results' / 'quick')
-        tmpf = out.with_name(f'.{out.name}.tmp')
-        tmpf.write_text(json.dumps(doc, indent=1) + '\n'); os.replace(tmpf, out)
+        atomic_write_text(out, json.dumps(doc, indent=1) + '\n')
         print(json.dumps(doc, indent=1))
         return 0 if all(s['returncode'] == 0 for s in steps.values()) else 1
     finally: shutil.rmtree(tmp, ignore_errors=True)
