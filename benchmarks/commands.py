@@ -10,7 +10,7 @@ and whether other work ran beside (the load average before each step). The data 
 (GUESSFIRST_DATA), so the data is fetched as a newcomer's is. Nothing is left behind but the JSON."""
 import argparse, json, os, platform, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
-from guessfirst_nb.data import atomic_write_text
+from guessfirst_nb.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,10 +22,12 @@ from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import measure, time_inference
-from guessfirst_nb.data import get_device, atomic_write_text, DataError
+from guessfirst_nb.data import get_device, DataError
+from guessfirst_nb.run import Run
+from guessfirst_nb.io import atomic_write_text
 from guessfirst_nb.models import MODELS, TARGETS, check_model
 from guessfirst_nb.profiles import get_profile
-from guessfirst_nb.train import fit, training_data, run_dir, load_checkpoint
+from guessfirst_nb.train import fit, training_data, load_checkpoint
 
 HERE = Path(__file__).resolve().parent
 
@@ -76,12 +78,11 @@ def train_wall(model: str, profile: str, data, dev, deadline: float) -> dict:
         def check(epoch, step, m):
             if time.monotonic() > deadline: raise OutOfTime
         t0 = time.perf_counter(); stopped = False
-        try: _, ck = fit(model, 'mnist', profile, seed=0, root=root, progress=True, callback=check, data=data,
-                         device=dev)
+        try: _, ck = fit(Run('mnist', profile, 0, root), model, progress=True, callback=check, data=data, device=dev)
         except OutOfTime: stopped = True
         wall = time.perf_counter() - t0
         if stopped:
-            last = run_dir(root, 'mnist', profile, 0, model) / 'last.pt'
+            last = Run('mnist', profile, 0, root).model_dir(model) / 'last.pt'
             ck = load_checkpoint(last) if last.exists() else {'epoch': 0, 'history': []}
     return dict(model=model, profile=profile, epochs=prof.epochs, done=ck['epoch'], stopped=stopped, wall=wall,
                 n_train=len(data[0]), n_test=len(data[1]), history=ck['history'])
@@ -125,7 +126,7 @@ def main(argv=None):
     if a.limit <= 0: p.error('--limit must be positive')
     if dev.type == 'cuda': torch.backends.cudnn.benchmark = False   # the same kernels as `fit` uses
     reps, warmup, batches, profile = (3, 1, (500,), 'smoke') if a.quick else (50, 5, (1000, 10000), 'paper')
-    try: data = training_data('mnist', get_profile(profile).train, seed=0)   # read before any clock starts
+    try: data = training_data(Run('mnist', profile))   # read before any clock starts
     except DataError as e: print(f'error: {e}', file=sys.stderr); return 1
     name = device_name(dev)
     out = Path(a.out) / f"gpu_{slug(name)}{'_quick' if a.quick else ''}.md"

@@ -11,13 +11,17 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 import eagerpy as ep
 import foolbox as fb
-from .data import DATASETS, check_dataset, load, atomic_write_text, partial_state, Command
+from .data import DATASETS, check_dataset, load, partial_state, Command
+from .io import atomic_write_text
 from .models import TARGETS, IE_SIGMA2, CNN, Conditioned
 from .mmd import ie_regularizer
 from .profiles import PROFILES, AttackConfig, AuditConfig, TOL, TOL_ZERO, get_profile
 from .train import load_model, CheckpointError, check_checkpoints
 from .attacks import fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
-from .reproduce import wilson, environment, results_path, paper_table, markdown_table
+from .reproduce import environment, results_path, paper_table, markdown_table
+from .stats import wilson
+from .run import Run
+
 
 # %% auto #0
 __all__ = ['PGD_ATTACKS', 'CONDITIONED', 'WORST_ROWS', 'margin', 'MarginLinfPGD', 'MarginL2PGD', 'pgd', 'pgd_broken',
@@ -587,10 +591,10 @@ def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='r
     partial = path.with_name(path.stem + '.partial.json')
     state = partial_state(partial, key, dict(results={}, compression={}, seconds={}))
     results, comp, seconds = state['results'], state['compression'], state['seconds']
-    check_checkpoints([m for m in (models or TARGETS) if m not in results], dataset, profile, seed, runs)
+    check_checkpoints(Run(dataset, profile, seed, runs), [m for m in (models or TARGETS) if m not in results])
     for name in (models or TARGETS):
         if name in results: log(f'{dataset} {name}: resumed from {partial}'); continue
-        model, _ = load_model(name, dataset, profile, seed, runs, device=device)
+        model, _ = load_model(Run(dataset, profile, seed, runs), name, device=device)
         extra, black = reproduction_entries(repro['results'][name], pos)
         results[name] = r = audit_model(model, x, y, cfg, black=black, extra=extra, hsj_index=hsj,
                                         log=lambda *a: log(f'{dataset} {name}:', *a))

@@ -9,7 +9,8 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch
-from .data import load, check_dataset, atomic_write_text, partial_state, Command
+from .data import load, check_dataset, partial_state, Command
+from .io import atomic_write_text
 from .models import TARGETS
 from .train import load_model, CheckpointError, check_checkpoints
 from .attacks import device_of, _seeded
@@ -17,6 +18,7 @@ from .reproduce import results_path, table_markdown
 from .profiles import PROFILES, AuditConfig, get_profile
 from .audit import (attack_sizes, first_broken, run_checks, worst_cases,
                                  audit_path, audit_markdown, _json_safe)
+from .run import Run
 
 # %% auto #0
 __all__ = ['AUTOATTACK', 'AA_NORMS', 'TOL_EPS', 'RESTATED', 'SQUARE_EPS', 'AutoAttackConfig', 'make_attack', 'check_perturbation',
@@ -253,14 +255,14 @@ def add_autoattack(dataset: str, profile: str, seed: int = 0, runs='runs', out='
     state = partial_state(partial, dict(config=asdict(cfg), audit=audit_id), dict(entries={}, seconds={}))
     todo = [m for m in (models or list(doc['results'])) if m not in state['entries'] and
             (force or not all(f'{a}/linf' in doc['results'][m]['attacks'] for a in AUTOATTACK))]
-    check_checkpoints(todo, dataset, profile, seed, runs)   # every model it will attack loads, before any attack
+    check_checkpoints(Run(dataset, profile, seed, runs), todo)   # every model it will attack loads, before any attack
     x, y = audit_images(doc, device)
     for name in (models or list(doc['results'])):
         r = doc['results'][name]
         if not force and all(f'{a}/linf' in r['attacks'] for a in AUTOATTACK):
             log(f'{dataset} {name}: AutoAttack already in the audit'); continue
         if name not in state['entries']:
-            model, _ = load_model(name, dataset, profile, seed, runs, device=device)
+            model, _ = load_model(Run(dataset, profile, seed, runs), name, device=device)
             base = dict(r, attacks={k: v for k, v in r['attacks'].items() if v.get('config') is None})
             t0 = time.time()
             state['entries'][name] = autoattack_entries(model, x, y, base, acfg, cfg,
@@ -308,11 +310,11 @@ def add_square(dataset: str, profile: str, seed: int = 0, runs='runs', out='resu
     ac = doc['attack_config']
     te = load(dataset, 'test').subset(ac['n_test'], seed=ac['seed'])
     x, y = te.images().to(device), te.y.to(device)
-    check_checkpoints(models or TARGETS, dataset, profile, seed, runs)   # before any attack
+    check_checkpoints(Run(dataset, profile, seed, runs), models or TARGETS)   # before any attack
     for name in (models or TARGETS):
         if 'Square/query' in doc['results'][name] and not force:
             log(f'{dataset} {name}: Square already in the reproduction'); continue
-        model, _ = load_model(name, dataset, profile, seed, runs, device=device)
+        model, _ = load_model(Run(dataset, profile, seed, runs), name, device=device)
         t0 = time.time()
         doc['results'][name]['Square/query'] = square_entry(model, x, y, cfg=cfg,
                                                             log=lambda *a: log(f'{dataset} {name}:', *a))

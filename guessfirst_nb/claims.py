@@ -8,26 +8,19 @@ import json, math
 from dataclasses import dataclass
 from typing import NamedTuple
 from pathlib import Path
-from .data import atomic_write_text
+from .io import atomic_write_text, save_figure
 from .models import TARGETS, SUBSTITUTE
-from .reproduce import wilson, paper_table, save_figure
+from .reproduce import paper_table
+from .stats import wilson, newcombe
 from .results import read_table, source_kind, make_row, table_frame, NORMS
 from .profiles import get_profile
 
 # %% auto #0
 __all__ = ['VERDICTS', 'REPRODUCED', 'SIDES', 'THREATS', 'PROPOSED', 'CLAIMS', 'WHITE', 'TRANSFER', 'TRENDS', 'SCOREBOARD',
-           'SCOREBOARD_GROUPS', 'newcombe', 'verdict', 'Cell', 'Claim', 'Slice', 'Measured', 'Measurements', 'measure',
-           'compare', 'paper_effect', 'evaluate', 'standard_slices', 'evaluate_all', 'summarize', 'claim_trend',
+           'SCOREBOARD_GROUPS', 'verdict', 'Cell', 'Claim', 'Slice', 'Measured', 'Measurements', 'measure', 'compare',
+           'paper_effect', 'evaluate', 'standard_slices', 'evaluate_all', 'summarize', 'claim_trend',
            'verdicts_markdown', 'scoreboard_runs', 'scoreboard_caption', 'scoreboard', 'autoattack_seeds',
            'write_claims']
-
-# %% ../nbs/15_claims.ipynb #4cbcdc56
-def newcombe(ka: int, na: int, kb: int, nb: int) -> tuple[float, float, float]:
-    "(d, low, high): the difference of proportions ka/na - kb/nb and its 95% Newcombe hybrid score interval."
-    pa, pb = ka / na, kb / nb
-    (la, ua), (lb, ub) = wilson(ka, na), wilson(kb, nb)
-    d = pa - pb
-    return d, d - math.hypot(pa - la, ub - pb), d + math.hypot(ua - pa, pb - lb)
 
 # %% ../nbs/15_claims.ipynb #1c2ca10a
 VERDICTS = {   # the one vocabulary, from the strongest finding for the claim to the strongest against it

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
+from .io import sha256_file, atomic_write_text, atomic_write
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DEVICES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'sha256_file',
-           'atomic_write_text', 'partial_state', 'verify_file', 'fetch', 'read_idx', 'ImageSet', 'load', 'check_device',
-           'get_device', 'add_device_args', 'set_deterministic', 'device_from_args', 'FolderError', 'writable_folder',
-           'Command', 'main']
+__all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DEVICES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'partial_state',
+           'verify_file', 'fetch', 'read_idx', 'ImageSet', 'load', 'check_device', 'get_device', 'add_device_args',
+           'set_deterministic', 'device_from_args', 'FolderError', 'writable_folder', 'Command', 'main']
 
 # %% ../nbs/00_data.ipynb #2439cc2a
 DATASETS = {
@@ -60,25 +60,6 @@ def raw_dir(name: str, root=None) -> Path:
     "Where the uncompressed IDX files of dataset `name` live (torchvision's layout)."
     return data_dir(root) / DATASETS[check_dataset(name)]['folder'] / 'raw'
 
-# %% ../nbs/00_data.ipynb #f707b6a4
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    "SHA-256 of a file, read in chunks."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while b := f.read(chunk): h.update(b)
-    return h.hexdigest()
-
-# %% ../nbs/00_data.ipynb #2b016cad
-def atomic_write_text(path, text: str):
-    "Write `text` to `path` through a temporary file in the same folder and an atomic rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-
 # %% ../nbs/00_data.ipynb #fa3a50ec
 def partial_state(path, key: dict, fresh: dict) -> dict:
     "The progress a killed run left in `path` if it was made under `key` (compared as JSON), else `fresh` with `key`."
@@ -110,22 +91,16 @@ def verify_file(path, expected: str, name: str = 'mnist') -> Path:
 
 # %% ../nbs/00_data.ipynb #276dc24c
 def _install_stream(src, dest: Path, expected: str, name: str) -> Path:
-    "Copy the binary stream `src` to `dest` atomically, refusing it unless its SHA-256 is `expected`."
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.part')
-    try:
+    "Copy the binary stream `src` to `dest` atomically (`io.atomic_write`), refusing it unless its SHA-256 is `expected`."
+    def write(tmp: Path):
         h = hashlib.sha256()
-        with os.fdopen(fd, 'wb') as f:
+        with open(tmp, 'wb') as f:
             while b := src.read(1 << 20): h.update(b); f.write(b)
-            f.flush(); os.fsync(f.fileno())
         if h.hexdigest() != expected:
             raise DataError(f"fetched {dest.name} for {name} has sha256 {h.hexdigest()}, expected {expected}; "
                             "the source is not the published file. Try another source, or place the file in "
                             f"{dest.parent} by hand.")
-        os.replace(tmp, dest)
-        return dest
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    return atomic_write(dest, write)
 
 def _run(cmd, cwd):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
@@ -178,7 +153,7 @@ def fetch(name: str, root=None, force: bool = False, sources=None, verbose: bool
     files, d = DATASETS[check_dataset(name)]['files'], raw_dir(name, root)
     d.mkdir(parents=True, exist_ok=True)
     for stale in d.parent.glob('.fetch-*'): shutil.rmtree(stale, ignore_errors=True)   # left by a killed fetch
-    for stale in d.glob('.*.part'): stale.unlink(missing_ok=True)
+    for stale in [*d.glob('.*.part'), *d.glob('.*.tmp')]: stale.unlink(missing_ok=True)   # a killed copy's
     (d / '.verified.json').unlink(missing_ok=True)   # the verdicts an earlier version cached, no longer read
     if force:
         for f in files: (d / f).unlink(missing_ok=True)

@@ -12,11 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 import foolbox as fb
-from .data import load, check_dataset, atomic_write_text, Command
+from .data import load, check_dataset, Command
+from .io import atomic_write_text
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, get_profile
 from .attacks import device_of, predict, fixed_eps_advs, check_advs, broken_fixed, _batches
-from .reproduce import TABLE_ROWS, paper_table, wilson, _acc, environment, results_path, markdown_table
+from .reproduce import TABLE_ROWS, paper_table, _acc, environment, results_path, markdown_table
+from .stats import wilson
 from .pretrained import load_pretrained
 
 # %% auto #0

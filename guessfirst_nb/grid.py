@@ -8,13 +8,15 @@ import argparse, importlib, json, os, re, shlex, shutil, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import submitit
-from .data import DATASETS, check_dataset, atomic_write_text, Command
+from .data import DATASETS, check_dataset, Command
+from .io import atomic_write_text
 from .models import MODELS, check_model
 from .profiles import PROFILES, get_profile
-from .train import get_device, run_dir, load_checkpoint, CheckpointError
+from .train import get_device, load_checkpoint, CheckpointError
 from .reproduce import results_path
 from .audit import audit_path
 from .stability import stability_path
+from .run import Run
 
 # %% auto #0
 __all__ = ['KINDS', 'COMMANDS', 'RESERVED_SBATCH', 'LOCAL_TIMEOUT_MIN', 'SLURM_ACTIVE', 'Job', 'plan', 'outputs', 'is_done',
@@ -107,7 +109,7 @@ def outputs(job: Job) -> list[Path]:
     "The files the job's command writes (for training: the run's last epoch checkpoint and `last.pt`)."
     s = job.seeds[0]
     if job.kind == 'train':
-        d = run_dir(job.runs, job.dataset, job.profile, s, job.model)
+        d = Run(job.dataset, job.profile, s, job.runs).model_dir(job.model)
         return [d / f'epoch{get_profile(job.profile).train.epochs:03d}.pt', d / 'last.pt']
     if job.kind == 'reproduce':
         b = results_path(job.out, job.dataset, job.profile, s)

@@ -8,9 +8,10 @@ import functools, itertools, json, math, re
 from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau
-from .data import atomic_write_text
+from .io import atomic_write_text
 from .models import TARGETS
-from .reproduce import TABLE_ROWS, paper_table, wilson, results_path, _acc
+from .reproduce import TABLE_ROWS, paper_table, results_path, _acc
+from .stats import wilson
 from .forensics import OUTPUT_LAYER, cell_key
 
 # %% auto #0

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json, os, urllib.request
 from importlib import resources
 from pathlib import Path
-from .data import (DATASETS, check_dataset, data_dir, sha256_file, atomic_write_text, DataError,
-                                _install_stream)
+from .data import DATASETS, check_dataset, data_dir, DataError, _install_stream
+from .io import sha256_file, atomic_write_text
 from .models import MODELS, check_model, make_model
 from .profiles import PROFILES, get_profile
-from .train import get_device, run_dir, epoch_files, load_checkpoint
+from .train import get_device, load_checkpoint
+from .run import epoch_files
+from .run import Run
 
 # %% auto #0
 __all__ = ['PUBLISHED', 'WEIGHTS_ENV', 'URL_ENV', 'weight_name', 'manifest_path', 'read_manifest', 'publish', 'PretrainedError',
@@ -45,7 +47,7 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
     files = read_manifest(path)['files'] if path.exists() else {}
     for dataset, profile, seed in published:
         for model in models:
-            d, epochs = run_dir(runs, dataset, profile, seed, model), get_profile(profile).train.epochs
+            d, epochs = Run(dataset, profile, seed, runs).model_dir(model), get_profile(profile).train.epochs
             src = epoch_files(d).get(epochs)
             if src is None:
                 raise FileNotFoundError(f'{d} has no epoch{epochs:03d}.pt: train it to the end first '

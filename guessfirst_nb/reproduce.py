@@ -11,18 +11,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from . import __version__
-from .data import DATASETS, check_dataset, load, atomic_write_text, Command, partial_state, sha256_file
+from .data import DATASETS, check_dataset, load, Command, partial_state
+from .io import atomic_write_text, sha256_file, save_figure
+from .stats import wilson
 from .models import TARGETS, SUBSTITUTE, check_targets
 from .profiles import PROFILES, AttackConfig, get_profile
-from .train import (fit, training_data, checkpoint_file, load_model, check_finished, CheckpointError,
+from .train import (fit, training_data, load_model, check_finished, CheckpointError,
                                  TrainingDiverged)
 from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l2_curve, predict
+from .run import Run
 
 # %% auto #0
-__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'TABLE_RULE', 'PALETTE', 'paper_table', 'wilson', 'environment', 'to_json', 'results_path',
+__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'TABLE_RULE', 'PALETTE', 'paper_table', 'environment', 'to_json', 'results_path',
            'attack_all', 'reproduce', 'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3',
-           'save_figure', 'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown', 'paper_heatmap',
-           'heatmap_panels', 'write_paper_heatmaps']
+           'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown', 'paper_heatmap', 'heatmap_panels',
+           'write_paper_heatmaps']
 
 # %% ../nbs/08_reproduce.ipynb #3a964b39
 TABLE_ROWS = [('clean', '', 0.0),
@@ -42,15 +45,6 @@ def paper_table() -> dict:
     for r in csv.DictReader(text.splitlines()):
         out[(r['dataset'], r['attack'], r['mode'], float(r['epsilon']))] = {m: float(r[m]) for m in TARGETS}
     return out
-
-# %% ../nbs/08_reproduce.ipynb #d26b0d7e
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    "95% Wilson score interval of a binomial proportion k/n."
-    if n <= 0: raise ValueError('n must be positive')
-    p = k / n; d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d; h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    # exact at the ends: in floats c - h is 2e-19, not 0, at k = 0 (and a paper value of 0.0 would fall outside)
-    return 0.0 if k == 0 else max(0.0, c - h), 1.0 if k == n else min(1.0, c + h)
 
 # %% ../nbs/08_reproduce.ipynb #9b745054
 def _git_commit():
@@ -149,19 +143,19 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         log(f'results exist: {path} (use --force to recompute)'); return doc
     t_start = time.time()
     names, nets, train_time = list(models) if models is not None else TARGETS + [SUBSTITUTE], {}, {}
-    data = None if models is not None else training_data(dataset, prof.train, seed)
+    data = None if models is not None else training_data(Run(dataset, profile, seed, runs))
     for name in names:
         if models is not None:   # only load: another process may still be training the others
-            check_finished(name, dataset, profile, seed, runs)
-            nets[name], _ = load_model(name, dataset, profile, seed, runs, device=device); continue
-        nets[name], ck = fit(name, dataset, profile, seed, runs, progress=progress, data=data, device=device)
+            check_finished(Run(dataset, profile, seed, runs), name)
+            nets[name], _ = load_model(Run(dataset, profile, seed, runs), name, device=device); continue
+        nets[name], ck = fit(Run(dataset, profile, seed, runs), name, progress=progress, data=data, device=device)
         train_time[name] = sum(h['seconds'] for h in ck['history'])
         log(f"{dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
     x, y = te.images(), te.y
     partial = path.with_name(path.stem + '.partial')
     key = dict(attack_config=asdict(cfg), n=len(y), checkpoints={
-        m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in names})
+        m: sha256_file(Run(dataset, profile, seed, runs).checkpoint(m)) for m in names})
     if models is not None: return attack_all(nets, x, y, cfg, partial, key, log, only=names)
     results, attack_seconds, resumed = attack_all(nets, x, y, cfg, partial, key, log)
     doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=prof.train_record(),
@@ -180,10 +174,10 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
 # %% ../nbs/08_reproduce.ipynb #af1eeed9
 def training_histories(dataset: str, profile: str, seed: int = 0, runs='runs') -> dict:
     "Per-epoch training metrics of every model of a run, read from the checkpoints (models not trained are left out)."
-    from guessfirst_nb.train import run_dir, load_checkpoint
+    from guessfirst_nb.train import load_checkpoint
     out = {}
     for name in TARGETS + [SUBSTITUTE]:
-        d = run_dir(runs, dataset, profile, seed, name)
+        d = Run(dataset, profile, seed, runs).model_dir(name)
         # a run brought back as weights
         p = d / 'last.pt' if (d / 'last.pt').exists() else d / f'epoch{get_profile(profile).train.epochs:03d}.pt'
         if p.exists(): out[name] = load_checkpoint(p)['history']
@@ -197,7 +191,7 @@ def _redo(path, redo, dataset, profile, seed, runs, cfg, log, device='cpu'):
     bad = set(redo) - {'FGSM', 'PGD', 'CW'}
     if bad: raise ValueError(f"unknown attacks {sorted(bad)}; valid: FGSM, PGD, CW")
     doc = json.loads(path.read_text())
-    models = {n: load_model(n, dataset, profile, seed, runs, device=device)[0] for n in TARGETS + [SUBSTITUTE]}
+    models = {n: load_model(Run(dataset, profile, seed, runs), n, device=device)[0] for n in TARGETS + [SUBSTITUTE]}
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
     t0 = time.time()
     res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], te.images(), te.y, cfg, log=log,
@@ -297,15 +291,6 @@ def figure3(doc: dict, paper: dict | None = None, path=None):
     fig.tight_layout()
     if path is not None: save_figure(fig, path, dpi=110)
     return fig
-
-# %% ../nbs/08_reproduce.ipynb #ef862ffc
-def save_figure(fig, path, dpi: int = 100):
-    "Write a figure as PNG atomically: a temporary file beside `path`, then `os.replace`."
-    import tempfile
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.png'); os.close(fd)
-    try: fig.savefig(tmp, dpi=dpi); os.replace(tmp, path)
-    except BaseException: Path(tmp).unlink(missing_ok=True); raise
 
 # %% ../nbs/08_reproduce.ipynb #e425e903
 def png_bytes(fig, dpi: int = 80, colors: int = 64) -> bytes:

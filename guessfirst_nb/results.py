@@ -6,9 +6,10 @@
 from __future__ import annotations
 import csv, io, json, re
 from pathlib import Path
-from .data import atomic_write_text
+from .io import atomic_write_text
 from .models import TARGETS, SUBSTITUTE
-from .reproduce import wilson, results_path
+from .reproduce import results_path
+from .stats import wilson
 from .profiles import get_profile
 
 # %% auto #0

@@ -9,16 +9,21 @@ from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
-from .data import DATASETS, check_dataset, load, atomic_write_text, partial_state, sha256_file, Command
+from .data import DATASETS, check_dataset, load, partial_state, Command
+from .io import atomic_write_text, sha256_file
 from .models import TARGETS, SUBSTITUTE, check_targets
 from .profiles import PROFILES, AttackConfig, StabilityConfig, get_profile
-from .train import (load_model, load_checkpoint, check_finished, run_dir, epoch_files, checkpoint_file,
-                                 atomic_torch_save, CheckpointError, TrainingDiverged)
+from .train import load_model, load_checkpoint, check_finished, CheckpointError, TrainingDiverged
+from .run import epoch_files
+from .io import atomic_torch_save
 from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 import torch.nn.functional as F
 from .audit import pgd_broken, input_grad_stats
-from .reproduce import (reproduce, results_path, paper_table, wilson, environment, TABLE_ROWS,
-                                     PALETTE, _acc, markdown_table, save_figure)
+from .reproduce import reproduce, results_path, paper_table, environment, TABLE_ROWS, PALETTE, _acc, markdown_table
+from .stats import wilson
+from .io import save_figure
+from .run import Run
+
 
 # %% auto #0
 __all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'CURVE_METRICS', 'saved_epochs', 'craft', 'transfer', 'white', 'score_stats',
@@ -29,14 +34,14 @@ __all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'CURVE_METRICS', 'saved_epochs', 'craft
 # %% ../nbs/10_stability.ipynb #2670b53c
 def saved_epochs(dataset: str, profile: str, seed: int, model: str, runs='runs') -> list[int]:
     "The epochs of one run that have a checkpoint `epochNNN.pt`, sorted."
-    d = run_dir(runs, dataset, profile, seed, model)
+    d = Run(dataset, profile, seed, runs).model_dir(model)
     return list(epoch_files(d))
 
 def _epoch(dataset, profile, seed, model, runs, epoch: int) -> int:
     "Resolve `epoch` (0: the last saved one) against what is on disk, with an error that says how to get it."
     have = saved_epochs(dataset, profile, seed, model, runs)
     if not have:
-        raise FileNotFoundError(f'no checkpoints of {model} in {run_dir(runs, dataset, profile, seed, model)}; train '
+        raise FileNotFoundError(f'no checkpoints of {model} in {Run(dataset, profile, seed, runs).model_dir(model)}; train '
                                 f'first: guessfirst-reproduce --dataset {dataset} --profile {profile} --seed {seed}')
     e = have[-1] if epoch == 0 else epoch
     if e not in have: raise ValueError(f'{model} has no checkpoint for epoch {e}; saved epochs: {have}')
@@ -124,13 +129,13 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         log(f'stability results exist: {path} (use --force to recompute)'); return json.loads(path.read_text())
     t_start = time.time()
     for name in [SUBSTITUTE, *(TARGETS if models is None else models)]:   # one may still be training
-        check_finished(name, dataset, profile, seed, runs)
+        check_finished(Run(dataset, profile, seed, runs), name)
     te = load(dataset, 'test').subset(acfg.n_test, seed=acfg.seed)
     x, y = te.images(), te.y
     nw = min(cfg.n_white, len(y))
     parts = path.with_name(path.stem + '.partial')   # a file per model and per substitute: no two processes share one
     base = dict(config=asdict(cfg), attack_config=asdict(acfg))
-    sha = lambda name, e: sha256_file(checkpoint_file(runs, dataset, profile, seed, name, e))
+    sha = lambda name, e: sha256_file(Run(dataset, profile, seed, runs).checkpoint(name, e))
     subs = {}
     for s in cfg.substitute_epochs:
         e = _epoch(dataset, profile, seed, SUBSTITUTE, runs, s)
@@ -142,7 +147,7 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         if hit.get('key') == ckey:
             subs[e] = hit; log(f'{dataset} substitute epoch {e}: examples resumed from {cache}'); continue
         t0 = time.time()
-        sub, _ = load_model(SUBSTITUTE, dataset, profile, seed, runs, epoch=e, device=device)
+        sub, _ = load_model(Run(dataset, profile, seed, runs), SUBSTITUTE, epoch=e, device=device)
         subs[e] = dict(key=ckey, crafted=craft(sub, x, y, cfg, acfg, seed=acfg.seed),
                        clean=(predict(sub, x) == y).sum().item() / len(y), seconds=time.time() - t0)
         atomic_torch_save(subs[e], cache)
@@ -163,7 +168,7 @@ def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
         k, rows = key(name), []   # the key first: a run still saving epochs cannot add one that the rows lack
         for e in map(int, k['checkpoints']):
             t0 = time.time()
-            m, ck = load_model(name, dataset, profile, seed, runs, epoch=e, device=device)
+            m, ck = load_model(Run(dataset, profile, seed, runs), name, epoch=e, device=device)
             rows.append(dict(epoch=e, clean=(predict(m, x) == y).sum().item() / len(y),
                              black={str(s): transfer(m, x, y, v['crafted'], cfg) for s, v in subs.items()},
                              white=white(m, x[:nw], y[:nw], cfg, seed=acfg.seed), **score_stats(m, x, y),

@@ -11,12 +11,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .data import load, check_dataset, atomic_write_text, partial_state, sha256_file, Command
+from .data import load, check_dataset, partial_state, Command
+from .io import atomic_write_text, sha256_file
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, get_profile
-from .train import load_model, checkpoint_file, CheckpointError
+from .train import load_model, CheckpointError
 from .attacks import evaluate_black
-from .reproduce import results_path, wilson, markdown_table, paper_table, environment
+from .reproduce import results_path, markdown_table, paper_table, environment
+from .stats import wilson
+from .run import Run
+
 
 # %% auto #0
 __all__ = ['TRANSFER_CELLS', 'Ensemble', 'pack', 'unpack', 'cell_config', 'transfer_broken', 'substitutes_path',
@@ -114,7 +118,7 @@ def summarize(doc: dict) -> dict:
 def checkpoint_record(runs, dataset: str, profile: str, seed: int, model: str, ck: dict) -> dict:
     """The record of the checkpoint `ck` that `load_model` read for this model (which it must hold): its path under
     `runs`, its epoch and its SHA-256."""
-    p = checkpoint_file(runs, dataset, profile, seed, model)
+    p = Run(dataset, profile, seed, runs).checkpoint(model)
     got = (ck['config']['model'], ck['config']['dataset'], ck['config']['seed'])
     if got != (model, dataset, seed):
         raise CheckpointError(f'{p} holds {got[0]} of {got[1]}, seed {got[2]}, not {model} of {dataset}, seed {seed}; '
@@ -133,7 +137,7 @@ def substitutes(dataset: str, profile: str, seed: int = 0, other_seed: int = 1, 
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
     x, y = te.images().to(device), te.y.to(device)
     used = [(m, seed) for m in TARGETS] + [(SUBSTITUTE, seed), ('CNN', other_seed)]
-    loaded = {(m, s): load_model(m, dataset, profile, s, runs, device=device) for m, s in used}
+    loaded = {(m, s): load_model(Run(dataset, profile, s, runs), m, device=device) for m, s in used}
     ckpts = {f'{m} seed {s}': checkpoint_record(runs, dataset, profile, s, m, ck) for (m, s), (_, ck) in loaded.items()}
     targets = {m: loaded[(m, seed)][0] for m in TARGETS}
     lenet, cnn = loaded[(SUBSTITUTE, seed)][0], loaded[('CNN', other_seed)][0]

@@ -16,11 +16,14 @@ from .models import MODELS, TARGETS, SUBSTITUTE, IE_SIGMA2, make_model, check_mo
 from .profiles import PROFILES, TrainConfig, get_profile
 from .objectives import get_objective
 from .mmd import ie_regularizer
+from .io import atomic_torch_save
+from .run import Run, epoch_files
+
 
 # %% auto #0
-__all__ = ['losses', 'TrainingDiverged', 'train_step', 'make_optimizer', 'run_dir', 'atomic_torch_save', 'CheckpointError',
-           'train_command', 'load_checkpoint', 'accuracy', 'training_data', 'fit', 'epoch_files', 'checkpoint_file',
-           'load_model', 'TrainingUnfinished', 'check_finished', 'check_checkpoints', 'main']
+__all__ = ['losses', 'TrainingDiverged', 'train_step', 'make_optimizer', 'CheckpointError', 'train_command', 'load_checkpoint',
+           'accuracy', 'training_data', 'fit', 'load_model', 'TrainingUnfinished', 'check_finished',
+           'check_checkpoints', 'main']
 
 # %% ../nbs/06_train.ipynb #df6f6515
 def losses(model, x, y):
@@ -59,43 +62,23 @@ def make_optimizer(model, lr: float = 1e-3):
     "Adam with the paper's learning rate."
     return torch.optim.Adam(model.parameters(), lr=lr)
 
-# %% ../nbs/06_train.ipynb #f2c2e5c0
-def run_dir(root, dataset: str, profile: str, seed: int, model: str) -> Path:
-    "Where the checkpoints of one training run live; a `ValueError` for a negative seed."
-    if int(seed) < 0:
-        raise ValueError(f'seed {seed} is negative; give a seed of 0 or more '
-                         f'(seed{seed}/ would read like seed {-seed})')
-    return Path(root) / dataset / profile / f'seed{seed}' / model
-
-# %% ../nbs/06_train.ipynb #e37d9e5f
-def atomic_torch_save(obj, path):
-    "torch.save through a temporary file in the same folder and an atomic rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, 'rb') as f: os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-
 # %% ../nbs/06_train.ipynb #0830d5a5
 class CheckpointError(RuntimeError):
     "A checkpoint file exists but cannot be read: empty, truncated, or not a PyTorch checkpoint."
 
 # %% ../nbs/06_train.ipynb #fb5405ff
-def train_command(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs') -> str:
-    "The command that trains one run, resumes it, or repairs its damaged `last.pt`."
-    return f'guessfirst train --model {model_name} --dataset {dataset} --profile {profile} --seed {seed} --runs {root}'
+def train_command(run: Run, model_name: str) -> str:
+    "The command that trains `model_name` in `run`, resumes it, or repairs its damaged `last.pt`."
+    return (f'guessfirst train --model {model_name} --dataset {run.dataset} --profile {run.profile.name} '
+            f'--seed {run.seed} --runs {run.runs}')
 
-def _run_of(path) -> dict | None:
-    "The run whose folder holds the file `path` (`train_command`'s arguments), or None for a file elsewhere."
+def _run_of(path) -> tuple[Run, str] | None:
+    "(run, model) whose folder holds the file `path` (`train_command`'s arguments), or None for a file elsewhere."
     p = Path(path)
     if len(p.parents) < 5: return None
     model, seed, profile, dataset = (p.parents[i].name for i in range(4))
     if model in MODELS and re.fullmatch(r'seed\d+', seed) and profile in PROFILES and dataset in DATASETS:
-        return dict(model_name=model, dataset=dataset, profile=profile, seed=int(seed[4:]), root=p.parents[4])
+        return Run(dataset, profile, int(seed[4:]), p.parents[4]), model
 
 def _damage(path: Path, e: Exception) -> str:
     "What is wrong with an unreadable checkpoint, in words (never PyTorch's advice to load it unsafely)."
@@ -112,7 +95,7 @@ def _repair(path: Path) -> str:
     "How to make a damaged checkpoint whole again: for a run's `last.pt`, the training command that repairs it."
     run = _run_of(path)
     if run is None: return 'replace it with an intact copy'
-    cmd = train_command(**run)
+    cmd = train_command(*run)
     if path.name == 'last.pt':
         return (f'{cmd} repairs it from the newest epoch checkpoint that loads (if none loads: rm -r {path.parent}, '
                 'then the same command trains the run again)')
@@ -126,7 +109,7 @@ def load_checkpoint(path) -> dict:
     if not path.exists():
         run = _run_of(path)
         raise FileNotFoundError(f'no checkpoint at {path}; train it first: '
-                                + (train_command(**run) if run else 'guessfirst train --help'))
+                                + (train_command(*run) if run else 'guessfirst train --help'))
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:   # UnpicklingError, RuntimeError (zip reader), EOFError, ...: all mean a damaged file
         raise CheckpointError(f'checkpoint {path} is {_damage(path, e)}. Fix: {_repair(path)}') from None
@@ -141,10 +124,10 @@ def accuracy(model, ds, batch_size: int = 1000) -> float:
     return correct / len(ds)
 
 # %% ../nbs/06_train.ipynb #3048ea0a
-def training_data(dataset: str, cfg: TrainConfig, seed: int = 0):
-    """The (train, test) ImageSets of a profile's training part `cfg`: seeded subsets for the small profiles (the same
-    for every model)."""
-    train, test = load(dataset, 'train'), load(dataset, 'test')
+def training_data(run: Run):
+    """The (train, test) ImageSets of `run`: seeded subsets for the small profiles (the same for every model)."""
+    cfg, seed = run.profile.train, run.seed
+    train, test = load(run.dataset, 'train'), load(run.dataset, 'test')
     if cfg.n_train: train = train.subset(cfg.n_train, seed=seed)
     if cfg.n_test: test = test.subset(cfg.n_test, seed=seed)
     return train, test
@@ -188,23 +171,24 @@ def _progress(total, desc, on, file=None):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, leave=False, file=file)
 
-def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: int = 0, root='runs',
-        progress: bool = True, callback=None, data=None, device='cpu', sync_every: int | None = None):
+def fit(run: Run, model_name: str, progress: bool = True, callback=None, data=None, device='cpu',
+        sync_every: int | None = None):
     """Train (or resume, or just load) one model on `device`; returns (model, checkpoint dict). `callback(epoch, step,
     model)` is called after every step. The loss is read back from the device every `sync_every` steps (default: every
     step on the CPU, where reading costs nothing; every 50 on a GPU), and a non-finite loss stops the run there. A
     damaged `last.pt` is repaired: the run resumes from its newest epoch checkpoint that loads, or, if that is the last
     epoch, the damaged file is removed. A run folder that cannot be written is a `FolderError` before any training."""
-    model_name = check_model(model_name); check_dataset(dataset); prof = get_profile(profile).train
+    model_name = check_model(model_name); prof = run.profile.train
+    dataset, seed = run.dataset, run.seed
     dev = get_device(device)
     sync_every = sync_every or (1 if dev.type == 'cpu' else 50)
-    d = run_dir(root, dataset, profile, seed, model_name)
-    train, test = data or training_data(dataset, prof, seed)
+    d = run.model_dir(model_name)
+    train, test = data or training_data(run)
     train, test = train.to(dev), test.to(dev)
     torch.manual_seed(seed)
     model = make_model(model_name).to(dev); opt = make_optimizer(model, prof.lr)
     # config['profile']: {name, n_train, epochs, n_test, batch_size, lr}, as every checkpoint has stored it
-    config = dict(model=model_name, dataset=dataset, profile=get_profile(profile).train_record(), seed=seed,
+    config = dict(model=model_name, dataset=dataset, profile=run.profile.train_record(), seed=seed,
                   objective=model.objective, ie_beta=model.ie_beta, vib_beta=model.vib_beta, ie_sigma2=IE_SIGMA2,
                   n_train=len(train), n_test=len(test))
     ck = {'epoch': 0, 'history': []}
@@ -280,24 +264,10 @@ def fit(model_name: str, dataset: str = 'mnist', profile: str = 'smoke', seed: i
     model.eval()
     return model, ck
 
-# %% ../nbs/06_train.ipynb #34c30233
-def epoch_files(d) -> dict:
-    "{epoch: path} of the per-epoch checkpoints `epochNNN.pt` in run folder `d`, by epoch."
-    return {int(p.stem[5:]): p for p in sorted(Path(d).glob('epoch[0-9][0-9][0-9].pt'))}
-
-# %% ../nbs/06_train.ipynb #f1ff949b
-def checkpoint_file(root, dataset: str, profile: str, seed: int, model_name: str, epoch: int | None = None) -> Path:
-    """The checkpoint `load_model` reads: `epoch`'s file, else `last.pt`, else (a run brought back as weights only)
-    the newest epoch file."""
-    d = run_dir(root, dataset, profile, seed, model_name)
-    if epoch is None and not (d / 'last.pt').exists(): epoch = max(epoch_files(d), default=None)
-    return d / ('last.pt' if epoch is None else f'epoch{epoch:03d}.pt')
-
 # %% ../nbs/06_train.ipynb #fc8e32bc
-def load_model(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs', epoch: int | None = None,
-               device='cpu'):
-    "A trained model from its checkpoint (the last epoch, or `epoch`), on `device`, in eval mode."
-    ck = load_checkpoint(checkpoint_file(root, dataset, profile, seed, model_name, epoch))
+def load_model(run: Run, model_name: str, epoch: int | None = None, device='cpu'):
+    "`model_name` of `run` from its checkpoint (the last epoch, or `epoch`), on `device`, in eval mode."
+    ck = load_checkpoint(run.checkpoint(model_name, epoch))
     m = make_model(model_name); m.load_state_dict(ck['model']); m.to(get_device(device)).eval()
     return m, ck
 
@@ -306,11 +276,11 @@ class TrainingUnfinished(CheckpointError):
     "A run's last checkpoint is before its profile's last epoch: its training has not ended."
 
 # %% ../nbs/06_train.ipynb #8bb7824a
-def check_finished(model_name: str, dataset: str, profile: str, seed: int = 0, root='runs') -> dict:
+def check_finished(run: Run, model_name: str) -> dict:
     """The last checkpoint of a run that has reached its profile's last epoch; else `TrainingUnfinished`, saying to
     wait for the training or how to run it."""
-    f, n = checkpoint_file(root, dataset, profile, seed, model_name), get_profile(profile).train.epochs
-    cmd = train_command(model_name, dataset, profile, seed, root)
+    f, n = run.checkpoint(model_name), run.profile.train.epochs
+    cmd = train_command(run, model_name)
     if not f.exists():
         raise TrainingUnfinished(f'{model_name} has no checkpoint in {f.parent}: wait for its training, or if none is '
                                  f'running, start it: {cmd}')
@@ -321,14 +291,14 @@ def check_finished(model_name: str, dataset: str, profile: str, seed: int = 0, r
     return ck
 
 # %% ../nbs/06_train.ipynb #40641999
-def check_checkpoints(models, dataset: str, profile: str, seed: int = 0, root='runs', epochs=None) -> dict:
+def check_checkpoints(run: Run, models, epochs=None) -> dict:
     """Load the checkpoint of each of `models` that a command will read: the last (`epochs` None), or each epoch of
     `epochs`; {(model, epoch or None): path}. The first missing or damaged one raises its error (`FileNotFoundError`,
     `CheckpointError`), which names the file and the fix, before any work is done on the others."""
     out = {}
     for m in models:
         for e in (None,) if epochs is None else epochs:
-            p = checkpoint_file(root, dataset, profile, seed, m, e)
+            p = run.checkpoint(m, e)
             load_checkpoint(p); out[(m, e)] = p
     return out
 
@@ -341,10 +311,9 @@ def main(argv=None, prog='guessfirst-train'):
     def check(a): a.models = list(MODELS) if a.model == 'all' else [check_model(a.model)]
     def body(a):
         for ds in a.datasets:
-            data = training_data(ds, get_profile(a.profile).train, a.seed)
+            run = Run(ds, a.profile, a.seed, a.runs); data = training_data(run)
             for m in a.models:
-                _, ck = fit(m, ds, a.profile, a.seed, a.runs, data=data, device=a.dev)
+                _, ck = fit(run, m, data=data, device=a.dev)
                 h = ck['history'][-1]
-                print(f"{ds} {m}: epoch {h['epoch']} test accuracy {h['test_acc']:.4f} -> "
-                      f"{run_dir(a.runs, ds, a.profile, a.seed, m)}")
+                print(f"{ds} {m}: epoch {h['epoch']} test accuracy {h['test_acc']:.4f} -> {run.model_dir(m)}")
     return p.run(argv, body, check, fails=(TrainingDiverged, CheckpointError))

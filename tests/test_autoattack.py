@@ -9,9 +9,11 @@ import pytest
 import torch
 import torch.nn as nn
 from guessfirst_nb.audit import _json_safe, audit_model, audit_path
+from guessfirst_nb.run import Run
 from guessfirst_nb.autoattack import (AUTOATTACK, AutoAttackConfig, add_autoattack, attack_broken,
                                       audit_autoattack_config, boundary_distance, main)
-from guessfirst_nb.data import atomic_write_text, load
+from guessfirst_nb.data import load
+from guessfirst_nb.io import atomic_write_text
 from guessfirst_nb.profiles import get_profile
 from guessfirst_nb.train import fit, load_model
 
@@ -30,11 +32,11 @@ def test_command_errors_are_one_line(tmp_path):
 @pytest.mark.slow
 def test_extending_an_audit_resumes_only_its_own_progress(tmp_path):
     "A smoke CNN, audited on 20 images and written to disk, then extended with AutoAttack (about 15 s)."
-    fit('CNN', 'mnist', 'smoke', 0, tmp_path / 'runs', progress=False)
+    fit(Run('mnist', 'smoke', 0, tmp_path / 'runs'), 'CNN', progress=False)
     acfg = replace(get_profile('smoke').audit, n_hsj=0)
     pos = list(range(0, 100, 5))
     te = load('mnist', 'test').subset(100, seed=0)
-    cnn = load_model('CNN', 'mnist', 'smoke', 0, tmp_path / 'runs')[0]
+    cnn = load_model(Run('mnist', 'smoke', 0, tmp_path / 'runs'), 'CNN')[0]
     res = audit_model(cnn, te.images()[pos], te.y[pos], acfg, log=lambda *a: None)
     base = dict(dataset='mnist', profile='smoke', seed=0, audit_config=asdict(acfg),
                 images=dict(test_subset=dict(n=100, seed=0), positions=pos), results={'CNN': res},

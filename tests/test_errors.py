@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest, torch
 from conftest import BIN, cli, read_only
 from guessfirst_nb import data, train, reproduce as rep, stability
+from guessfirst_nb.run import Run
 from guessfirst_nb.data import DATASETS, raw_dir
 from guessfirst_nb.models import TARGETS, SUBSTITUTE
 
@@ -39,7 +40,7 @@ def test_read_only_out_or_runs_is_refused_before_any_work(tmp_path, tiny, no_tra
         rc, o, e = cli(rep.main, '--dataset', 'mnist', '--profile', tiny, '--out', ro / 'results')
         assert rc == 2 and f'--out {ro / "results"} cannot be written: {ro} is not writable' in one_line(e)
         rc, o, e = cli(train.main, '--model', 'CNN', '--profile', tiny, '--runs', ro, '--device', 'cpu')
-        d = train.run_dir(ro, 'mnist', tiny, 0, 'CNN')
+        d = Run('mnist', tiny, 0, ro).model_dir('CNN')
         assert rc == 2 and one_line(e).startswith(f'run folder {d} cannot be written: {ro} is not writable here'), e
     assert not list(ro.iterdir())
 
@@ -69,7 +70,7 @@ def test_negative_seed_is_refused(tmp_path, no_training):
     rc, o, e = cli(stability.main, '--profile', 'smoke', '--seeds', '0', '-2', '--runs', tmp_path, '--out', tmp_path)
     assert rc == 2 and one_line(e).startswith('seed -2 is negative'), e
     with pytest.raises(ValueError, match='seed -1 is negative'):
-        train.fit('CNN', 'mnist', 'smoke', seed=-1, root=tmp_path)
+        train.fit(Run('mnist', 'smoke', -1, tmp_path), 'CNN')
     assert not list(tmp_path.iterdir())
 
 def _train(runs, profile, *models):
@@ -83,7 +84,7 @@ def test_damaged_last_pt_names_the_command_that_repairs_it(tmp_path, tiny, monke
     _train(runs, tiny, 'C-DV', 'CNN')
     attacked = []
     monkeypatch.setattr(rep, 'attack_all', lambda nets, *a, **k: attacked.append(sorted(nets)))
-    last = train.run_dir(runs, 'mnist', tiny, 0, 'CNN') / 'last.pt'
+    last = Run('mnist', tiny, 0, runs).model_dir('CNN') / 'last.pt'
     last.write_bytes(last.read_bytes()[:1000])
     args = ['--dataset', 'mnist', '--profile', tiny, '--runs', runs, '--out', tmp_path / 'out', '--device', 'cpu']
     rc, o, e = cli(rep.main, *args, '--models', 'C-DV', 'CNN')
@@ -95,7 +96,7 @@ def test_damaged_last_pt_names_the_command_that_repairs_it(tmp_path, tiny, monke
     from guessfirst_nb.cli import main as guessfirst
     rc, o, e = cli(guessfirst, *cmd.split()[1:])              # the command it names repairs the run
     assert rc == 0 and 'the run is finished and epoch001.pt holds its final weights' in e, e
-    assert not last.exists() and train.check_finished('CNN', 'mnist', tiny, 0, runs)['epoch'] == 1
+    assert not last.exists() and train.check_finished(Run('mnist', tiny, 0, runs), 'CNN')['epoch'] == 1
     rc, o, e = cli(rep.main, *args, '--models', 'C-DV', 'CNN')
     assert rc == 0 and attacked == [['C-DV', 'CNN']], e
 
@@ -104,11 +105,11 @@ def test_reproduce_checks_every_checkpoint_before_attacking(tmp_path, tiny, monk
     "A reproduction with a damaged last.pt repairs it as it loads the models, and attacks only whole checkpoints."
     runs = tmp_path / 'runs'
     _train(runs, tiny, 'all')
-    (train.run_dir(runs, 'mnist', tiny, 0, 'C-DV') / 'last.pt').write_bytes(b'')
+    (Run('mnist', tiny, 0, runs).model_dir('C-DV') / 'last.pt').write_bytes(b'')
     class Attacked(Exception): pass
     def attack_all(nets, *a, **k):
         assert sorted(nets) == sorted(TARGETS + [SUBSTITUTE])
-        train.check_checkpoints(nets, 'mnist', tiny, 0, runs)   # every checkpoint the reproduction reads is whole
+        train.check_checkpoints(Run('mnist', tiny, 0, runs), nets)   # every checkpoint the reproduction reads is whole
         raise Attacked
     monkeypatch.setattr(rep, 'attack_all', attack_all)
     with pytest.raises(Attacked):
@@ -117,7 +118,7 @@ def test_reproduce_checks_every_checkpoint_before_attacking(tmp_path, tiny, monk
 
 def test_stale_checkpoint_tmp_is_removed_by_the_next_run(tmp_path, tiny):
     _train(tmp_path, tiny, 'CNN')
-    d = train.run_dir(tmp_path, 'mnist', tiny, 0, 'CNN')
+    d = Run('mnist', tiny, 0, tmp_path).model_dir('CNN')
     (d / '.last.pt.x7k2p9q1.tmp').write_bytes(b'half')
     _train(tmp_path, tiny, 'CNN')
     assert sorted(p.name for p in d.iterdir()) == ['epoch001.pt', 'last.pt']
@@ -126,13 +127,13 @@ TINY_DATA = r'''
 import sys, time, torch
 import guessfirst_nb.train as t
 from guessfirst_nb.profiles import get_profile
-smoke = t.training_data('mnist', get_profile('smoke').train)
+smoke = t.training_data(Run('mnist', 'smoke'))
 data = (smoke[0].subset(500, seed=0), smoke[1].subset(250, seed=0))   # two steps an epoch
 '''
 
 def _tiny_data():
     from guessfirst_nb.profiles import get_profile
-    smoke = train.training_data('mnist', get_profile('smoke').train)
+    smoke = train.training_data(Run('mnist', 'smoke'))
     return smoke[0].subset(500, seed=0), smoke[1].subset(250, seed=0)
 
 def _weights(m): return torch.cat([p.detach().flatten() for p in m.parameters()])
@@ -150,11 +151,11 @@ t.fit('Alemi', 'mnist', 'smoke', seed=0, root=sys.argv[1], progress=False, callb
     p = subprocess.Popen([sys.executable, '-c', child, str(tmp_path / 'killed')], stdout=subprocess.PIPE, text=True)
     try: assert p.stdout.readline().strip() == 'mid-epoch'
     finally: p.send_signal(signal.SIGKILL); p.wait()
-    kd = train.run_dir(tmp_path / 'killed', 'mnist', 'smoke', 0, 'Alemi')
+    kd = Run('mnist', 'smoke', 0, tmp_path / 'killed').model_dir('Alemi')
     assert train.load_checkpoint(kd / 'last.pt')['epoch'] == 1 and not list(kd.glob('.*.tmp'))
     data = _tiny_data()
-    resumed, ck = train.fit('Alemi', 'mnist', 'smoke', seed=0, root=tmp_path / 'killed', progress=False, data=data)
-    whole, _ = train.fit('Alemi', 'mnist', 'smoke', seed=0, root=tmp_path / 'whole', progress=False, data=data)
+    resumed, ck = train.fit(Run('mnist', 'smoke', 0, tmp_path / 'killed'), 'Alemi', progress=False, data=data)
+    whole, _ = train.fit(Run('mnist', 'smoke', 0, tmp_path / 'whole'), 'Alemi', progress=False, data=data)
     assert ck['epoch'] == 2
     if torch.get_num_threads() == 1: assert torch.equal(_weights(resumed), _weights(whole))
     else: assert torch.allclose(_weights(resumed), _weights(whole), atol=1e-3)   # multi-threaded sums differ in order
@@ -172,10 +173,10 @@ t.fit('CNN', 'mnist', 'smoke', seed=0, root=sys.argv[1], progress=False, data=da
     p = subprocess.Popen([sys.executable, '-c', child, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try: assert p.stdout.readline().strip() == 'writing last.pt'
     finally: p.send_signal(signal.SIGKILL); p.wait()
-    d = train.run_dir(tmp_path, 'mnist', 'smoke', 0, 'CNN')
+    d = Run('mnist', 'smoke', 0, tmp_path).model_dir('CNN')
     left = sorted(p.name for p in d.iterdir())
     assert 'last.pt' not in left and [n for n in left if n.startswith('.last.pt.') and n.endswith('.tmp')], left
-    _, ck = train.fit('CNN', 'mnist', 'smoke', seed=0, root=tmp_path, progress=False, data=_tiny_data())
+    _, ck = train.fit(Run('mnist', 'smoke', 0, tmp_path), 'CNN', progress=False, data=_tiny_data())
     assert ck['epoch'] == 2 and sorted(p.name for p in d.iterdir()) == ['epoch001.pt', 'epoch002.pt', 'last.pt']
 
 @pytest.mark.slow

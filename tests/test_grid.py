@@ -8,9 +8,9 @@ import contextlib, io, json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
-from guessfirst_nb.data import atomic_write_text
+from guessfirst_nb.io import atomic_write_text
+from guessfirst_nb.run import Run
 from guessfirst_nb.grid import main, outputs, plan, slurm_executor, Task
-from guessfirst_nb.train import run_dir
 from fake_slurm import write_fake_slurm, fake_job
 
 BIN = Path(sys.executable).parent
@@ -177,7 +177,7 @@ def test_a_slurm_grid_requeues_a_preempted_job_and_reports_a_failed_one(sequenti
                                preempt_on='$ guessfirst-train --model CNN --dataset mnist --profile smoke --seed 0',
                                partitions=['debug'])
     path = f"{bin_dir}:{os.environ['PATH']}"
-    damaged = run_dir(work / 'runs', 'mnist', 'smoke', 1, 'CNN'); damaged.mkdir(parents=True)
+    damaged = Run('mnist', 'smoke', 1, work / 'runs').model_dir('CNN'); damaged.mkdir(parents=True)
     (damaged / 'last.pt').write_bytes(b'')
     with environ(OMP_NUM_THREADS='1', PATH=path), inside(work): rc, o, e = cli(*SLURM_ARGS)
     assert rc == 1, (o, e)
@@ -238,7 +238,7 @@ def test_a_new_grid_waits_for_the_jobs_an_earlier_grid_sent(tmp_path):
     assert rc == 0, e
     assert f'waiting for train mnist seed 1 CNN: SLURM job {sj.job_id}' in o and 'sent train' not in o, o
     assert len(list((fs / 'state').glob('[0-9]*.json'))) == 1   # one job in all
-    last = run_dir(work / 'runs', 'mnist', 'smoke', 1, 'CNN') / 'last.pt'
+    last = Run('mnist', 'smoke', 1, work / 'runs').model_dir('CNN') / 'last.pt'
     same(torch.load(last, weights_only=True)['history'][-1]['epoch'], 2)
 
 

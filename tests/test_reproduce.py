@@ -5,11 +5,12 @@ import contextlib, io, json, math, shutil
 import pytest
 import torch
 from guessfirst_nb import reproduce as R
+from guessfirst_nb.run import Run
 from guessfirst_nb.attacks import evaluate
 from guessfirst_nb.data import load
 from guessfirst_nb.models import TARGETS, SUBSTITUTE
 from guessfirst_nb.profiles import get_profile
-from guessfirst_nb.train import checkpoint_file, load_model, run_dir
+from guessfirst_nb.train import load_model
 
 pytestmark = pytest.mark.slow
 quiet = lambda *a: None
@@ -50,7 +51,7 @@ def test_staged_attacks_equal_one_call_of_evaluate(smoke):
     "The staged attacks write what one call of `evaluate` gives on the same models and images, entry for entry."
     tmp, doc = smoke
     cfg = get_profile('smoke').attack
-    sm = {m: load_model(m, 'mnist', 'smoke', 0, tmp / 'runs')[0] for m in TARGETS + [SUBSTITUTE]}
+    sm = {m: load_model(Run('mnist', 'smoke', 0, tmp / 'runs'), m)[0] for m in TARGETS + [SUBSTITUTE]}
     te = load('mnist', 'test').subset(cfg.n_test, seed=cfg.seed)
     direct = evaluate({m: sm[m] for m in TARGETS}, sm[SUBSTITUTE], te.images(), te.y, cfg, log=quiet)
     assert json.dumps(drop_seconds(R.to_json(direct, cfg.n_test))) == json.dumps(drop_seconds(doc['results']))
@@ -133,7 +134,7 @@ def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, kill
     checkpoint are run again on the changed weights, the others are taken from the partial files."""
     (tmp, doc), (out, state) = smoke, killed
     runs2 = tmp / f'runs-{changed}'; shutil.copytree(tmp / 'runs', runs2)
-    ckp = checkpoint_file(runs2, 'mnist', 'smoke', 0, changed)
+    ckp = Run('mnist', 'smoke', 0, runs2).checkpoint(changed)
     ck = torch.load(ckp, weights_only=True)
     ck['model'] = {k: -v if v.ndim == 2 else v for k, v in ck['model'].items()}; torch.save(ck, ckp)
     pk = R.results_path(out, 'mnist', 'smoke').with_name('mnist.partial')
@@ -155,7 +156,7 @@ def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, kill
     # every white-box stage not kept was run, in order, on the weights now in its checkpoint (the changed ones too)
     redone = [m for m in TARGETS if m not in kept]
     assert len(given['white']) == len(redone)
-    for m, w in zip(redone, given['white']): assert _same(w, _linear(load_model(m, 'mnist', 'smoke', 0, runs2)[0]))
+    for m, w in zip(redone, given['white']): assert _same(w, _linear(load_model(Run('mnist', 'smoke', 0, runs2), m)[0]))
     if changed == 'CNN': assert _same(given['white'][0], changed_w)
     for m in kept:   # the kept stages are the killed run's, untouched
         assert drop_seconds(doc_o['results'])[m]['PGD/white'] == drop_seconds(doc['results'])[m]['PGD/white']
@@ -185,7 +186,7 @@ def test_a_second_process_shares_the_stages(smoke, killed):
 def test_models_refuses_what_it_cannot_do(smoke):
     tmp, _ = smoke
     runs3 = tmp / 'runs-early'; shutil.copytree(tmp / 'runs', runs3)
-    early = run_dir(runs3, 'mnist', 'smoke', 0, 'C-DV-IE'); shutil.copy(early / 'epoch001.pt', early / 'last.pt')
+    early = Run('mnist', 'smoke', 0, runs3).model_dir('C-DV-IE'); shutil.copy(early / 'epoch001.pt', early / 'last.pt')
     with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1 of 2: wait for its training to end'):
         R.reproduce('mnist', 'smoke', runs=runs3, out=tmp / 'early', force=True, models=['C-JS', 'C-DV-IE'])
     with pytest.raises(ValueError, match='models and redo do not go together'):

@@ -8,13 +8,14 @@ are stored under (the checkpoints' SHA-256) and through which stages were measur
 import contextlib, io, json, shutil
 import pytest
 import torch
-from guessfirst_nb.data import sha256_file
+from guessfirst_nb.io import sha256_file
+from guessfirst_nb.run import Run
 from guessfirst_nb.models import TARGETS, SUBSTITUTE
 from guessfirst_nb.profiles import get_profile
 from guessfirst_nb.reproduce import reproduce
 from guessfirst_nb.stability import (stability, stability_path, saved_epochs, main, seed_results, _epoch, _grid,
                                      craft, transfer)
-from guessfirst_nb.train import checkpoint_file, run_dir, load_model
+from guessfirst_nb.train import load_model
 from guessfirst_nb.data import load
 
 pytestmark = pytest.mark.slow
@@ -61,9 +62,9 @@ def test_last_epoch_and_substitute_give_the_reproductions_numbers(smoke):
 def test_transfer_of_the_study_is_transfer(smoke):
     tmp, _, doc = smoke
     te = load('mnist', 'test').subset(get_profile('smoke').attack.n_test, seed=0)
-    sub, _ = load_model(SUBSTITUTE, 'mnist', 'smoke', 0, tmp / 'runs')
+    sub, _ = load_model(Run('mnist', 'smoke', 0, tmp / 'runs'), SUBSTITUTE)
     crafted = craft(sub, te.images(), te.y, get_profile('smoke').stability, get_profile('smoke').attack)
-    cnn, _ = load_model('CNN', 'mnist', 'smoke', 0, tmp / 'runs')
+    cnn, _ = load_model(Run('mnist', 'smoke', 0, tmp / 'runs'), 'CNN')
     assert transfer(cnn, te.images(), te.y, crafted, get_profile('smoke').stability) == doc['curves']['CNN'][-1]['black']['2']
 
 class Killed(Exception): pass
@@ -115,7 +116,7 @@ def test_two_processes_share_one_study(smoke, tmp_path):
 
 def negate(runs, model, epoch):
     "Change a checkpoint under the same file name: its linear weights negated."
-    f = checkpoint_file(runs, 'mnist', 'smoke', 0, model, epoch); ck = torch.load(f, weights_only=True)
+    f = Run('mnist', 'smoke', 0, runs).checkpoint(model, epoch); ck = torch.load(f, weights_only=True)
     ck['model'] = {k: -v if v.ndim == 2 else v for k, v in ck['model'].items()}; torch.save(ck, f)
 
 @pytest.mark.parametrize('changed, kept', [('C-JS', ['CNN']), (SUBSTITUTE, [])])
@@ -130,9 +131,9 @@ def test_a_changed_checkpoint_is_measured_again(smoke, tmp_path, changed, kept):
     key = lambda m: json.loads((parts / f'{m}.json').read_text())['key']
     before = {m: key(m) for m in FIRST}
     e = saved_epochs('mnist', 'smoke', 0, changed, runs)[0]   # a substitute's first of two
-    old_sha = sha256_file(checkpoint_file(runs, 'mnist', 'smoke', 0, changed, e))
+    old_sha = sha256_file(Run('mnist', 'smoke', 0, runs).checkpoint(changed, e))
     negate(runs, changed, e)
-    new_sha = sha256_file(checkpoint_file(runs, 'mnist', 'smoke', 0, changed, e))
+    new_sha = sha256_file(Run('mnist', 'smoke', 0, runs).checkpoint(changed, e))
     assert new_sha != old_sha
     msgs = []
     stability('mnist', 'smoke', runs=runs, out=out, models=FIRST, log=lambda *a: msgs.append(' '.join(map(str, a))))
@@ -151,7 +152,7 @@ def test_a_changed_checkpoint_is_measured_again(smoke, tmp_path, changed, kept):
 def test_a_run_still_in_training_is_refused(smoke, tmp_path):
     tmp, _, _ = smoke
     runs = tmp_path / 'runs'; shutil.copytree(tmp / 'runs', runs)
-    early = run_dir(runs, 'mnist', 'smoke', 0, 'C-DV-IE'); shutil.copy(early / 'epoch001.pt', early / 'last.pt')
+    early = Run('mnist', 'smoke', 0, runs).model_dir('C-DV-IE'); shutil.copy(early / 'epoch001.pt', early / 'last.pt')
     with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1 of 2: wait for its training to end'):
         stability('mnist', 'smoke', runs=runs, out=tmp_path / 'early', models=['C-DV-IE'])
     with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1'):

@@ -7,7 +7,9 @@ import json, shutil
 from dataclasses import replace
 import pytest
 import torch
-from guessfirst_nb.data import load, sha256_file
+from guessfirst_nb.data import load
+from guessfirst_nb.run import Run
+from guessfirst_nb.io import sha256_file
 from guessfirst_nb.models import MODELS, TARGETS
 from guessfirst_nb.profiles import get_profile
 from guessfirst_nb.substitutes import (attacker_substitutes, pack, substitutes, substitutes_path, summarize,
@@ -23,8 +25,8 @@ CFG40 = replace(get_profile('smoke').attack, n_test=40)
 def runs(tmp_path_factory):
     "Every model of seed 0 and the CNN of seed 1, trained once on the smoke profile: the runs folder."
     r = tmp_path_factory.mktemp('substitutes') / 'runs'
-    for m in MODELS: fit(m, 'mnist', 'smoke', 0, r, progress=False)
-    fit('CNN', 'mnist', 'smoke', 1, r, progress=False)
+    for m in MODELS: fit(Run('mnist', 'smoke', 0, r), m, progress=False)
+    fit(Run('mnist', 'smoke', 1, r), 'CNN', progress=False)
     return r
 
 
@@ -43,7 +45,7 @@ def test_each_source_transfers_as_the_model_of_its_name(runs, doc):
     assert (doc['n'], doc['sources']) == (40, attacker_substitutes(1) + TARGETS)
     assert json.loads(json.dumps(summarize(doc))) == json.loads(json.dumps(doc['results']))
     te = load('mnist', 'test').subset(40, seed=CFG40.seed)
-    mdl = lambda m, s=0: load_model(m, 'mnist', 'smoke', s, runs)[0]
+    mdl = lambda m, s=0: load_model(Run('mnist', 'smoke', s, runs), m)[0]
     for src, model in (('CNN seed 1', mdl('CNN', 1)), ('C-JS', mdl('C-JS'))):
         direct = transfer_broken(model, {'C-DV-IE': mdl('C-DV-IE')}, te.images(), te.y, CFG40, log=quiet)
         assert {c: pack(v) for c, v in direct['C-DV-IE'].items()} == doc['broken'][src]['C-DV-IE']

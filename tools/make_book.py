@@ -112,7 +112,7 @@ def build(out=ROOT / '_book', nbs=ROOT / 'nbs') -> list:
     line per notebook that holds an error output (the pages are written all the same)."""
     import nbformat, jinja2
     from nbconvert import HTMLExporter
-    from guessfirst_nb.data import atomic_write_text
+    from guessfirst_nb.io import atomic_write_text
     try: import jupyter_server_mathjax
     except ImportError:
         raise SystemExit('error: jupyter-server-mathjax (MathJax for the book) is not installed; run make setup')

@@ -33,6 +33,7 @@ NB05, NB06, NB01, NB02, NB03 = 'nbs/05_models.ipynb', 'nbs/06_train.ipynb', 'nbs
 NB07, NB08, NB09, NB10 = 'nbs/07_attacks.ipynb', 'nbs/08_reproduce.ipynb', 'nbs/09_audit.ipynb', 'nbs/10_stability.ipynb'
 NB14, NB15, NB18 = 'nbs/14_results.ipynb', 'nbs/15_claims.ipynb', 'nbs/18_substitutes.ipynb'
 NB17 = 'nbs/17_autoattack.ipynb'
+NB00B, NB00C, NB00D = 'nbs/00b_io.ipynb', 'nbs/00c_stats.ipynb', 'nbs/00d_run.ipynb'
 # the machinery's tests live in pytest files: a `covers` entry ending in .py runs `pytest` on that file (slow tests too)
 T_REPRO = 'tests/test_reproduce.py'
 T_STAB = 'tests/test_stability.py'
@@ -283,8 +284,16 @@ MUTANTS = [
       "the table's worst-of-substitutes row (the one claims read) holds the worst case with the other targets"),
     M('claims-dedup-by-value', NB15, "key=(ma.key, mb.key))", "key=(ma[:2], mb[:2]))", [NB15],
       'two comparisons with equal counts in different cells are counted once'),
-    M('newcombe-bounds-swapped', NB15, "d - math.hypot(pa - la, ub - pb), d + math.hypot(ua - pa, pb - lb)",
-      "d - math.hypot(ua - pa, pb - lb), d + math.hypot(pa - la, ub - pb)", [NB15],
+    M('wilson-normal-approximation', NB00C, "c = (p + z * z / (2 * n)) / d; h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d",
+      "c = p; h = z * math.sqrt(p * (1 - p) / n)", [NB00C, NB08],
+      "Wald's interval for Wilson's: every cell's interval, and which paper values fall inside, change"),
+    M('run-seed0-suffixed', NB00D, "stem = self.dataset + ('' if self.seed == 0 else f'_seed{self.seed}')",
+      "stem = self.dataset + f'_seed{self.seed}'", [NB00D],
+      "seed 0's results are looked for under names that the committed results do not have"),
+    M('atomic-write-keeps-tmp-mode', NB00B, "        os.chmod(tmp, 0o666 & ~_umask())\n", "", [NB00B],
+      "results are written readable by their owner only (mkstemp's 0600)"),
+    M('newcombe-bounds-swapped', NB00C, "d - math.hypot(pa - la, ub - pb), d + math.hypot(ua - pa, pb - lb)",
+      "d - math.hypot(ua - pa, pb - lb), d + math.hypot(pa - la, ub - pb)", [NB00C, NB15],
       "the difference's interval takes each side's half-width from the wrong side"),
     M('claims-paper-effect-reversed', NB15,
       "d = [P[k][a] - P[k][b] for k, (a, b, c) in zip(keys, claim.comparisons())]",
@@ -299,8 +308,8 @@ MUTANTS = [
       "            torch.random.manual_seed(cfg.seed); adv = atk.perturb(xb, yb)", [NB17],
       "AutoAttack's gradient attacks leave the caller's global random state reseeded"),
     M('reproduce-partial-ignores-checkpoints', NB08,
-      "m: sha256_file(checkpoint_file(runs, dataset, profile, seed, m)) for m in names})",
-      "m: checkpoint_file(runs, dataset, profile, seed, m).name for m in names})", [T_REPRO],
+      "m: sha256_file(Run(dataset, profile, seed, runs).checkpoint(m)) for m in names})",
+      "m: Run(dataset, profile, seed, runs).checkpoint(m).name for m in names})", [T_REPRO],
       "a resumed reproduction takes attacks made on other weights saved under the same file name"),
     M('reproduce-white-stage-key-no-checkpoint', NB08,
       "keys = {s: key if s == 'black' else dict(key, checkpoints={s: key['checkpoints'][s]}) for s in stages}",
