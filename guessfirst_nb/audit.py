@@ -18,9 +18,10 @@ from .mmd import ie_regularizer
 from .profiles import PROFILES, AttackConfig, AuditConfig, TOL, TOL_ZERO, get_profile
 from .train import load_model, CheckpointError, check_checkpoints
 from .attacks import fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
-from .reproduce import environment, results_path, paper_table, markdown_table
+from .reproduce import paper_table, markdown_table
 from .stats import wilson
 from .run import Run
+from .store import environment
 
 
 # %% auto #0
@@ -29,8 +30,8 @@ __all__ = ['PGD_ATTACKS', 'CONDITIONED', 'WORST_ROWS', 'margin', 'MarginLinfPGD'
            'check_unbounded', 'check_white_vs_black', 'check_more_effort', 'check_iterative', 'first_broken', 'sizes',
            'accuracy_at', 'worst_case', 'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes',
            'checks_table', 'plot_grad_norms', 'gradient_table', 'representations', 'label_entropy', 'linear_probe',
-           'compression', 'audit_path', 'reproduction_entries', 'audit', 'add_gradients', 'worst_case_table',
-           'hsj_table', 'compression_table', 'audit_markdown', 'remeasure_gradients', 'main']
+           'compression', 'reproduction_entries', 'audit', 'add_gradients', 'worst_case_table', 'hsj_table',
+           'compression_table', 'audit_markdown', 'remeasure_gradients', 'main']
 
 # %% ../nbs/09_audit.ipynb #074c3d6a
 def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -528,12 +529,6 @@ def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int =
                 probe_acc=p['acc'], probe_ce=p['ce'], probe_train_ce=p['train_ce'], probe_wd=p['wd'], H_Y=H,
                 I_lower=H - p['ce'], n_train=half, n_test=len(y) - half, dim=h.shape[-1])
 
-# %% ../nbs/09_audit.ipynb #6f93f3a3
-def audit_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
-    "Where the audit of one dataset and profile is written: beside the reproduction's results."
-    p = results_path(out, dataset, profile, seed)
-    return p.with_name(p.stem + '_audit.json')
-
 # %% ../nbs/09_audit.ipynb #ec2a6d34
 def reproduction_entries(r: dict, pos) -> tuple[dict, dict]:
     """One model's reproduction results on the audit's images: (entries for the worst case, black-box {'FGSM', 'PGD'}
@@ -566,16 +561,16 @@ def _json_safe(o):
     if isinstance(o, np.bool_): return bool(o)
     return o
 
-def audit(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
-          cfg: AuditConfig | None = None, force: bool = False, models=None, log=print, device='cpu') -> dict:
+def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=None, log=print, device='cpu') -> dict:
     """Audit the trained models of a reproduction: adaptive and gradient-free attacks, the checklist, the worst case
     and the compression measurements; written atomically to `<out>/<profile>/<dataset>_audit.json`."""
+    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
     check_dataset(dataset)
     if cfg is None: cfg = get_profile(profile).audit
-    path = audit_path(out, dataset, profile, seed)
+    path = Run(dataset, profile, seed, out=out).result('audit')
     if path.exists() and not force:
         log(f'audit exists: {path} (use --force to recompute)'); return json.loads(path.read_text())
-    rpath = results_path(out, dataset, profile, seed)
+    rpath = Run(dataset, profile, seed, out=out).result()
     if not rpath.exists():
         raise FileNotFoundError(f'no reproduction results at {rpath}; run first: guessfirst-reproduce --dataset '
                                 f'{dataset} --profile {profile} --seed {seed}')
@@ -748,9 +743,8 @@ def main(argv=None, prog='guessfirst-audit'):
     def body(a):
         written = []
         for ds in a.datasets:
-            doc = audit(ds, a.profile, a.seed, a.runs, a.out, force=a.force, log=lambda *m: print(*m, file=sys.stderr),
-                        device=a.dev)
-            path = audit_path(a.out, ds, a.profile, a.seed)
+            doc = audit(Run(ds, a.profile, a.seed, runs=a.runs, out=a.out), force=a.force, log=lambda *m: print(*m, file=sys.stderr), device=a.dev)
+            path = Run(ds, a.profile, a.seed, out=a.out).result('audit')
             atomic_write_text(path.with_suffix('.md'), audit_markdown(doc))
             print(audit_markdown(doc))
             written += [path, path.with_suffix('.md')]

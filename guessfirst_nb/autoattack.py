@@ -14,10 +14,10 @@ from .io import atomic_write_text
 from .models import TARGETS
 from .train import load_model, CheckpointError, check_checkpoints
 from .attacks import device_of, _seeded
-from .reproduce import results_path, table_markdown
+from .reproduce import table_markdown
 from .profiles import PROFILES, AuditConfig, get_profile
 from .audit import (attack_sizes, first_broken, run_checks, worst_cases,
-                                 audit_path, audit_markdown, _json_safe)
+                                 audit_markdown, _json_safe)
 from .run import Run
 
 # %% auto #0
@@ -240,13 +240,13 @@ def audit_autoattack_config(acfg: AuditConfig) -> AutoAttackConfig:
                             seed=acfg.seed, batch_size=acfg.batch_size)
 
 # %% ../nbs/17_autoattack.ipynb #d6dc6762
-def add_autoattack(dataset: str, profile: str, seed: int = 0, runs='runs', out='results',
-                   cfg: AutoAttackConfig | None = None, models=None, force: bool = False, log=print,
+def add_autoattack(run: Run, cfg: AutoAttackConfig | None = None, models=None, force: bool = False, log=print,
                    device='cpu') -> dict:
     """Add AutoAttack's entries to the audit `out`/<profile>/<dataset>_audit.json (seed `seed`) and rewrite it.
     `cfg`: None for the audit's own budgets."""
+    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
     check_dataset(dataset)
-    path = audit_path(out, dataset, profile, seed)
+    path = Run(dataset, profile, seed, out=out).result('audit')
     doc = read_doc(path, 'audit', f'guessfirst-audit --dataset {dataset} --profile {profile} --seed {seed}')
     acfg = AuditConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc['audit_config'].items()})
     cfg = audit_autoattack_config(acfg) if cfg is None else cfg
@@ -300,12 +300,12 @@ def square_entry(model, x, y, eps=SQUARE_EPS, cfg: AutoAttackConfig = AutoAttack
                 config=asdict(cfg))
 
 # %% ../nbs/17_autoattack.ipynb #96728e1d
-def add_square(dataset: str, profile: str, seed: int = 0, runs='runs', out='results',
-               cfg: AutoAttackConfig = AutoAttackConfig(), models=None, force: bool = False, log=print,
+def add_square(run: Run, cfg: AutoAttackConfig = AutoAttackConfig(), models=None, force: bool = False, log=print,
                device='cpu') -> dict:
     "Add `Square/query` to each target of the reproduction `out`/<profile>/<dataset>.json, rewritten after each model."
+    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
     check_dataset(dataset)
-    path = results_path(out, dataset, profile, seed)
+    path = Run(dataset, profile, seed, out=out).result()
     doc = read_doc(path, 'reproduction', f'guessfirst-reproduce --dataset {dataset} --profile {profile} --seed {seed}')
     ac = doc['attack_config']
     te = load(dataset, 'test').subset(ac['n_test'], seed=ac['seed'])
@@ -335,7 +335,7 @@ def main(argv=None, prog='guessfirst-autoattack'):
     def body(a):
         log = lambda *m: print(*m, file=sys.stderr)
         for ds in a.datasets:
-            kw = dict(runs=a.runs, out=a.out, force=a.force, log=log, device=a.dev)
-            if 'reproduction' in a.into: add_square(ds, a.profile, a.seed, **kw)
-            if 'audit' in a.into: add_autoattack(ds, a.profile, a.seed, **kw)
+            run, kw = Run(ds, a.profile, a.seed, a.runs, a.out), dict(force=a.force, log=log, device=a.dev)
+            if 'reproduction' in a.into: add_square(run, **kw)
+            if 'audit' in a.into: add_autoattack(run, **kw)
     return p.run(argv, body, fails=(FileNotFoundError, CheckpointError))

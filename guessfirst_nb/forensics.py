@@ -17,14 +17,17 @@ from .io import atomic_write_text
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, get_profile
 from .attacks import device_of, predict, fixed_eps_advs, check_advs, broken_fixed, _batches
-from .reproduce import TABLE_ROWS, paper_table, _acc, environment, results_path, markdown_table
+from .reproduce import TABLE_ROWS, paper_table, _acc, markdown_table
 from .stats import wilson
 from .pretrained import load_pretrained
+from .store import environment
+from .run import Run
+
 
 # %% auto #0
 __all__ = ['OUTPUT_LAYER', 'KAPPAS', 'SUBSTITUTES', 'OutputLayer', 'output_layer', 'fgsm_search', 'pgd_linf', 'pgd_bisect',
-           'fb2_pgd_white', 'cell_key', 'white_variants', 'black_variants', 'forensics_rows', 'forensics_path',
-           'forensics', 'forensics_markdown', 'main']
+           'fb2_pgd_white', 'cell_key', 'white_variants', 'black_variants', 'forensics_rows', 'forensics',
+           'forensics_markdown', 'main']
 
 # %% ../nbs/13_forensics.ipynb #0ddb68ac
 OUTPUT_LAYER = {'CNN': 'softmax', 'C-DV': None, 'C-JS': 'sigmoid', 'C-DV-IE': None, 'C-JS-IE': 'sigmoid',
@@ -247,23 +250,19 @@ def forensics_rows(doc: dict, variants: dict, paper: dict | None = None) -> list
             rows.append(row)
     return rows
 
-# %% ../nbs/13_forensics.ipynb #72e0c027
-def forensics_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
-    return results_path(out, dataset, profile, seed).with_name(
-        results_path(out, dataset, profile, seed).stem + '_forensics.json')
-
 # %% ../nbs/13_forensics.ipynb #7c78b889
 # variant tag -> profile of the published LeNet5 it uses
 SUBSTITUTES = {'': 'paper', 'substitute 10 epochs': 'paper-lite'}
 
-def forensics(dataset: str = 'mnist', profile: str = 'paper', seed: int = 0, out='results', device='cpu',
+def forensics(run: Run, device='cpu',
               n: int | None = None, models=TARGETS, log=print, weights=None) -> dict:
     """Evaluate the variants on the published models of (`dataset`, `profile`, `seed`) and write
     `<dataset>_forensics.json`: the variants' counts and the rows of the discrepant cells. Resumes from a partial file,
     model by model."""
+    dataset, profile, seed, out = run.dataset, run.profile.name, run.seed, run.out   # (to port)
     check_dataset(dataset); cfg = get_profile(profile).attack
-    doc = json.loads(results_path(out, dataset, profile, seed).read_text())
-    path = forensics_path(out, dataset, profile, seed); part = path.with_suffix('.partial.json')
+    doc = json.loads(Run(dataset, profile, seed, out=out).result().read_text())
+    path = Run(dataset, profile, seed, out=out).result('forensics'); part = path.with_suffix('.partial.json')
     te = load(dataset, 'test').subset(n or cfg.n_test, seed=cfg.seed); x, y = te.images(), te.y
     key = dict(dataset=dataset, profile=profile, seed=seed, n=len(y), models=list(models))
     state = json.loads(part.read_text()) if part.exists() else {}
@@ -319,12 +318,11 @@ def main(argv=None, prog='guessfirst-forensics'):
                    help="folder of published weights (default: the checkout's weights/, else download)")
     p.add_argument('--n', type=int, default=None, help='test images (default: the profile\'s attack config, 1000)')
     def check(a):
-        if not results_path(a.out, a.dataset, a.profile, a.seed).exists():
-            raise ValueError(f'no reproduction at {results_path(a.out, a.dataset, a.profile, a.seed)}: '
+        if not Run(a.dataset, a.profile, a.seed, out=a.out).result().exists():
+            raise ValueError(f'no reproduction at {Run(a.dataset, a.profile, a.seed, out=a.out).result()}: '
                              'run guessfirst-reproduce first')
     def body(a):
-        res = forensics(a.dataset, a.profile, a.seed, a.out, a.dev, a.n, log=lambda *m: print(*m, file=sys.stderr),
-                        weights=a.weights)
-        md = forensics_path(a.out, a.dataset, a.profile, a.seed).with_suffix('.md')
+        res = forensics(Run(a.dataset, a.profile, a.seed, out=a.out), device=a.dev, n=a.n, log=lambda *m: print(*m, file=sys.stderr), weights=a.weights)
+        md = Run(a.dataset, a.profile, a.seed, out=a.out).result('forensics').with_suffix('.md')
         atomic_write_text(md, forensics_markdown(res) + '\n'); print(forensics_markdown(res))
     return p.run(argv, body, check, bad_input=(ValueError,))   # a missing or damaged weights file: PretrainedError

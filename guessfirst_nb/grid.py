@@ -13,9 +13,6 @@ from .io import atomic_write_text
 from .models import MODELS, check_model
 from .profiles import PROFILES, get_profile
 from .train import get_device, load_checkpoint, CheckpointError
-from .reproduce import results_path
-from .audit import audit_path
-from .stability import stability_path
 from .run import Run
 
 # %% auto #0
@@ -112,12 +109,12 @@ def outputs(job: Job) -> list[Path]:
         d = Run(job.dataset, job.profile, s, job.runs).model_dir(job.model)
         return [d / f'epoch{get_profile(job.profile).train.epochs:03d}.pt', d / 'last.pt']
     if job.kind == 'reproduce':
-        b = results_path(job.out, job.dataset, job.profile, s)
+        b = Run(job.dataset, job.profile, s, out=job.out).result()
         return [b, b.with_suffix('.md'), b.with_name(b.stem + '_figure3.png')]
     if job.kind == 'audit':
-        p = audit_path(job.out, job.dataset, job.profile, s)
+        p = Run(job.dataset, job.profile, s, out=job.out).result('audit')
         return [p, p.with_suffix('.md')]
-    b = stability_path(job.out, job.dataset, job.profile, s); stem = b.name.replace('_stability.json', '')
+    b = Run(job.dataset, job.profile, s, out=job.out).result('stability'); stem = b.name.replace('_stability.json', '')
     return [b, b.with_suffix('.md')] + [b.with_name(f'{stem}_{f}.png')
                                         for f in ('epochs', 'masking', 'substitutes', 'seeds')]
 

@@ -10,14 +10,16 @@ import numpy as np
 from scipy.stats import kendalltau
 from .io import atomic_write_text
 from .models import TARGETS
-from .reproduce import TABLE_ROWS, paper_table, results_path, _acc
+from .reproduce import TABLE_ROWS, paper_table, _acc
 from .stats import wilson
 from .forensics import OUTPUT_LAYER, cell_key
+from .run import Run
+
 
 # %% auto #0
 __all__ = ['KINDS', 'AS_REPRODUCED', 'NAMED', 'kind_of', 'options', 'inside', 'table_cells', 'variant_count', 'pipeline_cells',
            'row_tau', 'score', 'whole_pipeline', 'grid', 'consistent', 'chance', 'pipelines_report',
-           'pipelines_markdown', 'pipelines_path', 'write_pipelines']
+           'pipelines_markdown', 'write_pipelines']
 
 # %% ../nbs/19_pipelines.ipynb #99c57d99
 KINDS = {'white FGSM/PGD': ('FGSM/white', 'PGD/white'), 'white C&W': ('CW/white',),
@@ -248,12 +250,6 @@ def pipelines_markdown(doc: dict) -> str:
                          + [f'{x} is discrepant here only' for x in f['only_here']]) + '.')
     return '\n'.join(lines)
 
-# %% ../nbs/19_pipelines.ipynb #e070eaa5
-def pipelines_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
-    "Where the pipelines document of one dataset, profile and seed is written (beside its forensics file)."
-    p = results_path(out, dataset, profile, seed)
-    return p.with_name(p.stem + '_pipelines.json')
-
 # %% ../nbs/19_pipelines.ipynb #ca3f297a
 def _dumps(doc: dict) -> str:
     "JSON with one item a line, except that lists of plain values (a grid row, a cell) stay on one line."
@@ -271,12 +267,12 @@ def write_pipelines(results_dir='results', draws: int = 10_000, seed: int = 0, p
         try: foren = json.loads(fp.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f'{fp}: unreadable ({e}); rerun guessfirst-forensics to rewrite it') from None
-        rp = results_path(results_dir, foren['dataset'], foren['profile'], foren['seed'])
+        rp = Run(foren['dataset'], foren['profile'], foren['seed'], out=results_dir).result()
         if not rp.exists(): raise ValueError(f'{fp}: no reproduction at {rp}; run guessfirst-reproduce for it first')
         rel = lambda p: p.relative_to(results_dir).as_posix()
         doc = pipelines_report(json.loads(rp.read_text()), foren, paper, draws=draws, seed=seed,
                                sources=dict(forensics=rel(fp), reproduction=rel(rp)))
-        out = pipelines_path(results_dir, foren['dataset'], foren['profile'], foren['seed'])
+        out = Run(foren['dataset'], foren['profile'], foren['seed'], out=results_dir).result('pipelines')
         atomic_write_text(out, _dumps(doc)); atomic_write_text(out.with_suffix('.md'), pipelines_markdown(doc) + '\n')
         written += [out, out.with_suffix('.md')]
     return written

@@ -20,12 +20,13 @@ from .train import (fit, training_data, load_model, check_finished, CheckpointEr
                                  TrainingDiverged)
 from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l2_curve, predict
 from .run import Run
+from .store import environment, git_commit
+
 
 # %% auto #0
-__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'TABLE_RULE', 'PALETTE', 'paper_table', 'environment', 'to_json', 'results_path',
-           'attack_all', 'reproduce', 'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3',
-           'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown', 'paper_heatmap', 'heatmap_panels',
-           'write_paper_heatmaps']
+__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'TABLE_RULE', 'PALETTE', 'paper_table', 'to_json', 'attack_all', 'reproduce',
+           'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3', 'png_bytes', 'show_figure',
+           'main', 'masking_signs', 'masking_markdown', 'paper_heatmap', 'heatmap_panels', 'write_paper_heatmaps']
 
 # %% ../nbs/08_reproduce.ipynb #3a964b39
 TABLE_ROWS = [('clean', '', 0.0),
@@ -46,22 +47,6 @@ def paper_table() -> dict:
         out[(r['dataset'], r['attack'], r['mode'], float(r['epsilon']))] = {m: float(r[m]) for m in TARGETS}
     return out
 
-# %% ../nbs/08_reproduce.ipynb #9b745054
-def _git_commit():
-    "The checkout's commit, or None outside a git checkout (an installed package)."
-    here = Path(globals()['__file__']).parent if '__file__' in globals() else Path.cwd()
-    try:
-        return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                              cwd=here).stdout.strip() or None
-    except OSError: return None
-
-def environment() -> dict:
-    "Versions and machine facts recorded with every result."
-    import foolbox, numpy
-    return dict(guessfirst_nb=__version__, torch=torch.__version__, foolbox=foolbox.__version__,
-                numpy=numpy.__version__, python=platform.python_version(), machine=platform.machine(),
-                threads=torch.get_num_threads(), git_commit=_git_commit())
-
 # %% ../nbs/08_reproduce.ipynb #2a50ca73
 def _first_broken(broken: np.ndarray) -> list:
     "Index of the first eps at which each sample is broken, -1 if never (broken is cumulative)."
@@ -81,11 +66,6 @@ def to_json(res: dict, n: int) -> dict:
         out[name] = e
     return out
 
-# %% ../nbs/08_reproduce.ipynb #b8afc2a3
-def results_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
-    "Where the results of one dataset and profile are written."
-    return Path(out) / profile / (f'{dataset}.json' if seed == 0 else f'{dataset}_seed{seed}.json')
-
 # %% ../nbs/08_reproduce.ipynb #841aa8d7
 def _entries(r: dict, n: int) -> dict:
     "One model's `evaluate` entries (no clean accuracy) as they are written to the results file."
@@ -104,7 +84,7 @@ def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=pr
     done = {s: st for s in stages if 'entries' in (st := partial_state(parts / f'{s}.json', keys[s], {}))}
     resumed = {s: st['commit'] for s, st in done.items()}
     if resumed: log(f'resumed from {parts}: ' + ', '.join(resumed))
-    commit = _git_commit()
+    commit = git_commit()
     for s in stages:
         if s not in done and 'entries' in (st := partial_state(parts / f'{s}.json', keys[s], {})):
             done[s], resumed[s] = st, st['commit']; log(f'{s}: taken from {parts} (another process ran it)')
@@ -123,22 +103,22 @@ def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=pr
     return results, sum(st['seconds'] for st in done.values()), resumed
 
 # %% ../nbs/08_reproduce.ipynb #d389bb35
-def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
-              force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu',
+def reproduce(run: Run, force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu',
               models: list | None = None) -> dict | None:
     """Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the
     results. `redo`: attacks to recompute in existing results. `models`: run only these targets' white-box attacks now,
     on their finished checkpoints, and return None (or the existing results, unless `force`); processes given
     disjoint lists share the attacks, and a run without `models` takes theirs, does the rest and writes the results."""
+    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
     check_dataset(dataset); prof = get_profile(profile); cfg = prof.attack
     models = check_targets(models)   # VIB: Alemi
     if models is not None and redo: raise ValueError('models and redo do not go together: redo recomputes every model')
-    path = results_path(out, dataset, profile, seed)
+    path = Run(dataset, profile, seed, out=out).result()
     if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log, device)
     if path.exists() and not force:
         doc = json.loads(path.read_text())
         if 'histories' not in doc:   # results written before histories were recorded: add them from the checkpoints
-            doc['histories'] = training_histories(dataset, profile, seed, runs)
+            doc['histories'] = training_histories(Run(dataset, profile, seed, runs=runs))
             atomic_write_text(path, json.dumps(doc, indent=1))
         log(f'results exist: {path} (use --force to recompute)'); return doc
     t_start = time.time()
@@ -163,7 +143,7 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
                substitute=dict(name=SUBSTITUTE, clean=(predict(nets[SUBSTITUTE], x) == y).float().mean().item()),
                environment=environment(), train_seconds=train_time, attack_seconds=attack_seconds,
                total_seconds=time.time() - t_start, results=results,
-               histories=training_histories(dataset, profile, seed, runs), **(dict(resumed=resumed) if resumed else {}))
+               histories=training_histories(Run(dataset, profile, seed, runs=runs)), **(dict(resumed=resumed) if resumed else {}))
     atomic_write_text(path, json.dumps(doc, indent=1))
     for f in [*(partial / f'{s}.json' for s in ['black', *TARGETS]), path.with_name(path.stem + '.partial.json')]:
         f.unlink(missing_ok=True)   # this run's stages, and a file left by a version that kept one partial file
@@ -172,8 +152,9 @@ def reproduce(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, run
     return doc
 
 # %% ../nbs/08_reproduce.ipynb #af1eeed9
-def training_histories(dataset: str, profile: str, seed: int = 0, runs='runs') -> dict:
+def training_histories(run: Run) -> dict:
     "Per-epoch training metrics of every model of a run, read from the checkpoints (models not trained are left out)."
+    dataset, profile, seed, runs = run.dataset, run.profile.name, run.seed, run.runs   # (to port)
     from guessfirst_nb.train import load_checkpoint
     out = {}
     for name in TARGETS + [SUBSTITUTE]:
@@ -329,15 +310,13 @@ def main(argv=None, prog='guessfirst-reproduce'):
         written = []
         for ds in a.datasets:
             if a.models:
-                done = reproduce(ds, a.profile, a.seed, a.runs, a.out, force=a.force, device=a.dev, models=a.models,
-                                 log=lambda *m: print(*m, file=sys.stderr))
-                base = results_path(a.out, ds, a.profile, a.seed)
+                done = reproduce(Run(ds, a.profile, a.seed, runs=a.runs, out=a.out), force=a.force, device=a.dev, models=a.models, log=lambda *m: print(*m, file=sys.stderr))
+                base = Run(ds, a.profile, a.seed, out=a.out).result()
                 print(f'{ds}: results exist: {base}' if done else f"{ds}: white-box attacks of {' '.join(a.models)} "
                       f"saved in {base.with_name(base.stem + '.partial')}; a run without --models takes them")
                 continue
-            doc = reproduce(ds, a.profile, a.seed, a.runs, a.out, force=a.force, redo=tuple(a.redo), device=a.dev,
-                            log=lambda *m: print(*m, file=sys.stderr))
-            base = results_path(a.out, ds, a.profile, a.seed)
+            doc = reproduce(Run(ds, a.profile, a.seed, runs=a.runs, out=a.out), force=a.force, redo=tuple(a.redo), device=a.dev, log=lambda *m: print(*m, file=sys.stderr))
+            base = Run(ds, a.profile, a.seed, out=a.out).result()
             md, png = base.with_suffix('.md'), base.with_name(base.stem + '_figure3.png')
             atomic_write_text(md, table_markdown(doc) + '\n')
             import matplotlib.pyplot as plt

@@ -8,9 +8,10 @@ import csv, io, json, re
 from pathlib import Path
 from .io import atomic_write_text
 from .models import TARGETS, SUBSTITUTE
-from .reproduce import results_path
 from .stats import wilson
 from .profiles import get_profile
+from .run import Run
+
 
 # %% auto #0
 __all__ = ['COLUMNS', 'MODES', 'NORMS', 'SIDES', 'TOL', 'TOL_F32', 'WORST', 'WHITE', 'CELL', 'SUBSTITUTE_EPOCHS', 'SUFFIXES',
@@ -216,7 +217,7 @@ def load_results(root='results', exclude=EXCLUDE) -> list[tuple[str, str, dict]]
         kind = source_kind(p.name)
         if kind is None or p.parent.name in exclude: continue
         doc, source = json.loads(p.read_text()), p.relative_to(root).as_posix()
-        want = results_path('', doc['dataset'], doc['profile'], doc['seed'])
+        want = Run(doc['dataset'], doc['profile'], doc['seed'], out='').result()
         want = want.with_name(want.stem + SUFFIXES[kind] + '.json').as_posix()
         if source != want:
             raise ValueError(f"{source}: its document says {doc['dataset']}, profile {doc['profile']}, "

@@ -19,17 +19,18 @@ from .io import atomic_torch_save
 from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 import torch.nn.functional as F
 from .audit import pgd_broken, input_grad_stats
-from .reproduce import reproduce, results_path, paper_table, environment, TABLE_ROWS, PALETTE, _acc, markdown_table
+from .reproduce import reproduce, paper_table, TABLE_ROWS, PALETTE, _acc, markdown_table
 from .stats import wilson
 from .io import save_figure
 from .run import Run
+from .store import environment
 
 
 # %% auto #0
 __all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'CURVE_METRICS', 'saved_epochs', 'craft', 'transfer', 'white', 'score_stats',
-           'stability_path', 'stability', 'seed_values', 'seed_table', 'seed_results', 'audit_results',
-           'seed_worst_table', 'protocol_table', 'seed_spread', 'plot_epochs', 'plot_masking', 'curve_table',
-           'plot_substitutes', 'plot_seeds', 'stability_markdown', 'main']
+           'stability', 'seed_values', 'seed_table', 'seed_results', 'audit_results', 'seed_worst_table',
+           'protocol_table', 'seed_spread', 'plot_epochs', 'plot_masking', 'curve_table', 'plot_substitutes',
+           'plot_seeds', 'stability_markdown', 'main']
 
 # %% ../nbs/10_stability.ipynb #2670b53c
 def saved_epochs(dataset: str, profile: str, seed: int, model: str, runs='runs') -> list[int]:
@@ -106,25 +107,19 @@ def score_stats(model, x, y, batch_size: int = 500) -> dict:
                 grad_max=float(np.median(g['max_abs'])), grad_norm_f32_zero=float((g['norm_f32'] == 0).mean()),
                 T_true=float(true.median()), T_other=float(other.median()))
 
-# %% ../nbs/10_stability.ipynb #c37843af
-def stability_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
-    "Where the per-epoch measurements of one run are written: beside the reproduction's results."
-    p = results_path(out, dataset, profile, seed)
-    return p.with_name(p.stem + '_stability.json')
-
 # %% ../nbs/10_stability.ipynb #a6280e03
-def stability(dataset: str = 'mnist', profile: str = 'quick', seed: int = 0, runs='runs', out='results',
-              cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print,
+def stability(run: Run, cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print,
               device='cpu') -> dict | None:
     """Clean, black-box (for every substitute length) and white-box accuracy of every target at every saved epoch
     of one run, on the reproduction's test images; written atomically and resumable. `models`: measure only these
     now, on finished runs (processes given disjoint lists share the work); the study is written, and returned, once
     every target is measured, else None."""
+    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
     check_dataset(dataset); prof = get_profile(profile)
     models = check_targets(models)   # models=[]: measure nothing, write the study if done; VIB: Alemi
     cfg = prof.stability if cfg is None else cfg
     acfg = prof.attack
-    path = stability_path(out, dataset, profile, seed)
+    path = Run(dataset, profile, seed, out=out).result('stability')
     if path.exists() and not force:
         log(f'stability results exist: {path} (use --force to recompute)'); return json.loads(path.read_text())
     t_start = time.time()
@@ -510,17 +505,16 @@ def main(argv=None, prog='guessfirst-stability'):
         written = []
         for ds in a.datasets:
             if a.models:
-                stab = stability(ds, a.profile, a.seeds[0], a.runs, a.out, force=a.force, models=a.models, log=log,
-                                 device=a.dev)
-                base = stability_path(a.out, ds, a.profile, a.seeds[0])
+                stab = stability(Run(ds, a.profile, a.seeds[0], runs=a.runs, out=a.out), force=a.force, models=a.models, log=log, device=a.dev)
+                base = Run(ds, a.profile, a.seeds[0], out=a.out).result('stability')
                 print(f'{ds}: {base} is written' if stab else f"{ds}: {' '.join(a.models)} measured, in "
                       f"{base.with_name(base.stem + '.partial')}; the study is written when every target is")
                 continue
-            docs = [] if a.curves else [reproduce(ds, a.profile, s, a.runs, a.out, log=log, device=a.dev)
+            docs = [] if a.curves else [reproduce(Run(ds, a.profile, s, runs=a.runs, out=a.out), log=log, device=a.dev)
                                         for s in a.seeds]
-            stab = stability(ds, a.profile, a.seeds[0], a.runs, a.out, force=a.force, log=log, device=a.dev)
+            stab = stability(Run(ds, a.profile, a.seeds[0], runs=a.runs, out=a.out), force=a.force, log=log, device=a.dev)
             audits = {s: d for s, d in audit_results(a.out, ds, a.profile).items() if s in a.seeds}
-            base = stability_path(a.out, ds, a.profile, a.seeds[0])
+            base = Run(ds, a.profile, a.seeds[0], out=a.out).result('stability')
             md = base.with_suffix('.md')
             text = stability_markdown(docs, stab, audits)
             atomic_write_text(md, text)

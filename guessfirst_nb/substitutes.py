@@ -17,15 +17,15 @@ from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig, get_profile
 from .train import load_model, CheckpointError
 from .attacks import evaluate_black
-from .reproduce import results_path, markdown_table, paper_table, environment
+from .reproduce import markdown_table, paper_table
 from .stats import wilson
 from .run import Run
+from .store import environment
 
 
 # %% auto #0
-__all__ = ['TRANSFER_CELLS', 'Ensemble', 'pack', 'unpack', 'cell_config', 'transfer_broken', 'substitutes_path',
-           'attacker_substitutes', 'summarize_transfer', 'summarize', 'checkpoint_record', 'substitutes',
-           'substitutes_table', 'main']
+__all__ = ['TRANSFER_CELLS', 'Ensemble', 'pack', 'unpack', 'cell_config', 'transfer_broken', 'attacker_substitutes',
+           'summarize_transfer', 'summarize', 'checkpoint_record', 'substitutes', 'substitutes_table', 'main']
 
 # %% ../nbs/18_substitutes.ipynb #2412542a
 class Ensemble(nn.Module):
@@ -67,12 +67,6 @@ def transfer_broken(source, targets: dict, x, y, cfg: AttackConfig, log=print) -
             e = r[(atk, 'black')]
             out[t][f'{atk} {eps:g}'] = np.asarray(e['broken'])[list(e['eps']).index(eps)]
     return out
-
-# %% ../nbs/18_substitutes.ipynb #82b03408
-def substitutes_path(out, dataset: str, profile: str, seed: int = 0) -> Path:
-    "Where `substitutes` writes: beside the reproduction, `<dataset>[_seed<N>]_substitutes.json`."
-    p = results_path(out, dataset, profile, seed)
-    return p.with_name(p.stem + '_substitutes.json')
 
 # %% ../nbs/18_substitutes.ipynb #a72997cc
 def attacker_substitutes(other_seed: int) -> list[str]:
@@ -126,12 +120,12 @@ def checkpoint_record(runs, dataset: str, profile: str, seed: int, model: str, c
     return dict(file=p.relative_to(runs).as_posix(), epoch=ck['epoch'], sha256=sha256_file(p))
 
 # %% ../nbs/18_substitutes.ipynb #4aaedc2f
-def substitutes(dataset: str, profile: str, seed: int = 0, other_seed: int = 1, runs='runs', out='results',
-                cfg: AttackConfig | None = None, force: bool = False, log=print, device='cpu') -> dict:
+def substitutes(run: Run, other_seed: int = 1, cfg: AttackConfig | None = None, force: bool = False, log=print, device='cpu') -> dict:
     "Transfer to every target of seed `seed` from every substitute (see above); the document written."
+    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
     check_dataset(dataset)
     cfg = get_profile(profile).attack if cfg is None else cfg
-    path = substitutes_path(out, dataset, profile, seed)
+    path = Run(dataset, profile, seed, out=out).result('substitutes')
     if path.exists() and not force:
         log(f'exists: {path} (use --force to recompute)'); return json.loads(path.read_text())
     te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
@@ -203,10 +197,9 @@ def main(argv=None, prog='guessfirst-substitutes'):
         if a.other_seed == a.seed: raise ValueError(f'--other-seed must differ from --seed ({a.seed})')
     def body(a):
         for ds in a.datasets:
-            doc = substitutes(ds, a.profile, a.seed, a.other_seed, a.runs, a.out, force=a.force, device=a.dev,
-                              log=lambda *m: print(*m, file=sys.stderr))
-            md = substitutes_path(a.out, ds, a.profile, a.seed).with_suffix('.md')
-            rep = results_path(a.out, ds, a.profile, a.seed)
+            doc = substitutes(Run(ds, a.profile, a.seed, runs=a.runs, out=a.out), other_seed=a.other_seed, force=a.force, device=a.dev, log=lambda *m: print(*m, file=sys.stderr))
+            md = Run(ds, a.profile, a.seed, out=a.out).result('substitutes').with_suffix('.md')
+            rep = Run(ds, a.profile, a.seed, out=a.out).result()
             rep = json.loads(rep.read_text()) if rep.exists() else None
             text = markdown_table(substitutes_table(doc, rep), 'model / cell')
             atomic_write_text(md, text + '\n'); print(text)

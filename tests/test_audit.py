@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import foolbox as fb
-from guessfirst_nb.audit import audit, audit_path, main, CONDITIONED, remeasure_gradients
+from guessfirst_nb.audit import audit, main, CONDITIONED, remeasure_gradients
+from guessfirst_nb.run import Run
 from guessfirst_nb.models import TARGETS
 from guessfirst_nb.reproduce import reproduce
 
@@ -20,15 +21,15 @@ quiet = lambda *a: None
 def smoke(tmp_path_factory):
     "A smoke reproduction of MNIST (seed 0) and its audit, in a temporary folder."
     tmp = tmp_path_factory.mktemp('audit')
-    repro = reproduce('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results', progress=False, log=quiet)
-    doc = audit('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results', log=quiet)
+    repro = reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results'), progress=False, log=quiet)
+    doc = audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results'), log=quiet)
     return tmp, repro, doc
 
 def per_sample(e): return e['first_broken'] if 'first_broken' in e else e['dist']
 
 def test_audit_writes_its_file(smoke):
     tmp, repro, doc = smoke
-    p = audit_path(tmp / 'results', 'mnist', 'smoke')
+    p = Run('mnist', 'smoke', out=tmp / 'results').result('audit')
     saved = json.loads(p.read_text())
     assert set(saved['results']) == set(TARGETS) and set(saved['compression']) == set(CONDITIONED + ['CNN'])
     assert saved['audit_config']['n'] == 50 and len(saved['images']['positions']) == 50
@@ -52,8 +53,8 @@ def test_audit_writes_its_file(smoke):
 
 def test_audit_loads_and_force_recomputes(smoke):
     tmp, _, doc = smoke
-    again = audit('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results', log=quiet)
-    assert again['total_seconds'] == json.loads(audit_path(tmp / 'results', 'mnist', 'smoke').read_text())['total_seconds']
+    again = audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results'), log=quiet)
+    assert again['total_seconds'] == json.loads(Run('mnist', 'smoke', out=tmp / 'results').result('audit').read_text())['total_seconds']
 
 class Killed(Exception): pass
 
@@ -61,14 +62,14 @@ def test_audit_resumes_after_a_kill(smoke, tmp_path):
     "Killed right after the second model's attacks, before it is saved: the partial file holds the first model only."
     tmp, _, _ = smoke
     out = tmp_path / 'results'; shutil.copytree(tmp / 'results', out)
-    saved = json.loads(audit_path(out, 'mnist', 'smoke').read_text())
+    saved = json.loads(Run('mnist', 'smoke', out=out).result('audit').read_text())
     def kill_at_cdv(*a):
         if 'C-DV:' in ' '.join(map(str, a)): raise Killed
-    with pytest.raises(Killed): audit('mnist', 'smoke', runs=tmp / 'runs', out=out, force=True, log=kill_at_cdv)
-    partial = audit_path(out, 'mnist', 'smoke').with_name('mnist_audit.partial.json')
+    with pytest.raises(Killed): audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, log=kill_at_cdv)
+    partial = Run('mnist', 'smoke', out=out).result('audit').with_name('mnist_audit.partial.json')
     assert list(json.loads(partial.read_text())['results']) == ['CNN']
     msgs = []
-    doc = audit('mnist', 'smoke', runs=tmp / 'runs', out=out, force=True, log=lambda *a: msgs.append(' '.join(map(str, a))))
+    doc = audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, log=lambda *a: msgs.append(' '.join(map(str, a))))
     assert any('CNN: resumed' in m for m in msgs) and not partial.exists()
     for m in TARGETS:   # a resumed audit equals an uninterrupted one, sample by sample
         for a, e in saved['results'][m]['attacks'].items():
@@ -77,8 +78,8 @@ def test_audit_resumes_after_a_kill(smoke, tmp_path):
 def test_audit_errors(smoke, tmp_path):
     tmp, _, _ = smoke
     with pytest.raises(FileNotFoundError, match='guessfirst-reproduce'):
-        audit('mnist', 'smoke', runs=tmp / 'runs', out=tmp_path / 'nothing', log=quiet)
-    with pytest.raises(ValueError, match='valid profiles: smoke, quick, paper-lite'): audit('mnist', 'nope')
+        audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp_path / 'nothing'), log=quiet)
+    with pytest.raises(ValueError, match='valid profiles: smoke, quick, paper-lite'): audit(Run('mnist', 'nope'))
 
 @pytest.mark.parametrize('argv, says', [(['--dataset', 'svhn'], 'valid datasets: mnist, fashion_mnist'),
                                         (['--profile', 'full'], 'valid profiles: smoke, quick, paper-lite, paper'),
@@ -94,7 +95,7 @@ def test_cli_writes_the_audit_and_its_tables(smoke, tmp_path):
     o, e = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
         assert main(['--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'runs'), '--out', str(out)]) == 0
-    p = audit_path(out, 'mnist', 'smoke')
+    p = Run('mnist', 'smoke', out=out).result('audit')
     assert str(p) in o.getvalue() and p.with_suffix('.md').exists()
     assert '## Input gradients of the cross-entropy' in p.with_suffix('.md').read_text()
     with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e := io.StringIO()):   # no reproduction there

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from guessfirst_nb.audit import _json_safe, audit_model, audit_path
+from guessfirst_nb.audit import _json_safe, audit_model
 from guessfirst_nb.run import Run
 from guessfirst_nb.autoattack import (AUTOATTACK, AutoAttackConfig, add_autoattack, attack_broken,
                                       audit_autoattack_config, boundary_distance, main)
@@ -41,10 +41,10 @@ def test_extending_an_audit_resumes_only_its_own_progress(tmp_path):
     base = dict(dataset='mnist', profile='smoke', seed=0, audit_config=asdict(acfg),
                 images=dict(test_subset=dict(n=100, seed=0), positions=pos), results={'CNN': res},
                 seconds={'CNN': res['seconds']}, total_seconds=1.0)
-    ap = audit_path(tmp_path / 'results', 'mnist', 'smoke', 0); ap.parent.mkdir(parents=True)
+    ap = Run('mnist', 'smoke', out=tmp_path / 'results').result('audit'); ap.parent.mkdir(parents=True)
     def fresh_audit(): atomic_write_text(ap, json.dumps(_json_safe(base)))
     def run(**kw):
-        return add_autoattack('mnist', 'smoke', 0, tmp_path / 'runs', tmp_path / 'results', log=lambda *a: None, **kw)
+        return add_autoattack(Run('mnist', 'smoke', runs=tmp_path / 'runs', out=tmp_path / 'results'), log=lambda *a: None, **kw)
 
     fresh_audit(); doc1 = run()
     want = asdict(audit_autoattack_config(acfg))   # cfg=None: the audit's own (smoke) budgets
@@ -76,7 +76,7 @@ def test_extending_an_audit_resumes_only_its_own_progress(tmp_path):
     assert {k: doc3['results']['CNN']['attacks'][k]['first_broken'] for k in aa} == \
         {k: v['first_broken'] for k, v in aa.items()}
     msgs = []
-    add_autoattack('mnist', 'smoke', 0, tmp_path / 'runs', tmp_path / 'results', log=msgs.append)
+    add_autoattack(Run('mnist', 'smoke', runs=tmp_path / 'runs', out=tmp_path / 'results'), log=msgs.append)
     assert any('already in the audit' in m for m in msgs), msgs
 
 

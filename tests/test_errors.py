@@ -126,7 +126,7 @@ def test_stale_checkpoint_tmp_is_removed_by_the_next_run(tmp_path, tiny):
 TINY_DATA = r'''
 import sys, time, torch
 import guessfirst_nb.train as t
-from guessfirst_nb.profiles import get_profile
+from guessfirst_nb.run import Run
 smoke = t.training_data(Run('mnist', 'smoke'))
 data = (smoke[0].subset(500, seed=0), smoke[1].subset(250, seed=0))   # two steps an epoch
 '''
@@ -146,7 +146,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     child = TINY_DATA + '''
 def cb(epoch, step, model):
     if epoch == 2 and step == 0: print('mid-epoch', flush=True); time.sleep(600)
-t.fit('Alemi', 'mnist', 'smoke', seed=0, root=sys.argv[1], progress=False, callback=cb, data=data)
+t.fit(Run('mnist', 'smoke', 0, sys.argv[1]), 'Alemi', progress=False, callback=cb, data=data)
 '''
     p = subprocess.Popen([sys.executable, '-c', child, str(tmp_path / 'killed')], stdout=subprocess.PIPE, text=True)
     try: assert p.stdout.readline().strip() == 'mid-epoch'
@@ -168,7 +168,7 @@ def save(obj, f, *a, **k):
     real(obj, f, *a, **k)
     if '.last.pt.' in str(f): print('writing last.pt', flush=True); time.sleep(600)
 torch.save = save
-t.fit('CNN', 'mnist', 'smoke', seed=0, root=sys.argv[1], progress=False, data=data)
+t.fit(Run('mnist', 'smoke', 0, sys.argv[1]), 'CNN', progress=False, data=data)
 '''
     p = subprocess.Popen([sys.executable, '-c', child, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try: assert p.stdout.readline().strip() == 'writing last.pt'

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 import guessfirst_nb.attacks as A
+from guessfirst_nb.run import Run
 import guessfirst_nb.forensics as FO
 from guessfirst_nb.profiles import PROFILES, AttackConfig
 
@@ -190,14 +191,14 @@ def test_a_killed_run_resumes_from_its_partial_file_and_recomputes_nothing(tmp_p
     with monkeypatch.context() as m:
         m.setattr(FO, 'black_variants', boom)
         with pytest.raises(RuntimeError, match='killed'):
-            FO.forensics('mnist', 'paper', out=tmp_path, models=['C-JS', 'CNN'], log=calls.append)
+            FO.forensics(Run('mnist', 'paper', out=tmp_path), models=['C-JS', 'CNN'], log=calls.append)
     assert len(calls) == 2   # both white-box units done and saved before the interruption
-    part = FO.forensics_path(tmp_path, 'mnist', 'paper').with_suffix('.partial.json')
+    part = Run('mnist', 'paper', out=tmp_path).result('forensics').with_suffix('.partial.json')
     assert json.loads(part.read_text())['done'] == {'white C-JS': True, 'white CNN': True}
-    res = FO.forensics('mnist', 'paper', out=tmp_path, models=['C-JS', 'CNN'], log=calls.append)
+    res = FO.forensics(Run('mnist', 'paper', out=tmp_path), models=['C-JS', 'CNN'], log=calls.append)
     # resumed: only the transfer variants ran
     assert len(calls) == 3 and calls[2].startswith('mnist: transfer variants')
-    assert res['n'] == 40 and FO.forensics_path(tmp_path, 'mnist', 'paper').exists() and not part.exists()
+    assert res['n'] == 40 and Run('mnist', 'paper', out=tmp_path).result('forensics').exists() and not part.exists()
     assert sorted(res['variants']['output layer']['PGD/white 0.15']) == ['C-JS', 'CNN']
     assert 'C&W kappa 40' in res['variants'] and 'substitute 10 epochs + C&W kappa 0' in res['variants']
     for v in res['variants'].values():

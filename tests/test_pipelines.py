@@ -3,7 +3,8 @@ or unmatched inputs. Built on a hand-made reproduction and forensics document; n
 import json
 import pytest
 from guessfirst_nb.models import TARGETS
-from guessfirst_nb.pipelines import write_pipelines, pipelines_path
+from guessfirst_nb.run import Run
+from guessfirst_nb.pipelines import write_pipelines
 
 PAPER = {('mnist', 'clean', '', 0.0): dict.fromkeys(TARGETS, 99.0),
          ('mnist', 'CW', 'black', 2.0): dict.fromkeys(TARGETS, 70.0)}
@@ -41,7 +42,7 @@ def test_writes_beside_each_forensics_file_and_nothing_else(results):
     assert paths == [results / 'paper/mnist_pipelines.json', results / 'paper/mnist_pipelines.md',
                      results / 'paper-lite/mnist_seed2_pipelines.json', results / 'paper-lite/mnist_seed2_pipelines.md']
     assert {p.relative_to(results) for p in results.rglob('*')} == before | {p.relative_to(results) for p in paths}
-    doc = json.loads(pipelines_path(results, 'mnist', 'paper-lite', 2).read_text())
+    doc = json.loads(Run('mnist', 'paper-lite', 2, out=results).result('pipelines').read_text())
     assert (doc['profile'], doc['seed'], doc['sources']) == ('paper-lite', 2, dict(
         forensics='paper-lite/mnist_seed2_forensics.json', reproduction='paper-lite/mnist_seed2.json'))
     assert doc['attack_config'] == {'n_test': 1000}   # carried from the forensics file (tests/test_profiles.py reads it)
@@ -59,14 +60,14 @@ def test_missing_reproduction_is_one_clear_error(results):
     with pytest.raises(ValueError, match=r'mnist_forensics.json: no reproduction at .*paper/mnist.json; run '
                                          r'guessfirst-reproduce for it first'):
         write_pipelines(results, paper=PAPER)
-    assert not pipelines_path(results, 'mnist', 'paper').exists()
+    assert not Run('mnist', 'paper', out=results).result('pipelines').exists()
 
 
 def test_damaged_forensics_file_is_one_clear_error(results):
     (results / 'paper' / 'mnist_forensics.json').write_text('{"dataset": "mn')
     with pytest.raises(ValueError, match=r'mnist_forensics.json: unreadable .*rerun guessfirst-forensics'):
         write_pipelines(results, paper=PAPER)
-    assert not pipelines_path(results, 'mnist', 'paper').exists()
+    assert not Run('mnist', 'paper', out=results).result('pipelines').exists()
 
 
 def test_forensics_of_another_run_is_refused(results):
@@ -77,7 +78,7 @@ def test_forensics_of_another_run_is_refused(results):
 
 def test_a_failed_write_leaves_the_old_file(results, monkeypatch):
     write_pipelines(results, draws=200, paper=PAPER)
-    path = pipelines_path(results, 'mnist', 'paper'); old = path.read_bytes()
+    path = Run('mnist', 'paper', out=results).result('pipelines'); old = path.read_bytes()
     import os
     monkeypatch.setattr(os, 'replace', lambda *a: (_ for _ in ()).throw(OSError('disk full')))
     with pytest.raises(OSError, match='disk full'):

@@ -33,13 +33,13 @@ def drop_seconds(results):
 def smoke(tmp_path_factory):
     "One uninterrupted smoke reproduction: (tmp folder, its results document)."
     tmp = tmp_path_factory.mktemp('reproduce')
-    doc = R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results', progress=False, log=quiet)
+    doc = R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results'), progress=False, log=quiet)
     return tmp, doc
 
 
 def test_end_to_end_files_and_shape(smoke):
     tmp, doc = smoke
-    p = R.results_path(tmp / 'results', 'mnist', 'smoke')
+    p = Run('mnist', 'smoke', out=tmp / 'results').result()
     assert json.loads(p.read_text())['results']['C-DV']['PGD/white']['n'] == 100
     assert set(doc['results']) == set(TARGETS)
     assert set(doc['histories']) == set(TARGETS + [SUBSTITUTE]) and len(doc['histories']['CNN']) == 2
@@ -59,7 +59,7 @@ def test_staged_attacks_equal_one_call_of_evaluate(smoke):
 
 def test_cli_loads_and_writes_table_and_figure(smoke):
     tmp, doc = smoke
-    p = R.results_path(tmp / 'results', 'mnist', 'smoke')
+    p = Run('mnist', 'smoke', out=tmp / 'results').result()
     rc, o, e = cli('--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'runs'), '--out',
                    str(tmp / 'results'), '--device', 'cpu')
     assert rc == 0 and 'Traceback' not in e
@@ -70,9 +70,9 @@ def test_cli_loads_and_writes_table_and_figure(smoke):
 def test_existing_results_are_loaded_and_redo_recomputes_only_its_attack(smoke):
     tmp, doc = smoke
     kw = dict(runs=tmp / 'runs', out=tmp / 'results', progress=False, log=quiet)
-    assert R.reproduce('mnist', 'smoke', **kw)['results'] == json.loads(
-        R.results_path(tmp / 'results', 'mnist', 'smoke').read_text())['results']
-    doc3 = R.reproduce('mnist', 'smoke', redo=('CW',), **kw)
+    assert R.reproduce(Run('mnist', 'smoke'), **kw)['results'] == json.loads(
+        Run('mnist', 'smoke', out=tmp / 'results').result().read_text())['results']
+    doc3 = R.reproduce(Run('mnist', 'smoke'), redo=('CW',), **kw)
     assert doc3['results']['CNN']['PGD/white'] == doc['results']['CNN']['PGD/white']
     assert doc3['results']['CNN']['CW/white']['dist'] == doc['results']['CNN']['CW/white']['dist']   # deterministic
     assert doc3['redone'][-1]['attacks'] == ['CW']
@@ -91,8 +91,8 @@ def killed(smoke):
     tmp, _ = smoke
     out = tmp / 'killed'
     with pytest.raises(Killed):
-        R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=out, progress=False, log=_kill_after_cdv)
-    pk = R.results_path(out, 'mnist', 'smoke').with_name('mnist.partial')
+        R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), progress=False, log=_kill_after_cdv)
+    pk = Run('mnist', 'smoke', out=out).result().with_name('mnist.partial')
     copy = tmp / 'killed-state'; shutil.copytree(pk, copy)
     return out, copy
 
@@ -101,15 +101,15 @@ def test_a_killed_run_leaves_its_stages_and_no_results(smoke, killed):
     out, state = killed
     st = {p.stem: json.loads(p.read_text())['entries'] for p in state.glob('*.json')}
     assert (sorted(st), set(st['black'])) == (['C-DV', 'CNN', 'black'], set(TARGETS))
-    assert not R.results_path(out, 'mnist', 'smoke').exists()          # nothing half-written where the results go
+    assert not Run('mnist', 'smoke', out=out).result().exists()          # nothing half-written where the results go
 
 
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(smoke, killed):
     (tmp, doc), (out, state) = smoke, killed
-    pk = R.results_path(out, 'mnist', 'smoke').with_name('mnist.partial')
+    pk = Run('mnist', 'smoke', out=out).result().with_name('mnist.partial')
     shutil.rmtree(pk, ignore_errors=True); shutil.copytree(state, pk)
     said = []
-    doc_k = R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=out, progress=False, log=said.append, force=True)
+    doc_k = R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), progress=False, log=said.append, force=True)
     assert [s for s in said if s.startswith('resumed')] == [f'resumed from {pk}: black, CNN, C-DV']
     assert [s.split(':')[0] for s in said if 'white-box attacks done' in s] == TARGETS[2:]   # the other four
     assert doc_k['resumed'] == {s: R._git_commit() for s in ['black', 'CNN', 'C-DV']}
@@ -137,7 +137,7 @@ def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, kill
     ckp = Run('mnist', 'smoke', 0, runs2).checkpoint(changed)
     ck = torch.load(ckp, weights_only=True)
     ck['model'] = {k: -v if v.ndim == 2 else v for k, v in ck['model'].items()}; torch.save(ck, ckp)
-    pk = R.results_path(out, 'mnist', 'smoke').with_name('mnist.partial')
+    pk = Run('mnist', 'smoke', out=out).result().with_name('mnist.partial')
     shutil.rmtree(pk, ignore_errors=True); shutil.copytree(state, pk)
     given = {'white': []}
     def white(model, *a, **k):
@@ -147,7 +147,7 @@ def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, kill
         return evaluate_black(targets, substitute, *a, **k)
     evaluate_white, evaluate_black = R.evaluate_white, R.evaluate_black
     monkeypatch.setattr(R, 'evaluate_white', white); monkeypatch.setattr(R, 'evaluate_black', black)
-    doc_o = R.reproduce('mnist', 'smoke', runs=runs2, out=out, progress=False, log=quiet, force=True)
+    doc_o = R.reproduce(Run('mnist', 'smoke', runs=runs2, out=out), progress=False, log=quiet, force=True)
     assert list(doc_o['resumed']) == kept
     # the black-box stage always read the changed checkpoint (it attacks every target with the substitute's examples)
     changed_w = _linear(ck['model'])
@@ -167,15 +167,14 @@ def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, kill
 def test_a_second_process_shares_the_stages(smoke, killed):
     "A second process attacks C-JS alone while the rerun goes on; the rerun takes C-JS from it when it gets there."
     (tmp, doc), (out, state) = smoke, killed
-    pk = R.results_path(out, 'mnist', 'smoke').with_name('mnist.partial')
+    pk = Run('mnist', 'smoke', out=out).result().with_name('mnist.partial')
     shutil.rmtree(pk, ignore_errors=True); shutil.copytree(state, pk)
     said, side = [], []
     def second_process(s):
         said.append(s)
         if s.startswith('resumed from'):
-            side.append(R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=out, log=side.append, models=['C-JS'],
-                                    force=True))
-    doc_s = R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=out, progress=False, log=second_process, force=True)
+            side.append(R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), log=side.append, models=['C-JS'], force=True))
+    doc_s = R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), progress=False, log=second_process, force=True)
     assert (side[-1], [s.split(':')[0] for s in side[:-1]]) == (None, ['C-JS'])   # it ran C-JS's stage only
     assert list(doc_s['resumed']) == ['black', 'CNN', 'C-DV', 'C-JS']
     assert any(s.startswith('C-JS: taken from') for s in said)
@@ -188,23 +187,23 @@ def test_models_refuses_what_it_cannot_do(smoke):
     runs3 = tmp / 'runs-early'; shutil.copytree(tmp / 'runs', runs3)
     early = Run('mnist', 'smoke', 0, runs3).model_dir('C-DV-IE'); shutil.copy(early / 'epoch001.pt', early / 'last.pt')
     with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1 of 2: wait for its training to end'):
-        R.reproduce('mnist', 'smoke', runs=runs3, out=tmp / 'early', force=True, models=['C-JS', 'C-DV-IE'])
+        R.reproduce(Run('mnist', 'smoke', runs=runs3, out=tmp / 'early'), force=True, models=['C-JS', 'C-DV-IE'])
     with pytest.raises(ValueError, match='models and redo do not go together'):
-        R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'early', models=['CNN'], redo=('CW',))
+        R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'early'), models=['CNN'], redo=('CW',))
     with pytest.raises(ValueError, match=r"unknown models \['VGG'\]"):
-        R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'early', models=['VGG'])
-    assert R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'empty', models=[], log=quiet) is None
+        R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'early'), models=['VGG'])
+    assert R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'empty'), models=[], log=quiet) is None
     assert not (tmp / 'empty').exists()
     # the same from the command line: one line on stdout, or one error line
     rc, o, e = cli('--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'runs'), '--out', str(tmp / 'cli'),
                    '--models', 'CNN', 'Alemi')
-    pc = R.results_path(tmp / 'cli', 'mnist', 'smoke').with_name('mnist.partial')
+    pc = Run('mnist', 'smoke', out=tmp / 'cli').result().with_name('mnist.partial')
     assert (rc, o) == (0, f'mnist: white-box attacks of CNN Alemi saved in {pc}; a run without --models takes them\n')
     assert sorted(p.stem for p in pc.glob('*.json')) == ['Alemi', 'CNN']
     rc, o, e = cli('--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'runs'), '--out', str(tmp / 'vib'),
                    '--models', 'VIB')   # the paper's Alemi by its other name
     assert rc == 0 and o.startswith('mnist: white-box attacks of Alemi saved in ')
-    assert R.reproduce('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'vib-api', models=['VIB'], log=quiet) is None
+    assert R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'vib-api'), models=['VIB'], log=quiet) is None
     assert [p.stem for p in (tmp / 'vib-api' / 'smoke' / 'mnist.partial').glob('*.json')] == ['Alemi']   # the API too
     assert cli('--dataset', 'mnist', '--models', 'VGG') == (2, '', f"error: unknown models ['VGG']: choose among {TARGETS}\n")
     assert cli('--dataset', 'mnist', '--models', 'CNN', '--redo', 'CW') == (

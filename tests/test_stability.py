@@ -13,7 +13,7 @@ from guessfirst_nb.run import Run
 from guessfirst_nb.models import TARGETS, SUBSTITUTE
 from guessfirst_nb.profiles import get_profile
 from guessfirst_nb.reproduce import reproduce
-from guessfirst_nb.stability import (stability, stability_path, saved_epochs, main, seed_results, _epoch, _grid,
+from guessfirst_nb.stability import (stability, saved_epochs, main, seed_results, _epoch, _grid,
                                      craft, transfer)
 from guessfirst_nb.train import load_model
 from guessfirst_nb.data import load
@@ -26,13 +26,13 @@ FIRST = ['C-JS', 'CNN']
 def smoke(tmp_path_factory):
     "Smoke reproductions of MNIST for seeds 0 and 1, and the stability study of seed 0, in a temporary folder."
     tmp = tmp_path_factory.mktemp('stability')
-    repro = {s: reproduce('mnist', 'smoke', seed=s, runs=tmp / 'runs', out=tmp / 'results', progress=False, log=quiet)
+    repro = {s: reproduce(Run('mnist', 'smoke', s, runs=tmp / 'runs', out=tmp / 'results'), progress=False, log=quiet)
              for s in (0, 1)}
-    doc = stability('mnist', 'smoke', seed=0, runs=tmp / 'runs', out=tmp / 'results', log=quiet)
+    doc = stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results'), log=quiet)
     return tmp, repro, doc
 
 def no_time(d): return {m: [{k: v for k, v in r.items() if k != 'seconds'} for r in rows] for m, rows in d['curves'].items()}
-def parts_of(out): return stability_path(out, 'mnist', 'smoke').with_name('mnist_stability.partial')
+def parts_of(out): return Run('mnist', 'smoke', out=out).result('stability').with_name('mnist_stability.partial')
 
 def test_the_study_covers_every_target_epoch_and_substitute(smoke):
     tmp, _, doc = smoke
@@ -74,11 +74,11 @@ def test_a_killed_run_resumes(smoke, tmp_path):
     out = tmp_path / 'results'; shutil.copytree(tmp / 'results', out)
     def kill_at_cdv(*a):
         if 'C-DV:' in ' '.join(map(str, a)): raise Killed
-    with pytest.raises(Killed): stability('mnist', 'smoke', runs=tmp / 'runs', out=out, force=True, log=kill_at_cdv)
+    with pytest.raises(Killed): stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, log=kill_at_cdv)
     parts = parts_of(out)
     assert sorted(p.stem for p in parts.glob('*.json')) == ['CNN']
     msgs = []
-    doc2 = stability('mnist', 'smoke', runs=tmp / 'runs', out=out, force=True, log=lambda *a: msgs.append(' '.join(map(str, a))))
+    doc2 = stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, log=lambda *a: msgs.append(' '.join(map(str, a))))
     assert any('CNN: resumed' in m for m in msgs) and not parts.exists()
     assert sum('examples resumed' in m for m in msgs) == len(doc['substitute']) > 0
     assert no_time(doc2) == no_time(doc)
@@ -88,7 +88,7 @@ def test_two_processes_share_one_study(smoke, tmp_path):
     ends first and finds C-JS missing; the first takes CNN from it rather than measuring it, and writes the study."""
     tmp, _, doc = smoke
     out = tmp_path / 'results'; shutil.copytree(tmp / 'results', out)
-    written = json.loads(stability_path(out, 'mnist', 'smoke').read_text())['total_seconds']
+    written = json.loads(Run('mnist', 'smoke', out=out).result('stability').read_text())['total_seconds']
     parts = parts_of(out)
     side, said, others = [], [], [m for m in TARGETS if m != 'C-JS']
     # a temporary file of a third writer, and the file of the version that kept one partial file: the study's end
@@ -98,11 +98,11 @@ def test_two_processes_share_one_study(smoke, tmp_path):
     def second_process(*a):
         said.append(' '.join(map(str, a)))
         if ' C-JS: ' in said[-1] and not side:
-            side.append(stability('mnist', 'smoke', runs=tmp / 'runs', out=out, force=True, models=others, log=quiet))
+            side.append(stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, models=others, log=quiet))
             side.append(sorted(p.stem for p in parts.glob('*.json')))
             # the study on disk is untouched until every target is measured
-            side.append(json.loads(stability_path(out, 'mnist', 'smoke').read_text())['total_seconds'])
-    doc3 = stability('mnist', 'smoke', runs=tmp / 'runs', out=out, force=True, models=FIRST, log=second_process)
+            side.append(json.loads(Run('mnist', 'smoke', out=out).result('stability').read_text())['total_seconds'])
+    doc3 = stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, models=FIRST, log=second_process)
     assert side == [None, sorted(others), written]
     assert [m.split()[1].rstrip(':') for m in said if ' C-JS: ' in m or ' CNN: ' in m] == ['C-JS', 'CNN']
     assert 'mnist CNN: resumed' in said[-2], said   # taken, not measured again
@@ -110,9 +110,9 @@ def test_two_processes_share_one_study(smoke, tmp_path):
     assert [p.name for p in parts.iterdir()] == ['.CNN.json.123.tmp'] and not legacy.exists()
     # models=[]: nothing measured, None; an unknown model is refused
     shutil.rmtree(parts)
-    assert stability('mnist', 'smoke', runs=tmp / 'runs', out=out, force=True, models=[], log=quiet) is None
+    assert stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, models=[], log=quiet) is None
     with pytest.raises(ValueError, match=r"unknown models \['VGG'\]"):
-        stability('mnist', 'smoke', runs=tmp / 'runs', out=out, force=True, models=['VGG'])
+        stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, models=['VGG'])
 
 def negate(runs, model, epoch):
     "Change a checkpoint under the same file name: its linear weights negated."
@@ -126,7 +126,7 @@ def test_a_changed_checkpoint_is_measured_again(smoke, tmp_path, changed, kept):
     stages whose inputs did not change were resumed."""
     tmp, _, doc = smoke
     runs, out = tmp_path / 'runs', tmp_path / 'results'; shutil.copytree(tmp / 'runs', runs)
-    stability('mnist', 'smoke', runs=runs, out=out, models=FIRST, log=quiet)
+    stability(Run('mnist', 'smoke', runs=runs, out=out), models=FIRST, log=quiet)
     parts = parts_of(out)
     key = lambda m: json.loads((parts / f'{m}.json').read_text())['key']
     before = {m: key(m) for m in FIRST}
@@ -136,7 +136,7 @@ def test_a_changed_checkpoint_is_measured_again(smoke, tmp_path, changed, kept):
     new_sha = sha256_file(Run('mnist', 'smoke', 0, runs).checkpoint(changed, e))
     assert new_sha != old_sha
     msgs = []
-    stability('mnist', 'smoke', runs=runs, out=out, models=FIRST, log=lambda *a: msgs.append(' '.join(map(str, a))))
+    stability(Run('mnist', 'smoke', runs=runs, out=out), models=FIRST, log=lambda *a: msgs.append(' '.join(map(str, a))))
     assert [m.split()[1].rstrip(':') for m in msgs if 'resumed' in m] == \
         ['substitute'] * (len(doc['substitute']) - (changed == SUBSTITUTE)) + kept
     after = {m: key(m) for m in FIRST}
@@ -154,9 +154,9 @@ def test_a_run_still_in_training_is_refused(smoke, tmp_path):
     runs = tmp_path / 'runs'; shutil.copytree(tmp / 'runs', runs)
     early = Run('mnist', 'smoke', 0, runs).model_dir('C-DV-IE'); shutil.copy(early / 'epoch001.pt', early / 'last.pt')
     with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1 of 2: wait for its training to end'):
-        stability('mnist', 'smoke', runs=runs, out=tmp_path / 'early', models=['C-DV-IE'])
+        stability(Run('mnist', 'smoke', runs=runs, out=tmp_path / 'early'), models=['C-DV-IE'])
     with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1'):
-        stability('mnist', 'smoke', runs=runs, out=tmp_path / 'early')
+        stability(Run('mnist', 'smoke', runs=runs, out=tmp_path / 'early'))
     assert not (tmp_path / 'early').exists()   # refused before crafting anything
     o, e = io.StringIO(), io.StringIO()
     for extra in (['--models', 'C-DV-IE'], ['--curves']):
@@ -168,8 +168,8 @@ def test_a_run_still_in_training_is_refused(smoke, tmp_path):
 def test_errors_name_the_fix(smoke):
     tmp, _, _ = smoke
     with pytest.raises(Exception, match='LeNet5 has no checkpoint in'):
-        stability('mnist', 'smoke', seed=7, runs=tmp / 'runs', out=tmp / 'results')
-    with pytest.raises(ValueError, match='valid profiles'): stability('mnist', 'nope')
+        stability(Run('mnist', 'smoke', 7, runs=tmp / 'runs', out=tmp / 'results'))
+    with pytest.raises(ValueError, match='valid profiles'): stability(Run('mnist', 'nope'))
     with pytest.raises(ValueError, match=r'saved epochs: \[1, 2\]'): _epoch('mnist', 'smoke', 0, 'CNN', tmp / 'runs', 5)
     with pytest.raises(ValueError, match='not on the attack grid'): _grid((0.1, 0.2), 0.15)
 

@@ -12,7 +12,7 @@ from guessfirst_nb.run import Run
 from guessfirst_nb.io import sha256_file
 from guessfirst_nb.models import MODELS, TARGETS
 from guessfirst_nb.profiles import get_profile
-from guessfirst_nb.substitutes import (attacker_substitutes, pack, substitutes, substitutes_path, summarize,
+from guessfirst_nb.substitutes import (attacker_substitutes, pack, substitutes, summarize,
                                        transfer_broken)
 from guessfirst_nb.train import CheckpointError, fit, load_model
 
@@ -32,7 +32,7 @@ def runs(tmp_path_factory):
 
 def run(runs, out, **kw):
     "The substitutes study of seed 0 against the CNN of seed 1, 40 images, into `out` beside `runs`."
-    return substitutes('mnist', 'smoke', 0, 1, runs, runs.parent / out, cfg=CFG40, **kw)
+    return substitutes(Run('mnist', 'smoke', runs=runs, out=runs.parent / out), other_seed=1, cfg=CFG40, **kw)
 
 
 @pytest.fixture(scope='module')
@@ -72,7 +72,7 @@ def kill_at(source):
 
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(runs, doc):
     with pytest.raises(Killed): run(runs, 'b', log=kill_at('LeNet5 + CNN seed 1'))
-    partial = substitutes_path(runs.parent / 'b', 'mnist', 'smoke').with_name('mnist_substitutes.partial.json')
+    partial = Run('mnist', 'smoke', out=runs.parent / 'b').result('substitutes').with_name('mnist_substitutes.partial.json')
     assert list(json.loads(partial.read_text())['broken']) == ['LeNet5', 'CNN seed 1']
     msgs = []
     doc_b = run(runs, 'b', log=lambda *a: msgs.append(' '.join(map(str, a))))
