@@ -5,6 +5,7 @@
 # %% ../nbs/19_pipelines.ipynb #2a8df957
 from __future__ import annotations
 import functools, itertools, json, math, re
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau
@@ -17,9 +18,9 @@ from .run import Run
 
 
 # %% auto #0
-__all__ = ['KINDS', 'AS_REPRODUCED', 'NAMED', 'kind_of', 'options', 'inside', 'table_cells', 'variant_count', 'pipeline_cells',
-           'row_tau', 'score', 'whole_pipeline', 'grid', 'consistent', 'chance', 'pipelines_report',
-           'pipelines_markdown', 'write_pipelines']
+__all__ = ['KINDS', 'AS_REPRODUCED', 'NAMED', 'kind_of', 'options', 'inside', 'Cell', 'table_cells', 'variant_count',
+           'pipeline_cells', 'row_tau', 'Score', 'score', 'whole_pipeline', 'Candidate', 'grid', 'consistent', 'Chance',
+           'chance', 'pipelines_report', 'pipelines_markdown', 'write_pipelines']
 
 # %% ../nbs/19_pipelines.ipynb #99c57d99
 KINDS = {'white FGSM/PGD': ('FGSM/white', 'PGD/white'), 'white C&W': ('CW/white',),
@@ -47,7 +48,24 @@ def inside(paper: float, k: int, n: int) -> bool:
     return lo <= paper / 100 <= hi
 
 # %% ../nbs/19_pipelines.ipynb #dd9ca447
-def table_cells(repro: dict, paper: dict | None = None) -> list[dict]:
+@dataclass(frozen=True)
+class Cell:
+    """One model's cell of the paper's table: its `paper` value (%) and `k` correct of `n` under one evaluation;
+    `discrepant`: the paper's value lies outside the reproduction's interval; `measured`: the evaluation ran on it."""
+    cell: str
+    model: str
+    paper: float
+    k: int
+    n: int
+    discrepant: bool = False
+    measured: bool = True
+
+    @property
+    def value(self) -> float: return 100 * self.k / self.n
+    @property
+    def inside(self) -> bool: return inside(self.paper, self.k, self.n)
+
+def table_cells(repro: dict, paper: dict | None = None) -> list[Cell]:
     "Every cell of the paper's table for `repro`'s dataset, in the table's order: its paper value and our count."
     paper = paper_table() if paper is None else paper
     out = []
@@ -57,28 +75,28 @@ def table_cells(repro: dict, paper: dict | None = None) -> list[dict]:
             if pv is None: continue
             acc, n = _acc(repro, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)
             k = round(acc * n)
-            out.append(dict(cell=cell_key(atk, mode, eps), model=m, paper=pv, k=k, n=n, discrepant=not inside(pv, k, n)))
+            out.append(Cell(cell_key(atk, mode, eps), m, pv, k, n, discrepant=not inside(pv, k, n)))
     return out
 
 # %% ../nbs/19_pipelines.ipynb #34f17d1a
-def variant_count(c: dict, variants: dict, tag: str) -> tuple[int, int, bool]:
+def variant_count(c: Cell, variants: dict, tag: str) -> tuple[int, int, bool]:
     "Cell `c`'s (correct, n, measured) under variant `tag` of `variants` (a forensics file's); see the text."
-    if tag == AS_REPRODUCED: return c['k'], c['n'], True
-    got = variants.get(tag, {}).get(c['cell'], {}).get(c['model'])
+    if tag == AS_REPRODUCED: return c.k, c.n, True
+    got = variants.get(tag, {}).get(c.cell, {}).get(c.model)
     if got: return got['correct'], got['n'], True
     parts = tag.split(' + ')
-    if 'output layer' in parts and c['model'] in OUTPUT_LAYER and OUTPUT_LAYER[c['model']] is None:
+    if 'output layer' in parts and c.model in OUTPUT_LAYER and OUTPUT_LAYER[c.model] is None:
         return variant_count(c, variants, ' + '.join(p for p in parts if p != 'output layer') or AS_REPRODUCED)
-    return c['k'], c['n'], False
+    return c.k, c.n, False
 
 # %% ../nbs/19_pipelines.ipynb #571903e8
-def pipeline_cells(cells: list[dict], variants: dict, pipeline: dict) -> list[dict]:
+def pipeline_cells(cells: list[Cell], variants: dict, pipeline: dict) -> list[Cell]:
     "The table's `cells` under `pipeline` ({kind: choice}; a kind it does not name stays as reproduced)."
     if bad := set(pipeline) - set(KINDS): raise ValueError(f'unknown kinds {sorted(bad)}: valid {list(KINDS)}')
     out = []
     for c in cells:
-        k, n, measured = variant_count(c, variants, pipeline.get(kind_of(c['cell']), AS_REPRODUCED))
-        out.append(dict(c, k=k, n=n, value=100 * k / n, inside=inside(c['paper'], k, n), measured=measured))
+        k, n, measured = variant_count(c, variants, pipeline.get(kind_of(c.cell), AS_REPRODUCED))
+        out.append(replace(c, k=k, n=n, measured=measured))
     return out
 
 # %% ../nbs/19_pipelines.ipynb #bd3c4582
@@ -89,18 +107,33 @@ def row_tau(paper: tuple, values: tuple) -> float:
     return float(kendalltau(paper, values).statistic)
 
 # %% ../nbs/19_pipelines.ipynb #8969f36d
-def score(pcells: list[dict]) -> dict:
-    "A pipeline's scores over its cells (`pipeline_cells`): cells inside, explained and kept, mean |difference|, tau."
-    d = [c for c in pcells if c['discrepant']]; r = [c for c in pcells if not c['discrepant']]
+@dataclass(frozen=True)
+class Score:
+    """A pipeline's scores over the table: cells `inside` their interval (of `cells`), discrepant cells `explained`
+    (of `discrepant`), reproduced cells `kept` (of `reproduced`), the mean absolute difference to the paper `mad`
+    (points), the mean Kendall's `tau` over the `tau_rows` rows with an order, and cells left `unmeasured`."""
+    inside: int
+    cells: int
+    explained: int
+    discrepant: int
+    kept: int
+    reproduced: int
+    mad: float
+    tau: float
+    tau_rows: int
+    unmeasured: int
+
+def score(pcells: list[Cell]) -> Score:
+    "A pipeline's `Score` over its cells (`pipeline_cells`)."
+    d = [c for c in pcells if c.discrepant]; r = [c for c in pcells if not c.discrepant]
     rows = {}
-    for c in pcells: rows.setdefault(c['cell'], []).append(c)
-    taus = [t for cs in rows.values()
-            if not math.isnan(t := row_tau(tuple(c['paper'] for c in cs), tuple(c['value'] for c in cs)))]
-    return dict(inside=sum(c['inside'] for c in pcells), cells=len(pcells),
-                explained=sum(c['inside'] for c in d), discrepant=len(d), kept=sum(c['inside'] for c in r),
-                reproduced=len(r), mad=float(np.mean([abs(c['value'] - c['paper']) for c in pcells])),
-                tau=float(np.mean(taus)) if taus else math.nan, tau_rows=len(taus),
-                unmeasured=sum(not c['measured'] for c in pcells))
+    for c in pcells: rows.setdefault(c.cell, []).append(c)
+    taus = [t for cs in rows.values() if not math.isnan(t := row_tau(tuple(c.paper for c in cs), tuple(c.value for c in cs)))]
+    return Score(inside=sum(c.inside for c in pcells), cells=len(pcells), explained=sum(c.inside for c in d),
+                 discrepant=len(d), kept=sum(c.inside for c in r), reproduced=len(r),
+                 mad=float(np.mean([abs(c.value - c.paper) for c in pcells])),
+                 tau=float(np.mean(taus)) if taus else math.nan, tau_rows=len(taus),
+                 unmeasured=sum(not c.measured for c in pcells))
 
 # %% ../nbs/19_pipelines.ipynb #68fa037c
 def whole_pipeline(output_layer: bool = False, search: bool = False, quick_substitute: bool = False) -> dict:
@@ -124,9 +157,15 @@ NAMED = {name: whole_pipeline(*factors) for name, factors in {
     'output layer + search + 10-epoch substitute': (True, True, True)}.items()}
 
 # %% ../nbs/19_pipelines.ipynb #5f35183a
-def grid(cells: list[dict], variants: dict, opts: dict) -> list[dict]:
+@dataclass(frozen=True)
+class Candidate:
+    "One pipeline of the grid: its `choices` ({kind: choice}) and its `score`."
+    choices: dict
+    score: Score
+
+def grid(cells: list[Cell], variants: dict, opts: dict) -> list[Candidate]:
     "Every pipeline of one choice per kind among `opts` (`options`), with its `score`, in `itertools.product`'s order."
-    return [dict(choices=(p := dict(zip(opts, combo))), score=score(pipeline_cells(cells, variants, p)))
+    return [Candidate(p := dict(zip(opts, combo)), score(pipeline_cells(cells, variants, p)))
             for combo in itertools.product(*opts.values())]
 
 # %% ../nbs/19_pipelines.ipynb #e8f3578d
@@ -137,26 +176,40 @@ def consistent(choices: dict) -> bool:
             and has('white FGSM/PGD', 'output layer') == has('white C&W', 'output layer'))
 
 # %% ../nbs/19_pipelines.ipynb #61103a27
-def chance(cells: list[dict], variants: dict, draws: int = 10_000, seed: int = 0) -> dict:
-    "Cells explained by one variant drawn per discrepant cell among those tried on it: mean, 95% range, histogram."
+@dataclass(frozen=True)
+class Chance:
+    """Discrepant cells explained when one variant is drawn at random per cell among those tried on it: over `draws`
+    draws (seed `seed`), the `mean`, the 95% range `lo`..`hi`, the `expected` count, the `per_cell_best` (the
+    forensics' count: the best variant per cell), and the `histogram` of the counts."""
+    draws: int
+    seed: int
+    discrepant: int
+    mean: float
+    lo: float
+    hi: float
+    expected: float
+    per_cell_best: int
+    histogram: list
+
+def chance(cells: list[Cell], variants: dict, draws: int = 10_000, seed: int = 0) -> Chance:
+    "The `Chance` baseline of the discrepant `cells` under the forensics' `variants`."
     rng, total = np.random.default_rng(seed), np.zeros(draws, dtype=int)
     best = expected = 0.0
     for c in cells:
-        if not c['discrepant']: continue
-        hits = np.array([inside(c['paper'], got['correct'], got['n']) for v in variants.values()
-                         if (got := v.get(c['cell'], {}).get(c['model']))], dtype=bool)
+        if not c.discrepant: continue
+        hits = np.array([inside(c.paper, got['correct'], got['n']) for v in variants.values()
+                         if (got := v.get(c.cell, {}).get(c.model))], dtype=bool)
         if not len(hits): continue
         total += hits[rng.integers(0, len(hits), draws)]
         best += hits.any(); expected += hits.mean()
     lo, hi = np.percentile(total, [2.5, 97.5])
-    return dict(draws=draws, seed=seed, discrepant=sum(c['discrepant'] for c in cells), mean=float(total.mean()),
-                lo=float(lo), hi=float(hi), expected=float(expected), per_cell_best=int(best),
-                histogram=np.bincount(total).tolist())
+    return Chance(draws, seed, sum(c.discrepant for c in cells), float(total.mean()), float(lo), float(hi),
+                  float(expected), int(best), np.bincount(total).tolist())
 
 # %% ../nbs/19_pipelines.ipynb #788eadf6
 _GRID_COLUMNS = ['inside', 'explained', 'kept', 'mad', 'tau', 'consistent']
 
-def _rank_key(s: dict): return (s['inside'], -s['mad'])   # the criterion fixed in advance: most inside, then least mad
+def _rank_key(s: Score): return (s.inside, -s.mad)   # the criterion fixed in advance: most inside, then least mad
 
 def pipelines_report(repro: dict, foren: dict, paper: dict | None = None, named: dict | None = None,
                      draws: int = 10_000, seed: int = 0, sources: dict | None = None) -> dict:
@@ -174,17 +227,16 @@ def pipelines_report(repro: dict, foren: dict, paper: dict | None = None, named:
         missing = {k: v for k, v in p.items() if v not in opts[k]}
         if missing: out_named.append(dict(name=name, choices=p, available=False, missing=missing)); continue
         pc = pipeline_cells(cells, variants, p)
-        out_named.append(dict(name=name, choices=p, available=True, score=score(pc),
-                              cells=[[c['cell'], c['model'], c['paper'], round(c['value'], 4), c['inside']] for c in pc]))
+        out_named.append(dict(name=name, choices=p, available=True, score=asdict(score(pc)),
+                              cells=[[c.cell, c.model, c.paper, round(c.value, 4), c.inside] for c in pc]))
     avail = [r for r in out_named if r['available']]
-    best = max(avail, key=lambda r: _rank_key(r['score']))['name'] if avail else None
+    best = max(avail, key=lambda r: _rank_key(Score(**r['score'])))['name'] if avail else None
     g = grid(cells, variants, opts)
-    rows = [[opts[k].index(r['choices'][k]) for k in KINDS] +
-            [r['score'][c] if c in ('inside', 'explained', 'kept') else round(r['score'][c], 6) for c in _GRID_COLUMNS[:-1]]
-            + [consistent(r['choices'])] for r in g]
-    top = max(g, key=lambda r: _rank_key(r['score']))
-    top_c = max((r for r in g if consistent(r['choices'])), key=lambda r: _rank_key(r['score']))
-    mine = {(c['cell'], c['model']) for c in cells if c['discrepant']}
+    rows = [[opts[k].index(r.choices[k]) for k in KINDS] + [r.score.inside, r.score.explained, r.score.kept,
+             round(r.score.mad, 6), round(r.score.tau, 6), consistent(r.choices)] for r in g]
+    top = max(g, key=lambda r: _rank_key(r.score))
+    top_c = max((r for r in g if consistent(r.choices)), key=lambda r: _rank_key(r.score))
+    mine = {(c.cell, c.model) for c in cells if c.discrepant}
     theirs = {(r['cell'], r['model']) for r in foren['rows']}
     return dict(dataset=foren['dataset'], profile=foren['profile'], seed=foren['seed'], n=foren['n'],
                 attack_config=foren['attack_config'], sources=sources or {},
@@ -193,10 +245,9 @@ def pipelines_report(repro: dict, foren: dict, paper: dict | None = None, named:
                 forensics=dict(rows=len(foren['rows']), explained=sum(r['explained'] for r in foren['rows']),
                                only_there=sorted(' '.join(t) for t in theirs - mine),
                                only_here=sorted(' '.join(t) for t in mine - theirs)),
-                kinds=opts, named=out_named, best_named=best, chance=chance(cells, variants, draws, seed),
+                kinds=opts, named=out_named, best_named=best, chance=asdict(chance(cells, variants, draws, seed)),
                 grid=dict(size=len(g), columns=list(KINDS) + _GRID_COLUMNS, rows=rows,
-                          best=dict(choices=top['choices'], score=top['score']),
-                          best_consistent=dict(choices=top_c['choices'], score=top_c['score'])))
+                          best=asdict(top), best_consistent=asdict(top_c)))
 
 # %% ../nbs/19_pipelines.ipynb #df779892
 def _f(x, fmt='.2f'): return '–' if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
