@@ -4,34 +4,35 @@
 
 # %% ../nbs/09_audit.ipynb #b62b82e0
 from __future__ import annotations
-import argparse, json, math, sys, time
+import json, math, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 import eagerpy as ep
 import foolbox as fb
-from .data import DATASETS, check_dataset, load, partial_state, Command
+from .data import load
 from .io import atomic_write_text
 from .models import TARGETS, IE_SIGMA2, CNN, Conditioned
 from .mmd import ie_regularizer
-from .profiles import PROFILES, AttackConfig, AuditConfig, TOL, TOL_ZERO, get_profile
-from .train import load_model, CheckpointError, check_checkpoints
+from .profiles import AttackConfig, AuditConfig, TOL, TOL_ZERO
+from .train import load_model, check_checkpoints
 from .attacks import fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
 from .reproduce import paper_table, markdown_table
 from .stats import wilson
 from .run import Run
-from .store import environment
-
+from .store import Store, stage_key, environment
 
 # %% auto #0
-__all__ = ['PGD_ATTACKS', 'CONDITIONED', 'WORST_ROWS', 'margin', 'MarginLinfPGD', 'MarginL2PGD', 'pgd', 'pgd_broken',
-           'fgsm_broken', 'Saturated', 'Trapped', 'input_grad_stats', 'pgd_gradients', 'start_points', 'hsj_dist',
-           'check_unbounded', 'check_white_vs_black', 'check_more_effort', 'check_iterative', 'first_broken', 'sizes',
-           'accuracy_at', 'worst_case', 'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes',
-           'checks_table', 'plot_grad_norms', 'gradient_table', 'representations', 'label_entropy', 'linear_probe',
-           'compression', 'reproduction_entries', 'audit', 'add_gradients', 'worst_case_table', 'hsj_table',
-           'compression_table', 'audit_markdown', 'remeasure_gradients', 'main']
+__all__ = ['PGD_ATTACKS', 'GRAD_STATS', 'REPRO_ENTRIES', 'CONDITIONED', 'WORST_ROWS', 'COMPRESSION_ROWS', 'margin',
+           'MarginLinfPGD', 'MarginL2PGD', 'pgd', 'pgd_broken', 'fgsm_broken', 'Saturated', 'Trapped',
+           'input_grad_stats', 'pgd_gradients', 'start_points', 'hsj_dist', 'check_unbounded', 'check_white_vs_black',
+           'check_more_effort', 'check_iterative', 'first_broken', 'sizes', 'accuracy_at', 'worst_case', 'attack_sizes',
+           'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table', 'Gradients', 'plot_grad_norms',
+           'gradient_table', 'representations', 'label_entropy', 'Probe', 'linear_probe', 'compression',
+           'reproduction_entries', 'audit_images', 'attacked_images', 'write_json', 'read_doc', 'command',
+           'model_stages', 'audit', 'add_gradients', 'worst_case_table', 'hsj_table', 'compression_table',
+           'audit_markdown', 'remeasure_gradients']
 
 # %% ../nbs/09_audit.ipynb #074c3d6a
 def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -123,19 +124,20 @@ class Trapped(nn.Module):
         return T + F.one_hot(T.argmax(1), T.shape[1]) * R[:, None]
 
 # %% ../nbs/09_audit.ipynb #f3e8392c
+GRAD_STATS = ('max_abs', 'zero_frac', 'norm', 'norm_f32')
+
 def input_grad_stats(model, x, y, batch_size: int = 500) -> dict:
     """Per sample, the cross-entropy's gradient with respect to the input, in float32 as FGSM and PGD compute it:
     `max_abs` its largest entry, `zero_frac` the fraction of its entries that are exactly 0, `norm` its l2 norm computed
     in float64 (0 only if every entry is 0) and `norm_f32` its l2 norm computed in float32, which underflows to 0 once
     every entry is below about 2.6e-23 (each square then rounds to 0) although no entry is 0."""
-    model.eval(); dev = device_of(model); out = {k: [] for k in ('max_abs', 'zero_frac', 'norm', 'norm_f32')}
+    model.eval(); dev = device_of(model); out = []
     for s in _batches(len(x), batch_size):
         xs = x[s].to(dev).clone().requires_grad_(True)
         g, = torch.autograd.grad(F.cross_entropy(model(xs), y[s].to(dev), reduction='sum'), xs)
         g = g.detach().flatten(1).float().cpu()
-        out['max_abs'].append(g.abs().amax(1)); out['zero_frac'].append((g == 0).double().mean(1))
-        out['norm'].append(g.double().norm(dim=1)); out['norm_f32'].append(g.pow(2).sum(1).sqrt())
-    return {k: torch.cat(v).double().numpy() for k, v in out.items()}
+        out.append((g.abs().amax(1), (g == 0).double().mean(1), g.double().norm(dim=1), g.pow(2).sum(1).sqrt()))
+    return {k: torch.cat(v).double().numpy() for k, v in zip(GRAD_STATS, zip(*out))}
 
 # %% ../nbs/09_audit.ipynb #d10997f0
 class _Recording:
@@ -152,7 +154,7 @@ def pgd_gradients(model, x, y, eps: float, loss: str = 'ce', steps: int = 20, re
     base = pgd('linf', loss, steps, rel_stepsize)
     atk = type('RecordingPGD', (_Recording, type(base)), {})(rel_stepsize=base.rel_stepsize, steps=steps,
                                                              random_start=True)
-    f, dev, out = fmodel(model), device_of(model), dict(nonzero_min=[], blind_steps=[], broken=[])
+    f, dev, out = fmodel(model), device_of(model), []
     torch.manual_seed(seed)
     for s in _batches(len(x), batch_size):
         atk.seen = []
@@ -160,9 +162,8 @@ def pgd_gradients(model, x, y, eps: float, loss: str = 'ce', steps: int = 20, re
         adv = clipped[0].detach().cpu()
         check_advs(x[s], adv[None], [eps], 'linf', tol=1e-5)
         nz = torch.stack(atk.seen)                                     # (steps, batch)
-        out['nonzero_min'].append(nz.amin(0)); out['blind_steps'].append((nz == 0).sum(0))
-        out['broken'].append(predict(model, adv) != y[s])
-    res = {k: torch.cat(v).numpy() for k, v in out.items()}
+        out.append((nz.amin(0), (nz == 0).sum(0), predict(model, adv) != y[s]))
+    res = {k: torch.cat(v).numpy() for k, v in zip(('nonzero_min', 'blind_steps', 'broken'), zip(*out))}
     return dict(res, clean_ok=(predict(model, x) == y).numpy(), eps=eps, loss=loss, steps=steps,
                 rel_stepsize=base.rel_stepsize, seed=seed)
 
@@ -209,37 +210,35 @@ def hsj_dist(model, x, y, norm: str = 'linf', steps: int = 32, init_evals: int =
 
 # %% ../nbs/09_audit.ipynb #388c8a05
 def _result(check, rows, tol, what):
+    "A check's verdict on `rows` (attack, eps, value, reference, ok), as the audit stores it."
     if not rows: raise ValueError(f'check {check!r}: no (attack, eps) pair to compare; the inputs must share epsilons')
-    bad = [r for r in rows if not r['ok']]
-    return dict(check=check, passed=not bad, tol=tol, rows=rows,
-                summary=f"{'PASS' if not bad else 'FAIL'}: {what}" + ('' if not bad else ' -- violated by ' + '; '.join(
-                    f"{r['attack']} at {r['eps']:g} ({r['value']:.2f} vs {r['ref']:.2f})" for r in bad)))
+    bad = [f'{a} at {e:g} ({v:.2f} vs {r:.2f})' for a, e, v, r, ok in rows if not ok]
+    return dict(check=check, passed=not bad, tol=tol,
+                rows=[dict(attack=a, eps=e, value=v, ref=r, ok=ok) for a, e, v, r, ok in rows],
+                summary=f"{'FAIL' if bad else 'PASS'}: {what}" + (' -- violated by ' + '; '.join(bad) if bad else ''))
 
 def check_unbounded(acc: dict, eps=(0.5, 1.0), tol: float = TOL_ZERO) -> dict:
     "(a) At l-inf 0.5 and 1.0 every attack leaves accuracy <= tol. `acc`: {attack: {eps: accuracy}}."
-    rows = [dict(attack=a, eps=e, value=v[e], ref=tol, ok=v[e] <= tol) for a, v in acc.items() for e in eps]
+    rows = [(a, e, v[e], tol, v[e] <= tol) for a, v in acc.items() for e in eps]
     return _result('a: unbounded attacks reach ~0% accuracy', rows, tol,
                    f'accuracy <= {tol:.2f} at eps {", ".join(map(str, eps))}')
 
 # %% ../nbs/09_audit.ipynb #60c85e30
 def check_white_vs_black(pairs: dict, tol: float = TOL) -> dict:
     "(b) White-box never weaker than black-box. `pairs`: {attack: (white {eps: acc}, black {eps: acc})}."
-    rows = [dict(attack=a, eps=e, value=w[e], ref=b[e], ok=w[e] <= b[e] + tol) for a, (w, b) in pairs.items() for e in w
-            if e in b]
+    rows = [(a, e, w[e], b[e], w[e] <= b[e] + tol) for a, (w, b) in pairs.items() for e in w if e in b]
     return _result('b: white-box <= black-box', rows, tol, f'white-box accuracy <= black-box + {tol:.2f}')
 
 # %% ../nbs/09_audit.ipynb #6dca4a93
 def check_more_effort(pairs: dict, tol: float = TOL) -> dict:
     "(c) More steps and restarts never raise accuracy. `pairs`: {attack: (weak {eps: acc}, strong {eps: acc})}."
-    rows = [dict(attack=a, eps=e, value=s[e], ref=w[e], ok=s[e] <= w[e] + tol) for a, (w, s) in pairs.items() for e in s
-            if e in w]
+    rows = [(a, e, s[e], w[e], s[e] <= w[e] + tol) for a, (w, s) in pairs.items() for e in s if e in w]
     return _result('c: more steps/restarts <= fewer', rows, tol, f'strong-attack accuracy <= weak + {tol:.2f}')
 
 # %% ../nbs/09_audit.ipynb #f77595a3
 def check_iterative(single: dict, iterative: dict, tol: float = TOL) -> dict:
     "(d) Iterative never weaker than single-step. `single`: FGSM {eps: acc}; `iterative`: {attack: {eps: acc}}."
-    rows = [dict(attack=a, eps=e, value=v[e], ref=single[e], ok=v[e] <= single[e] + tol) for a, v in iterative.items()
-            for e in v if e in single]
+    rows = [(a, e, v[e], single[e], v[e] <= single[e] + tol) for a, v in iterative.items() for e in v if e in single]
     return _result('d: iterative <= single-step', rows, tol, f'PGD accuracy <= FGSM + {tol:.2f}')
 
 # %% ../nbs/09_audit.ipynb #3b560e1d
@@ -333,49 +332,42 @@ def worst_cases(res: dict, cfg: AuditConfig) -> dict:
 def _entry(r: dict, kind: str) -> dict:
     """A pgd_broken / fgsm_broken result as JSON: the reproduction's format (eps, acc, n, first_broken) plus the
     settings."""
-    out = {k: v for k, v in r.items() if k != 'broken'}
-    out.update(kind=kind, acc=(1 - r['broken'].mean(1)).tolist(), n=r['broken'].shape[1],
-               first_broken=first_broken(r['broken']))
-    return out
+    b = r.pop('broken')
+    return dict(r, kind=kind, acc=(1 - b.mean(1)).tolist(), n=b.shape[1], first_broken=first_broken(b))
 
 def _grad_json(stats: dict) -> dict:
     "`input_grad_stats` as JSON lists, 4 significant digits."
-    return {k: [float(f'{v:.4g}') for v in stats[k]] for k in ('max_abs', 'zero_frac', 'norm', 'norm_f32')}
+    return {k: [float(f'{v:.4g}') for v in stats[k]] for k in GRAD_STATS}
+
+def _dist(d) -> list:
+    "Per-sample distances as JSON: None where never broken (inf)."
+    return [None if math.isinf(v) else float(v) for v in d]
 
 def audit_model(model, x, y, cfg: AuditConfig = AuditConfig(), black: dict | None = None, extra: dict | None = None,
                 hsj_index=None, log=print) -> dict:
     """Every audit attack on one model, then the checklist and the worst case. `black`: {'FGSM': sizes, 'PGD': sizes}
     of black-box transfer on the same images; `extra`: {name: entry} of other attacks to count (each with 'norm');
     `hsj_index`: the positions HopSkipJump attacks. Also the input gradients of the cross-entropy (`input_grad_stats`)."""
-    model.eval(); t0 = time.time(); c = cfg
-    res = dict(n=len(y), clean=float((predict(model, x) == y).float().mean()), attacks={})
-    A = res['attacks']
-    A['FGSM/linf'] = _entry(fgsm_broken(model, x, y, tuple(c.linf_eps) + tuple(c.unbounded_eps), c.batch_size), 'white')
+    model.eval(); t0, c = time.time(), cfg
+    res = dict(n=len(y), clean=float((predict(model, x) == y).float().mean()))
+    A = {'FGSM/linf': _entry(fgsm_broken(model, x, y, (*c.linf_eps, *c.unbounded_eps), c.batch_size), 'white')}
     for loss in ('ce', 'margin'):
-        kw = dict(loss=loss, rel_stepsize=c.rel_stepsize, batch_size=c.batch_size, seed=c.seed)
-        A[f'PGD-{loss}/linf'] = _entry(
-            pgd_broken(model, x, y, c.linf_eps, 'linf', steps=c.steps, restarts=c.restarts, **kw), 'white')
-        A[f'PGD-{loss}-weak/linf'] = _entry(
-            pgd_broken(model, x, y, c.linf_eps, 'linf', steps=c.weak_steps, restarts=c.weak_restarts, **kw), 'white')
-        A[f'PGD-{loss}-unbounded/linf'] = _entry(
-            pgd_broken(model, x, y, c.unbounded_eps, 'linf', steps=c.unbounded_steps, restarts=1, **kw), 'white')
-        if c.l2_eps:
-            A[f'PGD-{loss}/l2'] = _entry(
-                pgd_broken(model, x, y, c.l2_eps, 'l2', steps=c.steps, restarts=c.restarts, **kw), 'white')
+        def pgd_entry(eps, norm, steps, restarts):
+            return _entry(pgd_broken(model, x, y, eps, norm, loss, steps, restarts, c.rel_stepsize, c.batch_size,
+                                     c.seed), 'white')
+        A[f'PGD-{loss}/linf'] = pgd_entry(c.linf_eps, 'linf', c.steps, c.restarts)
+        A[f'PGD-{loss}-weak/linf'] = pgd_entry(c.linf_eps, 'linf', c.weak_steps, c.weak_restarts)
+        A[f'PGD-{loss}-unbounded/linf'] = pgd_entry(c.unbounded_eps, 'linf', c.unbounded_steps, 1)
+        if c.l2_eps: A[f'PGD-{loss}/l2'] = pgd_entry(c.l2_eps, 'l2', c.steps, c.restarts)
     if hsj_index is not None and len(hsj_index):
         idx = torch.as_tensor(hsj_index)
         for norm in c.hsj_norms:
             h = hsj_dist(model, x[idx], y[idx], norm, c.hsj_steps, c.hsj_init_evals, c.hsj_max_evals, pool=x,
                          batch_size=c.batch_size, seed=c.seed)
-            A[f'HSJ/{norm}'] = dict(h, kind='decision', index=idx.tolist(),
-                                    dist=[None if math.isinf(d) else d for d in h['dist']])
-    for a, s in (black or {}).items():
-        A[f'black:{a}/linf'] = dict(kind='black', norm='linf', dist=[None if math.isinf(v) else float(v) for v in s])
-    A.update(extra or {})
-    res['gradients'] = _grad_json(input_grad_stats(model, x, y, c.batch_size))
-    res['checks'] = run_checks(res, c)
-    res['worst_case'] = worst_cases(res, c)
-    res['seconds'] = time.time() - t0
+            A[f'HSJ/{norm}'] = dict(h, kind='decision', index=idx.tolist(), dist=_dist(h['dist']))
+    A |= {f'black:{a}/linf': dict(kind='black', norm='linf', dist=_dist(s)) for a, s in (black or {}).items()}
+    res.update(attacks=A | (extra or {}), gradients=_grad_json(input_grad_stats(model, x, y, c.batch_size)))
+    res.update(checks=run_checks(res, c), worst_case=worst_cases(res, c), seconds=time.time() - t0)
     log(f"audited in {res['seconds']:.0f}s: "
         + ', '.join(f"{k} {'pass' if v['passed'] else 'FAIL'}" for k, v in res['checks'].items()))
     return res
@@ -404,11 +396,16 @@ def checks_table(doc_or_results: dict):
     return pd.DataFrame({m: {names[k]: cell(r['checks'].get(k)) for k in names} for m, r in res.items()})
 
 # %% ../nbs/09_audit.ipynb #3fa80972
-def _grads(m: str, r: dict) -> dict:
+@dataclass(frozen=True)
+class Gradients:
+    "One model's `input_grad_stats` as the audit stores them, each an array over its images."
+    max_abs: np.ndarray; zero_frac: np.ndarray; norm: np.ndarray; norm_f32: np.ndarray
+
+def _grads(m: str, r: dict) -> Gradients:
     if 'gradients' not in r:
         raise ValueError(f"{m}: these audit results have no 'gradients' (made before input_grad_stats); measure them: "
                          'add_gradients(doc, models)')
-    return {k: np.asarray(v, float) for k, v in r['gradients'].items()}
+    return Gradients(**{k: np.asarray(r['gradients'][k], float) for k in GRAD_STATS})
 
 def plot_grad_norms(doc_or_results: dict, ax=None, floor: float = 1e-46, points: int = 300):
     """Per-sample l2 norm of the cross-entropy's input gradient (float64), per model, on a log scale; a gradient that is
@@ -418,7 +415,7 @@ def plot_grad_norms(doc_or_results: dict, ax=None, floor: float = 1e-46, points:
     res = doc_or_results.get('results', doc_or_results)
     if ax is None: _, ax = plt.subplots(figsize=(1.4 * len(res) + 2.5, 3.6))
     rng, G = np.random.default_rng(0), {m: _grads(m, r) for m, r in res.items()}
-    V = {m: np.log10(np.maximum(g['norm'], floor)) for m, g in G.items()}
+    V = {m: np.log10(np.maximum(g.norm, floor)) for m, g in G.items()}
     bottom = min(v.min() for v in V.values()) - 2
     for i, (m, v) in enumerate(V.items()):
         pts = v if len(v) <= points else rng.choice(v, points, replace=False)
@@ -426,8 +423,8 @@ def plot_grad_norms(doc_or_results: dict, ax=None, floor: float = 1e-46, points:
         ax.boxplot([v], positions=[i], widths=0.5, showfliers=False)
     under = np.log10(2.6e-23 * 28)                        # every entry below 2.6e-23: the float32 norm is 0
     if under > bottom: ax.axhline(under, color='grey', lw=0.8, ls=':')
-    ax.set_xticks(range(len(res)), [f"{m}\n{100*(G[m]['max_abs'] == 0).mean():.1f}% | "
-                                    f"{100*(G[m]['norm_f32'] == 0).mean():.1f}%" for m in res], fontsize=7)
+    ax.set_xticks(range(len(res)), [f"{m}\n{100*(g.max_abs == 0).mean():.1f}% | {100*(g.norm_f32 == 0).mean():.1f}%"
+                                    for m, g in G.items()], fontsize=7)
     ax.set_xlabel('% of images: gradient 0 in every entry | l2 norm 0 in float32', fontsize=8)
     ax.set_ylabel(r'$\log_{10} \|\nabla_x \mathrm{CE}\|_2$ (float64)'); ax.set_ylim(bottom, None)
     ax.set_title('input gradient of the cross-entropy (0 in every entry: drawn at 1e-46;\ndotted: below it the float32 '
@@ -445,20 +442,20 @@ def gradient_table(doc_or_results: dict, pgd: dict | None = None):
     pgd = doc_or_results.get('pgd_gradients') if pgd is None and 'results' in doc_or_results else pgd
     pc, cols = lambda v: f'{100 * np.mean(v):.1f}', {}
     for m, r in res.items():
-        g = _grads(m, r); u = g['norm_f32'] == 0
-        c = {'gradient 0 in every entry (% of images)': pc(g['max_abs'] == 0),
+        g = _grads(m, r); u = g.norm_f32 == 0
+        c = {'gradient 0 in every entry (% of images)': pc(g.max_abs == 0),
              'l2 norm 0 in float32 (% of images)': pc(u),
-             'entries exactly 0 (% of all entries)': pc(g['zero_frac']),
-             'entries exactly 0 where the float32 norm is 0 (%)': pc(g['zero_frac'][u]) if u.any() else '-',
-             'largest entry: median over images': f"{np.median(g['max_abs']):.1e}",
-             'largest entry where the float32 norm is 0': (f"{g['max_abs'][u].min():.0e} to {g['max_abs'][u].max():.0e}"
+             'entries exactly 0 (% of all entries)': pc(g.zero_frac),
+             'entries exactly 0 where the float32 norm is 0 (%)': pc(g.zero_frac[u]) if u.any() else '-',
+             'largest entry: median over images': f'{np.median(g.max_abs):.1e}',
+             'largest entry where the float32 norm is 0': (f'{g.max_abs[u].min():.0e} to {g.max_abs[u].max():.0e}'
                                                            if u.any() else '-')}
         if pgd and m in pgd['results']:
-            p, n = pgd['results'][m], len(pgd['results'][m]['broken'])
-            uu, ok, br = u[:n], np.array(p['clean_ok'], bool), np.array(p['broken'], bool)
-            blind, nzm = np.array(p['blind_steps']) > 0, np.array(p['nonzero_min'], float)
-            what = f"PGD-{pgd['config']['steps']} {pgd['config']['loss']} at l-inf {pgd['config']['eps']:g}"
-            c |= {f'{what}: images with a blind step (no nonzero entry)': f'{blind.sum()} of {n}',
+            ok, br, blind, nzm = (np.array(pgd['results'][m][k]) for k in ('clean_ok', 'broken', 'blind_steps',
+                                                                            'nonzero_min'))
+            n = len(br); uu, ok, br = u[:n], ok.astype(bool), br.astype(bool)
+            what = 'PGD-{steps} {loss} at l-inf {eps:g}'.format(**pgd['config'])
+            c |= {f'{what}: images with a blind step (no nonzero entry)': f'{(blind > 0).sum()} of {n}',
                   f'{what}: nonzero entries, min over steps, median where the float32 norm is 0 (%)':
                       f'{100 * np.median(nzm[uu]):.1f}' if uu.any() else '-',
                   f'{what}: broken where the float32 norm is 0': f'{br[uu].sum()} of {uu.sum()}',
@@ -486,8 +483,13 @@ def label_entropy(y: torch.Tensor, M: int = 10) -> float:
     return float(-(p[p > 0] * p[p > 0].log()).sum())
 
 # %% ../nbs/09_audit.ipynb #cfd712b8
+@dataclass(frozen=True)
+class Probe:
+    "A linear probe's accuracy and cross-entropy (nats) on its test half, its L2 penalty, its training cross-entropy."
+    acc: float; ce: float; wd: float; train_ce: float
+
 def linear_probe(h_train, y_train, h_test, y_test, M: int = 10, steps: int = 100, wds=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-                 seed: int = 0) -> dict:
+                 seed: int = 0) -> Probe:
     """Multinomial logistic regression q(y|h) on standardized features (L-BFGS, L2 penalty chosen among `wds` on the
     last quarter of the train half), refit on the train half, scored on the test half: accuracy and cross-entropy
     (nats)."""
@@ -507,8 +509,8 @@ def linear_probe(h_train, y_train, h_test, y_test, M: int = 10, steps: int = 100
     wd = min(val, key=val.get)
     q = fit(a, y_train, wd)
     out = q(b)
-    return dict(acc=float((out.argmax(1) == y_test).float().mean()), ce=float(F.cross_entropy(out, y_test)), wd=wd,
-                train_ce=float(F.cross_entropy(q(a), y_train)))
+    return Probe(float((out.argmax(1) == y_test).float().mean()), float(F.cross_entropy(out, y_test)), wd,
+                 float(F.cross_entropy(q(a), y_train)))
 
 # %% ../nbs/09_audit.ipynb #b8a707d2
 def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int = 250, seed: int = 0) -> dict:
@@ -526,22 +528,22 @@ def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int =
     p = linear_probe(h[:half, hypothesis], y[:half], h[half:, hypothesis], y[half:], h.shape[1], steps, seed=seed)
     H = label_entropy(y[half:], h.shape[1])
     return dict(mmd=float(np.mean(vals)), mmd_sd=float(np.std(vals)), mmd_batches=len(vals), hypothesis=hypothesis,
-                probe_acc=p['acc'], probe_ce=p['ce'], probe_train_ce=p['train_ce'], probe_wd=p['wd'], H_Y=H,
-                I_lower=H - p['ce'], n_train=half, n_test=len(y) - half, dim=h.shape[-1])
+                probe_acc=p.acc, probe_ce=p.ce, probe_train_ce=p.train_ce, probe_wd=p.wd, H_Y=H, I_lower=H - p.ce,
+                n_train=half, n_test=len(y) - half, dim=h.shape[-1])
 
 # %% ../nbs/09_audit.ipynb #ec2a6d34
+REPRO_ENTRIES = [('FGSM/white', 'repro FGSM/linf', 'linf'), ('PGD/white', 'repro PGD/linf', 'linf'),
+                 ('CW/white', 'repro CW/l2', 'l2'), ('CW/black', 'black:CW/l2', 'l2')]
+
 def reproduction_entries(r: dict, pos) -> tuple[dict, dict]:
-    """One model's reproduction results on the audit's images: (entries for the worst case, black-box {'FGSM', 'PGD'}
-    sizes)."""
-    pos = [int(i) for i in pos]; extra = {}
-    for key, name, norm in [('FGSM/white', 'repro FGSM/linf', 'linf'), ('PGD/white', 'repro PGD/linf', 'linf'),
-                            ('CW/white', 'repro CW/l2', 'l2'), ('CW/black', 'black:CW/l2', 'l2')]:
-        e, kind = r[key], key.split('/')[1]
-        extra[name] = (dict(kind=kind, norm=norm, dist=[e['dist'][i] for i in pos]) if 'dist' in e else
-                       dict(kind=kind, norm=norm, eps=e['eps'], first_broken=[e['first_broken'][i] for i in pos]))
-    black = {a: sizes(dict(eps=r[f'{a}/black']['eps'], first_broken=[r[f'{a}/black']['first_broken'][i] for i in pos]))
-             for a in ('FGSM', 'PGD')}
-    return extra, black
+    """One model's reproduction results on the audit's images (positions `pos` of its test subset): (entries for the
+    worst case, black-box {'FGSM', 'PGD'} sizes)."""
+    pos = [int(i) for i in pos]
+    def at(e, **kw):   # the entry `e` on the audit's images
+        if 'dist' in e: return dict(kw, dist=[e['dist'][i] for i in pos])
+        return dict(kw, eps=e['eps'], first_broken=[e['first_broken'][i] for i in pos])
+    extra = {name: at(r[key], kind=key.split('/')[1], norm=norm) for key, name, norm in REPRO_ENTRIES}
+    return extra, {a: sizes(at(r[f'{a}/black'])) for a in ('FGSM', 'PGD')}
 
 # %% ../nbs/09_audit.ipynb #aef47577
 CONDITIONED = ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE']
@@ -552,6 +554,22 @@ def _positions(n_total: int, n: int, seed: int) -> torch.Tensor:
     if n == n_total: return torch.arange(n_total)
     return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
+def audit_images(attack_config: dict, cfg: AuditConfig) -> dict:
+    """The images an audit reads, as its document records them: the reproduction's test subset (its `attack_config`),
+    the positions attacked in it, HopSkipJump's positions among those, and the held-out images of the compression."""
+    n = attack_config['n_test']
+    pos = _positions(n, min(cfg.n, n), cfg.seed)
+    hsj = _positions(len(pos), min(cfg.n_hsj, len(pos)), cfg.seed + 1).tolist() if cfg.n_hsj else None
+    return dict(test_subset=dict(n=n, seed=attack_config['seed']), positions=pos.tolist(), hsj_positions=hsj,
+                held_out=dict(n=cfg.n_probe, seed=cfg.seed + 1))
+
+def attacked_images(dataset: str, images: dict, device='cpu') -> tuple[torch.Tensor, torch.Tensor]:
+    "The images (x, y) an audit attacked: its test subset at its positions (`images` as the audit records them)."
+    te = load(dataset, 'test').subset(**images['test_subset'])
+    pos = torch.as_tensor(images['positions'])
+    return te.images()[pos].to(device), te.y[pos].to(device)
+
+# %% ../nbs/09_audit.ipynb #aa8beec8
 def _json_safe(o):
     "JSON-ready copy: tuples as lists, numpy scalars as Python numbers, non-finite floats as None."
     if isinstance(o, dict): return {k: _json_safe(v) for k, v in o.items()}
@@ -561,64 +579,76 @@ def _json_safe(o):
     if isinstance(o, np.bool_): return bool(o)
     return o
 
-def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=None, log=print, device='cpu') -> dict:
-    """Audit the trained models of a reproduction: adaptive and gradient-free attacks, the checklist, the worst case
-    and the compression measurements; written atomically to `<out>/<profile>/<dataset>_audit.json`."""
-    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
-    check_dataset(dataset)
-    if cfg is None: cfg = get_profile(profile).audit
-    path = Run(dataset, profile, seed, out=out).result('audit')
+def write_json(path, doc: dict) -> Path:
+    "A results document as the audit writes it: indented, non-finite numbers as null, atomically."
+    return atomic_write_text(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
+
+def read_doc(path, what: str, command: str) -> dict:
+    "The JSON document at `path`, or a `FileNotFoundError` that names the command that writes it."
+    if not Path(path).exists(): raise FileNotFoundError(f'no {what} at {path}; run first: {command}')
+    return json.loads(Path(path).read_text())
+
+def command(run: Run, name: str) -> str:
+    "The command that writes the results `name` ('reproduce', 'audit') of `run`."
+    return f'guessfirst-{name} --dataset {run.dataset} --profile {run.profile.name} --seed {run.seed}'
+
+def model_stages(run: Run, study: str, names, key, compute, force: bool = False, log=print, device='cpu') -> dict:
+    """{name: record} of one stage per model `name` of `run`, in order, in the stage store of `study`: under `key(name)`,
+    taken if finished (before a kill, or by another process: the log says so), else `compute(name, model, say)` with
+    the model loaded on `device` and `say` its log. Every checkpoint is checked first; `force` computes them again."""
+    check_checkpoints(run, names)   # every model loads, before any work
+    store = Store(run.stages(study), log)
+    if force: store.clear(names)
+    out = {}
+    for name in names:
+        say = lambda *a, name=name: log(f'{run.dataset} {name}:', *a)
+        work = lambda: compute(name, load_model(run, name, device=device)[0], say)
+        out[name] = rec = store.run(name, key(name), work)
+        if rec['resumed']: say(f'resumed from {store.path(name)}')
+    return out
+
+# %% ../nbs/09_audit.ipynb #9cfab9a8
+def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=None, log=print, device='cpu',
+          autoattack=None) -> dict:
+    """Audit the trained models of the reproduction of `run`: adaptive and gradient-free attacks, the checklist, the
+    worst case and the compression measurements; written atomically to `run.result('audit')`. One stage per model in
+    `run.stages('audit')`, removed once the audit is written. `autoattack(model, x, y, result, cfg, log)` adds
+    AutoAttack to one model's result (notebook 17); it is given exactly when `cfg.autoattack`."""
+    cfg = run.profile.audit if cfg is None else cfg
+    if cfg.autoattack != (autoattack is not None):
+        raise ValueError(f"cfg.autoattack is {cfg.autoattack} but AutoAttack's step is {'not ' * (autoattack is None)}"
+                         'given: audit with guessfirst_nb.autoattack.full_audit (notebook 17), which gives it then')
+    path = run.result('audit')
     if path.exists() and not force:
         log(f'audit exists: {path} (use --force to recompute)'); return json.loads(path.read_text())
-    rpath = Run(dataset, profile, seed, out=out).result()
-    if not rpath.exists():
-        raise FileNotFoundError(f'no reproduction results at {rpath}; run first: guessfirst-reproduce --dataset '
-                                f'{dataset} --profile {profile} --seed {seed}')
-    repro = json.loads(rpath.read_text())
-    n_test, t_seed = repro['attack_config']['n_test'], repro['attack_config']['seed']
-    t_start = time.time()
-    te = load(dataset, 'test').subset(n_test, seed=t_seed)
-    pos = _positions(n_test, min(cfg.n, n_test), cfg.seed)
-    x, y = te.images()[pos], te.y[pos]
-    hsj = _positions(len(y), min(cfg.n_hsj, len(y)), cfg.seed + 1) if cfg.n_hsj else None
-    held = load(dataset, 'test').subset(cfg.n_probe, seed=cfg.seed + 1)
-    key = _json_safe(dict(audit_config=asdict(cfg), positions=pos.tolist(), reproduction=repro.get('total_seconds')))
-    partial = path.with_name(path.stem + '.partial.json')
-    state = partial_state(partial, key, dict(results={}, compression={}, seconds={}))
-    results, comp, seconds = state['results'], state['compression'], state['seconds']
-    check_checkpoints(Run(dataset, profile, seed, runs), [m for m in (models or TARGETS) if m not in results])
-    for name in (models or TARGETS):
-        if name in results: log(f'{dataset} {name}: resumed from {partial}'); continue
-        model, _ = load_model(Run(dataset, profile, seed, runs), name, device=device)
-        extra, black = reproduction_entries(repro['results'][name], pos)
-        results[name] = r = audit_model(model, x, y, cfg, black=black, extra=extra, hsj_index=hsj,
-                                        log=lambda *a: log(f'{dataset} {name}:', *a))
-        if cfg.autoattack:   # notebook 17 builds on this one, so it is imported here, when it is needed
-            from guessfirst_nb.autoattack import audit_autoattack_config, autoattack_entries, restate_cascade
-            t0 = time.time()
-            aa = audit_autoattack_config(cfg)
-            r['attacks'].update(autoattack_entries(model, x, y, r, cfg, aa,
-                                                   log=lambda *a: log(f'{dataset} {name}:', *a)))
-            r['checks'], r['worst_case'] = run_checks(r, cfg), worst_cases(r, cfg)
-            restate_cascade(r)   # AutoAttack's attacks ran on the survivors: no standalone accuracy of theirs
-            r['seconds'] += time.time() - t0
-        seconds[name] = results[name]['seconds']
-        if name in CONDITIONED + ['CNN']:
-            t0 = time.time()
-            comp[name] = compression(model, held.images(), held.y, cfg.probe_hypothesis, cfg.probe_steps, seed=cfg.seed)
-            comp[name]['seconds'] = seconds[f'{name} compression'] = time.time() - t0
-        atomic_write_text(partial,
-                          json.dumps(_json_safe(dict(key=key, results=results, compression=comp, seconds=seconds))))
-    doc = dict(dataset=dataset, profile=profile, seed=seed, audit_config=asdict(cfg),
-               attack_config=repro['attack_config'],
-               images=dict(test_subset=dict(n=n_test, seed=t_seed), positions=pos.tolist(),
-                           hsj_positions=None if hsj is None else hsj.tolist(),
-                           held_out=dict(n=cfg.n_probe, seed=cfg.seed + 1)),
-               reproduction=dict(path=str(rpath), git_commit=repro.get('environment', {}).get('git_commit')),
+    repro = read_doc(run.result(), 'reproduction results', command(run, 'reproduce'))
+    t_start, names = time.time(), models or TARGETS
+    images = audit_images(repro['attack_config'], cfg)
+    x, y = attacked_images(run.dataset, images)
+    held = load(run.dataset, 'test').subset(**images['held_out'])
+
+    def audit_one(name, model, say):
+        extra, black = reproduction_entries(repro['results'][name], images['positions'])
+        r = audit_model(model, x, y, cfg, black, extra, images['hsj_positions'], say)
+        if autoattack: r = autoattack(model, x, y, r, cfg, say)
+        if name not in CONDITIONED + ['CNN']: return dict(result=r, compression=None)
+        t0 = time.time()
+        c = compression(model, held.images(), held.y, cfg.probe_hypothesis, cfg.probe_steps, seed=cfg.seed)
+        return dict(result=r, compression=dict(c, seconds=time.time() - t0))
+
+    key = lambda name: stage_key(cfg, images, {name: run.checkpoint(name), 'reproduction': run.result()})
+    results, comp, seconds = {}, {}, {}
+    for name, rec in model_stages(run, 'audit', names, key, audit_one, log=log, device=device).items():
+        r, c = rec['value']['result'], rec['value']['compression']
+        results[name], seconds[name] = r, r['seconds']
+        if c: comp[name], seconds[f'{name} compression'] = c, c['seconds']
+    doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, audit_config=asdict(cfg),
+               attack_config=repro['attack_config'], images=images,
+               reproduction=dict(path=str(run.result()), git_commit=repro.get('environment', {}).get('git_commit')),
                environment=environment(), seconds=seconds, total_seconds=time.time() - t_start, results=results,
                compression=comp)
-    atomic_write_text(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
-    partial.unlink(missing_ok=True)
+    write_json(path, doc)
+    Store(run.stages('audit')).clear()
     log(f'wrote {path}')
     return doc
 
@@ -629,21 +659,18 @@ def add_gradients(doc: dict, models: dict, pgd: dict | None = None, source: str 
     first n images, in `doc['pgd_gradients']`. Returns `doc`."""
     if unknown := sorted(set(models) - set(doc['results'])):
         raise ValueError(f"models {unknown} are not in this audit; it has {list(doc['results'])}")
-    ac = doc['attack_config']
-    te = load(doc['dataset'], 'test').subset(ac['n_test'], seed=ac['seed'])
-    pos = torch.as_tensor(doc['images']['positions'])
-    x, y = te.images()[pos], te.y[pos]
+    x, y = attacked_images(doc['dataset'], doc['images'])
     for name, model in models.items():
         r = doc['results'][name]; r.pop('grad_norms', None)
         r['gradients'] = _grad_json(input_grad_stats(model, x, y, batch_size))
     if pgd:
-        cfg = dict(loss='ce', seed=0, **pgd); n = min(cfg.get('n', len(y)), len(y))
+        cfg = dict(loss='ce', seed=0, **pgd); n = cfg['n'] = min(cfg.get('n', len(y)), len(y))
         runs = {name: pgd_gradients(model, x[:n], y[:n], cfg['eps'], cfg['loss'], cfg['steps'], batch_size=batch_size,
                                     seed=cfg['seed']) for name, model in models.items()}
-        doc['pgd_gradients'] = dict(config=dict(cfg, n=n, rel_stepsize=next(iter(runs.values()))['rel_stepsize']),
-                                    results={name: {k: [round(float(v), 4) for v in r[k]] for k in
-                                                    ('nonzero_min', 'blind_steps', 'broken', 'clean_ok')}
-                                             for name, r in runs.items()})
+        cfg['rel_stepsize'] = next(iter(runs.values()))['rel_stepsize']
+        doc['pgd_gradients'] = dict(config=cfg, results={name: {k: [round(float(v), 4) for v in r[k]] for k in
+                                                                ('nonzero_min', 'blind_steps', 'broken', 'clean_ok')}
+                                                         for name, r in runs.items()})
     doc['gradients_source'] = source
     return doc
 
@@ -691,15 +718,15 @@ def hsj_table(doc: dict):
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_audit.ipynb #dfe66f7e
+COMPRESSION_ROWS = {'IE regularizer (beta=1)': '{mmd:.4f}', 'probe accuracy (hypothesis {hypothesis})': '{probe_acc:.1%}',
+                    'probe CE (nats)': '{probe_ce:.3f}', 'H(Y) (nats)': '{H_Y:.3f}', 'I(h_r; Y) >= (nats)': '{I_lower:.3f}',
+                    'probe L2 penalty': '{probe_wd:g}'}
+
 def compression_table(doc: dict):
     "The compression measurements per model (the CNN's 256-unit layer as an unregularized reference)."
     import pandas as pd
-    rows = {m: {'IE regularizer (beta=1)': f"{c['mmd']:.4f}",
-                f"probe accuracy (hypothesis {c['hypothesis']})": f"{100*c['probe_acc']:.1f}%",
-                'probe CE (nats)': f"{c['probe_ce']:.3f}", 'H(Y) (nats)': f"{c['H_Y']:.3f}",
-                'I(h_r; Y) >= (nats)': f"{c['I_lower']:.3f}",
-                'probe L2 penalty': f"{c['probe_wd']:g}"} for m, c in doc['compression'].items()}
-    return pd.DataFrame(rows).T
+    return pd.DataFrame({m: {k.format(**c): v.format(**c) for k, v in COMPRESSION_ROWS.items()}
+                         for m, c in doc['compression'].items()}).T
 
 # %% ../nbs/09_audit.ipynb #ef86889c
 def audit_markdown(doc: dict) -> str:
@@ -728,25 +755,6 @@ def remeasure_gradients(path, pgd: dict | None = None, batch_size: int = 500) ->
     doc['gradients_check'] = {m: float(np.mean((np.asarray(o, float) == 0) ==
                                                (np.asarray(doc['results'][m]['gradients']['norm_f32']) == 0)))
                               for m, o in old.items() if o is not None}
-    atomic_write_text(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
+    write_json(path, doc)
     atomic_write_text(path.with_suffix('.md'), audit_markdown(doc))
     return doc
-
-# %% ../nbs/09_audit.ipynb #525adbf0
-def main(argv=None, prog='guessfirst-audit'):
-    "Console entry point `guessfirst-audit` (also `guessfirst audit`)."
-    p = Command(prog, 'Audit a reproduction: adaptive and gradient-free attacks, the Carlini et al. checklist, '
-                'worst-case accuracy and measured compression.', dataset='all', profiles=PROFILES, seed=0,
-                runs='runs', out='results', force=True, device='here',
-                helps={'--out': "results folder holding the reproduction's results (default: results/)",
-                       '--force': 'recompute even if the audit exists'})
-    def body(a):
-        written = []
-        for ds in a.datasets:
-            doc = audit(Run(ds, a.profile, a.seed, runs=a.runs, out=a.out), force=a.force, log=lambda *m: print(*m, file=sys.stderr), device=a.dev)
-            path = Run(ds, a.profile, a.seed, out=a.out).result('audit')
-            atomic_write_text(path.with_suffix('.md'), audit_markdown(doc))
-            print(audit_markdown(doc))
-            written += [path, path.with_suffix('.md')]
-        print('written:'); [print(f'  {w}') for w in written]
-    return p.run(argv, body, fails=(FileNotFoundError, CheckpointError))

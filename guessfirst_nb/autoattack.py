@@ -9,22 +9,23 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch
-from .data import load, check_dataset, partial_state, Command
+from .data import load, Command
 from .io import atomic_write_text
 from .models import TARGETS
-from .train import load_model, CheckpointError, check_checkpoints
+from .train import CheckpointError
 from .attacks import device_of, _seeded
 from .reproduce import table_markdown
-from .profiles import PROFILES, AuditConfig, get_profile
-from .audit import (attack_sizes, first_broken, run_checks, worst_cases,
-                                 audit_markdown, _json_safe)
+from .profiles import PROFILES, AuditConfig
+from .audit import (audit, audit_markdown, attack_sizes, attacked_images, first_broken, run_checks,
+                                 worst_cases, read_doc, write_json, command, model_stages, _json_safe)
 from .run import Run
+from .store import stage_key
 
 # %% auto #0
 __all__ = ['AUTOATTACK', 'AA_NORMS', 'TOL_EPS', 'RESTATED', 'SQUARE_EPS', 'AutoAttackConfig', 'make_attack', 'check_perturbation',
-           'attack_broken', 'boundary_distance', 'autoattack_entries', 'restate_cascade', 'rederive_audit',
-           'cascade_table', 'read_doc', 'audit_images', 'audit_autoattack_config', 'add_autoattack', 'square_entry',
-           'add_square', 'main']
+           'attack_broken', 'boundary_distance', 'cells', 'survivors', 'autoattack_entries', 'restate_cascade',
+           'rederive_audit', 'cascade_table', 'audit_autoattack_config', 'with_autoattack', 'autoattack_step',
+           'full_audit', 'audit_main', 'add_autoattack', 'square_entry', 'add_square', 'main']
 
 # %% ../nbs/17_autoattack.ipynb #b2a16a79
 @dataclass(frozen=True)
@@ -118,40 +119,45 @@ def boundary_distance(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torc
     return d.masked_fill(torch.nn.functional.one_hot(y, W.shape[0]).bool(), math.inf).amin(1)
 
 # %% ../nbs/17_autoattack.ipynb #fcf694af
+def cells(acfg: AuditConfig) -> list:
+    "The audit's cells, by norm: [(norm, its eps grid)] for each norm the audit attacks at some eps."
+    return [(norm, tuple(grid)) for norm, grid in (('linf', acfg.linf_eps), ('l2', acfg.l2_eps)) if grid]
+
+def survivors(res: dict, norm: str, grid) -> np.ndarray:
+    """(len(grid), n): the images that every attack in `norm` of one model's audit result `res` left unbroken at each
+    eps of `grid` (every image where `res` has no attack in `norm`)."""
+    S = list(attack_sizes(res, norm).values())
+    if not S: return np.ones((len(grid), res['n']), bool)
+    return (np.stack(S) > np.asarray(grid, float)[:, None, None]).all(1)
+
+# %% ../nbs/17_autoattack.ipynb #a9252ed1
 def autoattack_entries(model, x, y, res: dict, acfg: AuditConfig, cfg: AutoAttackConfig = AutoAttackConfig(),
                        log=print) -> dict:
     "{'APGD-CE/linf': entry, ...}: AutoAttack's cascade at the audit's cells, on the images its attacks left."
-    out = {}
     dev = device_of(model)   # the audit keeps its images on the CPU; the model may be on a GPU
     x, y = x.to(dev), y.to(dev)
     clean_wrong = (_predict(model, x, cfg.batch_size) != y).cpu().numpy()
-    for norm, grid in (('linf', tuple(acfg.linf_eps)), ('l2', tuple(acfg.l2_eps))):
-        if not grid: continue
-        S = attack_sizes(res, norm)
-        survived = np.all(np.stack([s for s in S.values()]) > np.array(grid)[:, None, None], axis=1) if S else \
-            np.ones((len(grid), len(y)), bool)
+    out = {}
+    for norm, grid in cells(acfg):
+        left = survivors(res, norm, grid) & ~clean_wrong       # per eps: what the next attack attacks
         broken = {a: np.zeros((len(grid) + 1, len(y)), bool) for a in AUTOATTACK}
         attacked = {a: [] for a in AUTOATTACK}
         queries = np.full((len(grid), len(y)), math.nan)
         for i, eps in enumerate(grid):
-            todo = survived[i] & ~clean_wrong
             for a in AUTOATTACK:
-                idx = np.flatnonzero(todo)
-                attacked[a].append(int(len(idx)))
-                if len(idx):
-                    t0 = time.time()
-                    b, q = attack_broken(a, model, x[idx], y[idx], norm, eps, cfg)
-                    broken[a][i + 1, idx] = b
-                    if q is not None: queries[i, idx] = q
-                    todo[idx[b]] = False
-                    log(f'{a} {norm} {eps:g}: {int(b.sum())} of {len(idx)} broken in {time.time() - t0:.0f}s')
-        for a in AUTOATTACK:
-            bb = broken[a]; bb[0] = clean_wrong
-            e = dict(kind='white' if a != 'Square' else 'query', norm=norm, eps=[0.0, *grid], n=len(y),
-                     first_broken=first_broken(bb), attacked=attacked[a],
-                     broken_among_attacked=[int(v) for v in bb[1:].sum(1)], cascade=True, config=asdict(cfg))
-            if a == 'Square': e['queries'] = [[None if math.isnan(v) else int(v) for v in row] for row in queries]
-            out[f'{a}/{norm}'] = e
+                idx = np.flatnonzero(left[i]); attacked[a].append(len(idx))
+                if not len(idx): continue
+                t0 = time.time()
+                b, q = attack_broken(a, model, x[idx], y[idx], norm, eps, cfg)
+                broken[a][i + 1, idx], left[i, idx[b]] = b, False
+                if q is not None: queries[i, idx] = q
+                log(f'{a} {norm} {eps:g}: {int(b.sum())} of {len(idx)} broken in {time.time() - t0:.0f}s')
+        for a, bb in broken.items():
+            bb[0] = clean_wrong
+            out[f'{a}/{norm}'] = dict(kind='query' if a == 'Square' else 'white', norm=norm, eps=[0.0, *grid], n=len(y),
+                                      first_broken=first_broken(bb), attacked=attacked[a],
+                                      broken_among_attacked=bb[1:].sum(1).tolist(), cascade=True, config=asdict(cfg))
+        out[f'Square/{norm}']['queries'] = [[None if math.isnan(v) else int(v) for v in row] for row in queries]
     return out
 
 # %% ../nbs/17_autoattack.ipynb #c0917aa2
@@ -219,64 +225,81 @@ def cascade_table(doc: dict):
                 rows[(m, f"{'l-inf' if norm == 'linf' else 'l2'} {eps:g}")] = row
     return pd.DataFrame(rows).T
 
-# %% ../nbs/17_autoattack.ipynb #cc54cb13
-def read_doc(path: Path, what: str, command: str) -> dict:
-    "The JSON document at `path`, or a `FileNotFoundError` that names the command that writes it."
-    if not Path(path).exists(): raise FileNotFoundError(f'no {what} at {path}; run first: {command}')
-    return json.loads(Path(path).read_text())
-
-# %% ../nbs/17_autoattack.ipynb #e394c530
-def audit_images(doc: dict, device='cpu') -> tuple[torch.Tensor, torch.Tensor]:
-    "The images (x, y) an audit attacked: its test subset and positions."
-    ts = doc['images']['test_subset']
-    te = load(doc['dataset'], 'test').subset(ts['n'], seed=ts['seed'])
-    pos = torch.as_tensor(doc['images']['positions'])
-    return te.images()[pos].to(device), te.y[pos].to(device)
-
-# %% ../nbs/17_autoattack.ipynb #19dbc021
+# %% ../nbs/17_autoattack.ipynb #98a3ae73
 def audit_autoattack_config(acfg: AuditConfig) -> AutoAttackConfig:
     "AutoAttack's budgets in an audit of configuration `acfg`: its `aa_iter`, `aa_queries`, seed and batch size."
     return AutoAttackConfig(apgd_iter=acfg.aa_iter, fab_iter=acfg.aa_iter, square_queries=acfg.aa_queries,
                             seed=acfg.seed, batch_size=acfg.batch_size)
 
+# %% ../nbs/17_autoattack.ipynb #2236adb9
+def with_autoattack(r: dict, entries: dict, acfg: AuditConfig) -> dict:
+    """One model's audit result `r` with AutoAttack's `entries` in it: the checklist and the worst case computed again,
+    the entries in the stored format (`restate_cascade`). In place; returns `r`."""
+    r['attacks'].update(entries)
+    r['checks'], r['worst_case'] = run_checks(r, acfg), worst_cases(r, acfg)
+    return restate_cascade(r)
+
+def autoattack_step(model, x, y, r: dict, acfg: AuditConfig, log=print) -> dict:
+    """AutoAttack in notebook 09's audit of one model (its `autoattack`): the cascade at the audit's own budgets on the
+    images the audit's attacks left, put in its result `r` (`with_autoattack`), its time added to the model's."""
+    t0 = time.time()
+    with_autoattack(r, autoattack_entries(model, x, y, r, acfg, audit_autoattack_config(acfg), log), acfg)
+    r['seconds'] += time.time() - t0
+    return r
+
+# %% ../nbs/17_autoattack.ipynb #9844532a
+def full_audit(run: Run, cfg: AuditConfig | None = None, **kw) -> dict:
+    """Notebook 09's `audit` of `run` (keywords as there), with `autoattack_step` in each model's stage where the
+    configuration asks for AutoAttack (`cfg.autoattack`: every profile's)."""
+    cfg = run.profile.audit if cfg is None else cfg
+    return audit(run, cfg, autoattack=autoattack_step if cfg.autoattack else None, **kw)
+
+# %% ../nbs/17_autoattack.ipynb #fdc2fe06
+def audit_main(argv=None, prog='guessfirst-audit'):
+    "Console entry point `guessfirst-audit` (also `guessfirst audit`): `full_audit` of each dataset, and its tables."
+    p = Command(prog, 'Audit a reproduction: adaptive and gradient-free attacks, the Carlini et al. checklist, '
+                'worst-case accuracy and measured compression.', dataset='all', profiles=PROFILES, seed=0,
+                runs='runs', out='results', force=True, device='here',
+                helps={'--out': "results folder holding the reproduction's results (default: results/)",
+                       '--force': 'recompute even if the audit exists'})
+    def body(a):
+        written = []
+        for ds in a.datasets:
+            run = Run(ds, a.profile, a.seed, a.runs, a.out)
+            md = audit_markdown(full_audit(run, force=a.force, log=lambda *m: print(*m, file=sys.stderr), device=a.dev))
+            written += [run.result('audit'), atomic_write_text(run.result('audit').with_suffix('.md'), md)]
+            print(md)
+        print('written:'); [print(f'  {w}') for w in written]
+    return p.run(argv, body, fails=(FileNotFoundError, CheckpointError))
+
 # %% ../nbs/17_autoattack.ipynb #d6dc6762
 def add_autoattack(run: Run, cfg: AutoAttackConfig | None = None, models=None, force: bool = False, log=print,
                    device='cpu') -> dict:
-    """Add AutoAttack's entries to the audit `out`/<profile>/<dataset>_audit.json (seed `seed`) and rewrite it.
-    `cfg`: None for the audit's own budgets."""
-    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
-    check_dataset(dataset)
-    path = Run(dataset, profile, seed, out=out).result('audit')
-    doc = read_doc(path, 'audit', f'guessfirst-audit --dataset {dataset} --profile {profile} --seed {seed}')
+    """Add AutoAttack's entries to the audit of `run` (`run.result('audit')`) and rewrite it, with its markdown.
+    `cfg`: None for the audit's own budgets. One stage per model in `run.stages('autoattack')`."""
+    path = run.result('audit')
+    doc = read_doc(path, 'audit', command(run, 'audit'))
     acfg = AuditConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc['audit_config'].items()})
     cfg = audit_autoattack_config(acfg) if cfg is None else cfg
-    partial = path.with_name(path.stem + '.autoattack.partial.json')
-    audit_id = dict(audit_config=doc['audit_config'], images=doc['images'], total_seconds=doc.get('total_seconds'))
-    state = partial_state(partial, dict(config=asdict(cfg), audit=audit_id), dict(entries={}, seconds={}))
-    todo = [m for m in (models or list(doc['results'])) if m not in state['entries'] and
-            (force or not all(f'{a}/linf' in doc['results'][m]['attacks'] for a in AUTOATTACK))]
-    check_checkpoints(Run(dataset, profile, seed, runs), todo)   # every model it will attack loads, before any attack
-    x, y = audit_images(doc, device)
-    for name in (models or list(doc['results'])):
-        r = doc['results'][name]
-        if not force and all(f'{a}/linf' in r['attacks'] for a in AUTOATTACK):
-            log(f'{dataset} {name}: AutoAttack already in the audit'); continue
-        if name not in state['entries']:
-            model, _ = load_model(Run(dataset, profile, seed, runs), name, device=device)
-            base = dict(r, attacks={k: v for k, v in r['attacks'].items() if v.get('config') is None})
-            t0 = time.time()
-            state['entries'][name] = autoattack_entries(model, x, y, base, acfg, cfg,
-                                                        log=lambda *a: log(f'{dataset} {name}:', *a))
-            state['seconds'][name] = time.time() - t0
-            atomic_write_text(partial, json.dumps(_json_safe(state)))
-        r['attacks'].update(state['entries'][name])
-        r['checks'], r['worst_case'] = run_checks(r, acfg), worst_cases(r, acfg)
-        restate_cascade(r)
-        doc['seconds'][f'{name} AutoAttack'] = state['seconds'][name]
+    x, y = attacked_images(run.dataset, doc['images'], device)
+    base = {m: dict(r, attacks={k: e for k, e in r['attacks'].items() if not e.get('cascade')})
+            for m, r in doc['results'].items()}   # the audit's own attacks
+    def key(name):   # the images AutoAttack attacks: at each cell, those the audit's own attacks left
+        left = {f'{norm} {eps:g}': np.flatnonzero(s).tolist() for norm, grid in cells(acfg)
+                for eps, s in zip(grid, survivors(base[name], norm, grid))}
+        return stage_key(cfg, dict(test_subset=doc['images']['test_subset'], positions=doc['images']['positions'],
+                                   attacked=left), {name: run.checkpoint(name)})
+    def compute(name, model, say): return autoattack_entries(model, x, y, base[name], acfg, cfg, say)
+    names = models or list(doc['results'])
+    done = [m for m in names if not force and all(f'{a}/linf' in doc['results'][m]['attacks'] for a in AUTOATTACK)]
+    for m in done: log(f'{run.dataset} {m}: AutoAttack already in the audit (use --force to run it again)')
+    for name, rec in model_stages(run, 'autoattack', [m for m in names if m not in done], key, compute, force, log,
+                                  device).items():
+        with_autoattack(doc['results'][name], rec['value'], acfg)
+        doc['seconds'][f'{name} AutoAttack'] = rec['seconds']
     doc['autoattack_config'] = asdict(cfg)
-    atomic_write_text(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
+    write_json(path, doc)
     atomic_write_text(path.with_suffix('.md'), audit_markdown(doc) + '\n')
-    partial.unlink(missing_ok=True)
     log(f'wrote {path}')
     return doc
 
@@ -302,24 +325,19 @@ def square_entry(model, x, y, eps=SQUARE_EPS, cfg: AutoAttackConfig = AutoAttack
 # %% ../nbs/17_autoattack.ipynb #96728e1d
 def add_square(run: Run, cfg: AutoAttackConfig = AutoAttackConfig(), models=None, force: bool = False, log=print,
                device='cpu') -> dict:
-    "Add `Square/query` to each target of the reproduction `out`/<profile>/<dataset>.json, rewritten after each model."
-    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
-    check_dataset(dataset)
-    path = Run(dataset, profile, seed, out=out).result()
-    doc = read_doc(path, 'reproduction', f'guessfirst-reproduce --dataset {dataset} --profile {profile} --seed {seed}')
-    ac = doc['attack_config']
-    te = load(dataset, 'test').subset(ac['n_test'], seed=ac['seed'])
+    """Add `Square/query` to each target of the reproduction of `run` (`run.result()`) and rewrite it, with its
+    markdown. One stage per model in `run.stages('square')`, keyed on `cfg`, the images and the model's checkpoint."""
+    path = run.result()
+    doc = read_doc(path, 'reproduction', command(run, 'reproduce'))
+    images = dict(n=doc['attack_config']['n_test'], seed=doc['attack_config']['seed'])
+    te = load(run.dataset, 'test').subset(**images)
     x, y = te.images().to(device), te.y.to(device)
-    check_checkpoints(Run(dataset, profile, seed, runs), models or TARGETS)   # before any attack
-    for name in (models or TARGETS):
-        if 'Square/query' in doc['results'][name] and not force:
-            log(f'{dataset} {name}: Square already in the reproduction'); continue
-        model, _ = load_model(Run(dataset, profile, seed, runs), name, device=device)
-        t0 = time.time()
-        doc['results'][name]['Square/query'] = square_entry(model, x, y, cfg=cfg,
-                                                            log=lambda *a: log(f'{dataset} {name}:', *a))
-        doc.setdefault('seconds', {})[f'{name} Square'] = time.time() - t0
-        atomic_write_text(path, json.dumps(doc, indent=1))
+    key = lambda name: stage_key(dict(config=cfg, eps=SQUARE_EPS), images, {name: run.checkpoint(name)})
+    compute = lambda name, model, say: square_entry(model, x, y, cfg=cfg, log=say)
+    for name, rec in model_stages(run, 'square', models or TARGETS, key, compute, force, log, device).items():
+        doc['results'][name]['Square/query'] = rec['value']
+        doc.setdefault('seconds', {})[f'{name} Square'] = rec['seconds']
+    atomic_write_text(path, json.dumps(doc, indent=1))
     atomic_write_text(path.with_suffix('.md'), table_markdown(doc) + '\n')
     return doc
 

@@ -8,10 +8,10 @@ import importlib, sys
 from . import __version__
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'usage', 'main']
+__all__ = ['SUBCOMMANDS', 'MAINS', 'command_main', 'usage', 'main']
 
 # %% ../nbs/16_cli.ipynb #9d5564b9
-SUBCOMMANDS = {   # name: what it does, in one line; `guessfirst_nb.<name>.main(argv, prog)` runs it
+SUBCOMMANDS = {   # name: what it does, in one line; `command_main(name)(argv, prog)` runs it
     'data':      'fetch and verify MNIST and Fashion-MNIST, or print the data directory',
     'train':     'train the models of the paper (Appendix F); resumes, skips finished runs',
     'reproduce': "reproduce the paper's Table 1, Table 2 and Figure 3 (trains what is missing)",
@@ -22,6 +22,16 @@ SUBCOMMANDS = {   # name: what it does, in one line; `guessfirst_nb.<name>.main(
     'autoattack': "AutoAttack in an audit's worst case, Square as a query-based row of a reproduction",
     'substitutes': 'transfer from several substitutes: minimum and worst case over them',
 }
+
+# %% ../nbs/16_cli.ipynb #4f54ad07
+# the commands whose function is not `main` of the module of their name: the audit is composed with AutoAttack
+# above both chapters (notebook 17), so that the audit's module does not import AutoAttack's
+MAINS = {'audit': 'autoattack:audit_main'}
+
+def command_main(name: str):
+    "The function that runs command `name` (`guessfirst_nb.<name>.main` unless `MAINS` names another); imports it."
+    module, fn = MAINS.get(name, f'{name}:main').split(':')
+    return getattr(importlib.import_module(f'guessfirst_nb.{module}'), fn)
 
 # %% ../nbs/16_cli.ipynb #c526ca11
 def usage() -> str:
@@ -43,5 +53,4 @@ def main(argv=None) -> int:
     if not argv:
         print(f'usage: guessfirst COMMAND [options]\nerror: no command given; {valid}', file=sys.stderr); return 2
     if argv[0] not in SUBCOMMANDS: print(f'error: unknown command {argv[0]!r}; {valid}', file=sys.stderr); return 2
-    module = importlib.import_module(f'guessfirst_nb.{argv[0]}')   # only now: the commands import torch
-    return module.main(argv[1:], prog=f'guessfirst {argv[0]}')
+    return command_main(argv[0])(argv[1:], prog=f'guessfirst {argv[0]}')   # only now: the commands import torch

@@ -12,8 +12,8 @@ import torch
 from .io import sha256_file, atomic_write_text, atomic_write
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DEVICES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'partial_state',
-           'verify_file', 'fetch', 'read_idx', 'ImageSet', 'load', 'check_device', 'get_device', 'add_device_args',
+__all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DEVICES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'verify_file',
+           'fetch', 'read_idx', 'ImageSet', 'load', 'check_device', 'get_device', 'add_device_args',
            'set_deterministic', 'device_from_args', 'FolderError', 'writable_folder', 'Command', 'main']
 
 # %% ../nbs/00_data.ipynb #2439cc2a
@@ -59,13 +59,6 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
 def raw_dir(name: str, root=None) -> Path:
     "Where the uncompressed IDX files of dataset `name` live (torchvision's layout)."
     return data_dir(root) / DATASETS[check_dataset(name)]['folder'] / 'raw'
-
-# %% ../nbs/00_data.ipynb #fa3a50ec
-def partial_state(path, key: dict, fresh: dict) -> dict:
-    "The progress a killed run left in `path` if it was made under `key` (compared as JSON), else `fresh` with `key`."
-    key = json.loads(json.dumps(key))
-    state = json.loads(Path(path).read_text()) if Path(path).exists() else {}
-    return state if state.get('key') == key else dict(fresh, key=key)
 
 # %% ../nbs/00_data.ipynb #e720da60
 def _fix_hint(name: str, path=None) -> str:

@@ -4,23 +4,22 @@
 
 # %% ../nbs/13_forensics.ipynb #76b51fb1
 from __future__ import annotations
-import argparse, json, math, sys, time
+import json, math, sys
 from dataclasses import asdict, replace
-from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 import foolbox as fb
-from .data import load, check_dataset, Command
+from .data import load, Command
 from .io import atomic_write_text
 from .models import TARGETS, SUBSTITUTE
-from .profiles import PROFILES, AttackConfig, get_profile
+from .profiles import PROFILES, AttackConfig
 from .attacks import device_of, predict, fixed_eps_advs, check_advs, broken_fixed, _batches
-from .reproduce import TABLE_ROWS, paper_table, _acc, markdown_table
+from .reproduce import TABLE_ROWS, paper_table, _acc
 from .stats import wilson
-from .pretrained import load_pretrained
-from .store import environment
+from .pretrained import load_pretrained, pretrained_file
+from .store import environment, stage_key, Store
 from .run import Run
 
 
@@ -152,7 +151,7 @@ def cell_key(atk: str, mode: str, eps: float) -> str: return 'clean' if atk == '
 def _count(broken) -> dict: b = np.asarray(broken); return dict(correct=int((~b).sum()), n=int(b.size))
 
 def white_variants(name: str, model, x, y, cfg: AttackConfig, seed: int = 0) -> dict:
-    "{variant: {cell: counts}} of the white-box variants for one model."
+    "{variant: {cell: {name: counts}}} of the white-box variants of the model `name` (the shape of `black_variants`)."
     out, layers = {}, {'': model}
     if OUTPUT_LAYER[name]: layers['output layer'] = output_layer(model, name)
     for tag, m in layers.items():
@@ -172,7 +171,7 @@ def white_variants(name: str, model, x, y, cfg: AttackConfig, seed: int = 0) -> 
             cells[cell_key('CW', 'white', 2.0)] = _count(
                 ((predict(model, x) != y) | (torch.isfinite(dist) & (dist <= 2.0))).numpy())
             out[tag] = cells
-    return out
+    return {v: {c: {name: k} for c, k in cells.items()} for v, cells in out.items()}
 
 # %% ../nbs/13_forensics.ipynb #28de0dd2
 KAPPAS = (0, 5, 10, 20, 40)
@@ -227,7 +226,7 @@ def black_variants(targets: dict, subs: dict, x, y, cfg: AttackConfig, seed: int
 # %% ../nbs/13_forensics.ipynb #bd4b0963
 def forensics_rows(doc: dict, variants: dict, paper: dict | None = None) -> list[dict]:
     "One row per discrepant cell of `doc` (a reproduction): the paper, ours, and the closest variant with its interval."
-    paper = paper_table() if paper is None else paper
+    paper, pc = paper_table() if paper is None else paper, lambda c: 100 * c['correct'] / c['n']
     rows = []
     for atk, mode, eps in TABLE_ROWS:
         for m in TARGETS:
@@ -236,17 +235,14 @@ def forensics_rows(doc: dict, variants: dict, paper: dict | None = None) -> list
             acc, n = _acc(doc, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)
             lo, hi = wilson(round(acc * n), n)
             if lo <= pv / 100 <= hi: continue
-            cands = []
-            for v, cells in variants.items():
-                c = cells.get(cell_key(atk, mode, eps), {}).get(m)
-                if c: cands.append((abs(100 * c['correct'] / c['n'] - pv), v, c))
-            row = dict(cell=cell_key(atk, mode, eps), model=m, paper=pv, ours=100 * acc, ours_ci=[100 * lo, 100 * hi],
-                       closest=None, value=None, ci=None, explained=False, n_variants=len(cands))
-            if cands:
-                _, v, c = min(cands, key=lambda t: t[0])
-                l, h = wilson(c['correct'], c['n'])
-                row.update(closest=v, value=100 * c['correct'] / c['n'], ci=[100 * l, 100 * h],
-                           explained=100 * l <= pv <= 100 * h)
+            cell = cell_key(atk, mode, eps)
+            found = {v: c for v, cells in variants.items() if (c := cells.get(cell, {}).get(m))}
+            row = dict(cell=cell, model=m, paper=pv, ours=100 * acc, ours_ci=[100 * lo, 100 * hi],
+                       closest=None, value=None, ci=None, explained=False, n_variants=len(found))
+            if found:   # the closest to the paper's value (of equals, the first by name)
+                v = min(found, key=lambda v: (abs(pc(found[v]) - pv), v))
+                l, h = wilson(found[v]['correct'], found[v]['n'])
+                row.update(closest=v, value=pc(found[v]), ci=[100 * l, 100 * h], explained=100 * l <= pv <= 100 * h)
             rows.append(row)
     return rows
 
@@ -254,58 +250,48 @@ def forensics_rows(doc: dict, variants: dict, paper: dict | None = None) -> list
 # variant tag -> profile of the published LeNet5 it uses
 SUBSTITUTES = {'': 'paper', 'substitute 10 epochs': 'paper-lite'}
 
-def forensics(run: Run, device='cpu',
-              n: int | None = None, models=TARGETS, log=print, weights=None) -> dict:
-    """Evaluate the variants on the published models of (`dataset`, `profile`, `seed`) and write
-    `<dataset>_forensics.json`: the variants' counts and the rows of the discrepant cells. Resumes from a partial file,
-    model by model."""
-    dataset, profile, seed, out = run.dataset, run.profile.name, run.seed, run.out   # (to port)
-    check_dataset(dataset); cfg = get_profile(profile).attack
-    doc = json.loads(Run(dataset, profile, seed, out=out).result().read_text())
-    path = Run(dataset, profile, seed, out=out).result('forensics'); part = path.with_suffix('.partial.json')
-    te = load(dataset, 'test').subset(n or cfg.n_test, seed=cfg.seed); x, y = te.images(), te.y
-    key = dict(dataset=dataset, profile=profile, seed=seed, n=len(y), models=list(models))
-    state = json.loads(part.read_text()) if part.exists() else {}
-    if state.get('key') != key: state = dict(key=key, done={}, variants={}, seconds={})
-    def save(): atomic_write_text(part, json.dumps(state, indent=1))
-    load_m = lambda m, p=profile: load_pretrained(dataset, m, p, seed, root=weights, device=device)
-    targets = {m: load_m(m) for m in models}
-    rows = forensics_rows(doc, {})
-    discrepant = {(r['cell'].split(' ')[0].split('/')[-1], r['model']) for r in rows}
-    for m in models:
-        if f'white {m}' in state['done'] or ('white', m) not in discrepant: continue
-        t0 = time.time()
-        for v, cells in white_variants(m, targets[m], x, y, cfg, seed).items():
-            for c, cnt in cells.items(): state['variants'].setdefault(v, {}).setdefault(c, {})[m] = cnt
-        state['done'][f'white {m}'] = True; state['seconds'][f'white {m}'] = time.time() - t0; save()
-        log(f'{dataset} {m}: white-box variants in {time.time() - t0:.0f}s')
-    if 'black' not in state['done']:
-        t0 = time.time()
-        subs = {tag: load_pretrained(dataset, SUBSTITUTE, p, seed, root=weights, device=device)
-                for tag, p in SUBSTITUTES.items()}
-        for v, cells in black_variants(targets, subs, x, y, cfg, seed).items():
-            for c, per in cells.items(): state['variants'].setdefault(v, {}).setdefault(c, {}).update(per)
-        state['done']['black'] = True; state['seconds']['black'] = time.time() - t0; save()
-        log(f'{dataset}: transfer variants in {time.time() - t0:.0f}s')
-    res = dict(**key, attack_config=asdict(cfg), environment=environment(), seconds=state['seconds'],
-               variants=state['variants'], rows=forensics_rows(doc, state['variants']))
-    atomic_write_text(path, json.dumps(res, indent=1)); part.unlink(missing_ok=True)
+def forensics(run: Run, device='cpu', n: int | None = None, models=TARGETS, log=print, weights=None) -> dict:
+    """Evaluate the variants on the published models of `run` (from the weights folder `weights`: see
+    `load_pretrained`) and write `run.result('forensics')`: the variants' counts and the rows of the discrepant cells.
+    Its stages: 'white <model>' for each model with a discrepant white-box cell, then 'black'."""
+    cfg, doc = run.profile.attack, json.loads(run.result().read_text())
+    te = load(run.dataset, 'test').subset(n or cfg.n_test, seed=cfg.seed); x, y = te.images(), te.y
+    file = lambda m, p=run.profile.name: pretrained_file(replace(run, profile=p), m, root=weights)
+    get = lambda m, p=run.profile.name: load_pretrained(run.dataset, m, p, run.seed, root=weights, device=device)
+    targets, store = {m: get(m) for m in models}, Store(run.stages('forensics'), log)
+    def stage(name, files, compute):   # files: the published weight files it reads
+        rec = store.run(name, stage_key(dict(attack=cfg, seed=run.seed), dict(n=len(y), seed=cfg.seed), files),
+                        compute)
+        log(f'{run.dataset} {name}: ' + ('resumed' if rec['resumed'] else f"computed in {rec['seconds']:.0f}s"))
+        return rec
+    white = {r['model'] for r in forensics_rows(doc, {}) if '/white ' in r['cell']}
+    recs = {f'white {m}': stage(f'white {m}', {m: file(m)}, lambda: white_variants(m, targets[m], x, y, cfg, run.seed))
+            for m in models if m in white}
+    lenets = {f'{SUBSTITUTE} {p}': file(SUBSTITUTE, p) for p in SUBSTITUTES.values()}
+    subs = lambda: {tag: get(SUBSTITUTE, p) for tag, p in SUBSTITUTES.items()}
+    recs['black'] = stage('black', {m: file(m) for m in models} | lenets,
+                          lambda: black_variants(targets, subs(), x, y, cfg, run.seed))
+    variants = {}
+    for rec in recs.values():
+        for v, cells in rec['value'].items():
+            for c, per in cells.items(): variants.setdefault(v, {}).setdefault(c, {}).update(per)
+    res = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, n=len(y), models=list(models),
+               attack_config=asdict(cfg), environment=environment(), seconds={s: r['seconds'] for s, r in recs.items()},
+               variants=variants, rows=forensics_rows(doc, variants))
+    atomic_write_text(run.result('forensics'), json.dumps(res, indent=1)); store.clear()
     return res
 
 # %% ../nbs/13_forensics.ipynb #9354363b
 def forensics_markdown(res: dict) -> str:
     "The forensics table as markdown: one row per discrepant cell."
-    lines = [f"| cell | model | paper | ours [95%] | closest variant | its value [95%] | explained |",
+    lines = ['| cell | model | paper | ours [95%] | closest variant | its value [95%] | explained |',
              '|---|---|---|---|---|---|---|']
     for r in res['rows']:
-        v = f"{r['value']:.1f} [{r['ci'][0]:.1f}, {r['ci'][1]:.1f}]" if r['closest'] else '–'
-        lines.append(f"| {r['cell']} | {r['model']} | {r['paper']:.1f} | {r['ours']:.1f} [{r['ours_ci'][0]:.1f}, "
-                     f"{r['ours_ci'][1]:.1f}] | {r['closest'] or 'none applies'} | {v} | "
-                     f"{'explained' if r['explained'] else 'no'} |")
-    k = sum(r['explained'] for r in res['rows'])
-    return '\n'.join(lines + ['',
-                              f"{k} of {len(res['rows'])} discrepant cells explained ({res['dataset']}, profile "
-                              f"{res['profile']}, n={res['n']})."])
+        its = '{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]'.format(**r) if r['closest'] else '–'
+        lines.append('| {cell} | {model} | {paper:.1f} | {ours:.1f} [{ours_ci[0]:.1f}, {ours_ci[1]:.1f}] | '.format(**r)
+                     + f"{r['closest'] or 'none applies'} | {its} | {'explained' if r['explained'] else 'no'} |")
+    end = '{} of {} discrepant cells explained ({dataset}, profile {profile}, n={n}).'
+    return '\n'.join(lines + ['', end.format(sum(r['explained'] for r in res['rows']), len(res['rows']), **res)])
 
 # %% ../nbs/13_forensics.ipynb #0103d722
 def main(argv=None, prog='guessfirst-forensics'):
@@ -318,11 +304,11 @@ def main(argv=None, prog='guessfirst-forensics'):
                    help="folder of published weights (default: the checkout's weights/, else download)")
     p.add_argument('--n', type=int, default=None, help='test images (default: the profile\'s attack config, 1000)')
     def check(a):
-        if not Run(a.dataset, a.profile, a.seed, out=a.out).result().exists():
-            raise ValueError(f'no reproduction at {Run(a.dataset, a.profile, a.seed, out=a.out).result()}: '
-                             'run guessfirst-reproduce first')
+        a.run = Run(a.dataset, a.profile, a.seed, out=a.out)
+        if not a.run.result().exists():
+            raise ValueError(f'no reproduction at {a.run.result()}: run guessfirst-reproduce first')
     def body(a):
-        res = forensics(Run(a.dataset, a.profile, a.seed, out=a.out), device=a.dev, n=a.n, log=lambda *m: print(*m, file=sys.stderr), weights=a.weights)
-        md = Run(a.dataset, a.profile, a.seed, out=a.out).result('forensics').with_suffix('.md')
-        atomic_write_text(md, forensics_markdown(res) + '\n'); print(forensics_markdown(res))
+        res = forensics(a.run, device=a.dev, n=a.n, log=lambda *m: print(*m, file=sys.stderr), weights=a.weights)
+        atomic_write_text(a.run.result('forensics').with_suffix('.md'), forensics_markdown(res) + '\n')
+        print(forensics_markdown(res))
     return p.run(argv, body, check, bad_input=(ValueError,))   # a missing or damaged weights file: PretrainedError

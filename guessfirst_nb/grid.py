@@ -4,129 +4,113 @@
 
 # %% ../nbs/11_grid.ipynb #d4690144
 from __future__ import annotations
-import argparse, importlib, json, os, re, shlex, shutil, sys, time
+import contextlib, importlib, json, os, re, shlex, shutil, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import submitit
-from .data import DATASETS, check_dataset, Command
+from .data import Command
 from .io import atomic_write_text
 from .models import MODELS, check_model
-from .profiles import PROFILES, get_profile
-from .train import get_device, load_checkpoint, CheckpointError
+from .profiles import PROFILES, Profile, get_profile
 from .run import Run
+from .train import get_device, check_finished, CheckpointError
+from .cli import command_main
+
 
 # %% auto #0
-__all__ = ['KINDS', 'COMMANDS', 'RESERVED_SBATCH', 'LOCAL_TIMEOUT_MIN', 'SLURM_ACTIVE', 'Job', 'plan', 'outputs', 'is_done',
+__all__ = ['KINDS', 'FIGURES', 'RESERVED_SBATCH', 'LOCAL_TIMEOUT_MIN', 'SLURM_ACTIVE', 'Job', 'plan', 'outputs', 'is_done',
            'JobFailed', 'Task', 'parse_sbatch_flags', 'local_executor', 'slurm_executor', 'Outcome', 'run_grid', 'main']
 
 # %% ../nbs/11_grid.ipynb #19b6da2f
 KINDS = ('train', 'reproduce', 'audit', 'stability')
-COMMANDS = {'train': ('guessfirst-train', 'guessfirst_nb.train'),
-            'reproduce': ('guessfirst-reproduce', 'guessfirst_nb.reproduce'),
-            'audit': ('guessfirst-audit', 'guessfirst_nb.audit'),
-            'stability': ('guessfirst-stability', 'guessfirst_nb.stability')}
 
 @dataclass(frozen=True)
 class Job:
-    """One command of the grid: `kind` (one of KINDS) with arguments `argv`. `seeds` is (seed,), or every seed for the
-    stability job; `model` is set for training only. `needs`: keys of the jobs that must succeed first; `after`: keys of
-    the jobs that must have finished first, whatever their outcome."""
+    """The command `guessfirst-<kind>` for the training `run`, with the `options` every job gets (`--device`, ...):
+    `model` is set for a training only, `seeds` for the stability study only (its `run` is its first seed's, which
+    names the study's files). `needs`: keys of the jobs that must succeed first; `after`: keys of the jobs that must
+    have finished first, whatever their outcome."""
     kind: str
-    dataset: str
-    profile: str
-    seeds: tuple
+    run: Run
     model: str | None = None
-    argv: tuple = ()
-    runs: str = 'runs'
-    out: str = 'results'
+    seeds: tuple = ()
+    options: tuple = ()
     needs: tuple = ()
     after: tuple = ()
 
     @property
     def key(self) -> str:
         "A unique, readable name: 'train mnist seed 0 CNN', 'reproduce mnist seed 0', 'stability mnist seeds 0 1 2'."
-        s = f'seed {self.seeds[0]}' if self.kind != 'stability' else 'seeds ' + ' '.join(map(str, self.seeds))
-        return ' '.join([self.kind, self.dataset, s] + ([self.model] if self.model else []))
+        which = f"seeds {' '.join(map(str, self.seeds))}" if self.seeds else f'seed {self.run.seed}'
+        return ' '.join([self.kind, self.run.dataset, which] + ([self.model] if self.model else []))
+
+    @property
+    def argv(self) -> list:
+        "The command's arguments: those of the sequential command for this run."
+        r = self.run
+        return [*(['--model', self.model] if self.model else []), '--dataset', r.dataset, '--profile', r.profile.name,
+                *(['--seeds', *map(str, self.seeds)] if self.seeds else ['--seed', str(r.seed)]), '--runs', str(r.runs),
+                *([] if self.kind == 'train' else ['--out', str(r.out)]), *self.options]
 
     @property
     def command(self) -> str:
         "The console command the job runs, as one would type it."
-        return shlex.join([COMMANDS[self.kind][0], *self.argv])
+        return shlex.join([f'guessfirst-{self.kind}', *self.argv])
 
     @property
     def name(self) -> str:
         "The SLURM job name: 'gf-train-mnist-s0-CNN', 'gf-stability-mnist'."
-        return '-'.join(['gf', self.kind, self.dataset] + ([f's{self.seeds[0]}'] if self.kind != 'stability' else [])
+        return '-'.join(['gf', self.kind, self.run.dataset] + ([] if self.seeds else [f's{self.run.seed}'])
                         + ([self.model] if self.model else []))
 
 # %% ../nbs/11_grid.ipynb #e0179f53
-def plan(profile: str, datasets, seeds, models=None, stages=KINDS, runs='runs', out='results', device='auto',
-         deterministic: bool = False) -> list[list[Job]]:
+def plan(profile: Profile | str, datasets, seeds, models=None, stages=KINDS, runs='runs', out='results',
+         device='auto', deterministic: bool = False) -> list[list[Job]]:
     """The grid's jobs in four stages (train, reproduce, audit, stability): one training job per (dataset, model, seed);
     per (dataset, seed) a reproduction that needs its trainings and an audit that needs the reproduction; per dataset
     one stability job over `seeds` that needs every seed's reproduction and comes after every seed's audit. `models`:
     the models trained as jobs of their own (None: all). A `ValueError` names what is wrong with the arguments."""
-    get_profile(profile)
-    datasets = [check_dataset(d) for d in datasets]
     models = list(MODELS) if models is None else [check_model(m) for m in models]
     seeds = [int(s) for s in seeds]
     if not seeds: raise ValueError('no seeds given')
     if len(set(seeds)) != len(seeds): raise ValueError(f'seeds repeat: {seeds}')
-    if min(seeds) < 0: raise ValueError(f'seeds must be >= 0, got {seeds}')
     for s in stages:
         if s not in KINDS: raise ValueError(f"unknown stage {s!r}; valid stages: {', '.join(KINDS)}")
-    dev = ('--device', str(device)) + (('--deterministic',) if deterministic else ())
-    runs, out = str(runs), str(out)
+    opts = ('--device', str(device)) + (('--deterministic',) if deterministic else ())
     train, repro, audits, stab = [], [], [], []
     for ds in datasets:
-        what = ('--dataset', ds, '--profile', profile)
-        ds_before, ds_audits = [], []
-        for s in seeds:
-            tr = [Job('train', ds, profile, (s,), m, ('--model', m, *what, '--seed', str(s), '--runs', runs, *dev),
-                      runs, out)
-                  for m in models] if 'train' in stages else []
-            train += tr; before = tuple(j.key for j in tr)
+        ds_runs = [Run(ds, profile, s, runs, out) for s in seeds]
+        ds_needs, ds_after = [], []
+        for run in ds_runs:
+            tr = [Job('train', run, m, options=opts) for m in models] if 'train' in stages else []
+            train += tr; needs = tuple(j.key for j in tr)
             if 'reproduce' in stages:
-                rp = Job('reproduce', ds, profile, (s,), None,
-                         (*what, '--seed', str(s), '--runs', runs, '--out', out, *dev), runs, out, needs=before)
-                repro.append(rp); before = (rp.key,)
-            ds_before += before
+                repro.append(Job('reproduce', run, options=opts, needs=needs)); needs = (repro[-1].key,)
+            ds_needs += needs
             if 'audit' in stages:
-                au = Job('audit', ds, profile, (s,), None,
-                         (*what, '--seed', str(s), '--runs', runs, '--out', out, *dev), runs, out, needs=before)
-                audits.append(au); ds_audits.append(au.key)
+                audits.append(Job('audit', run, options=opts, needs=needs)); ds_after.append(audits[-1].key)
         if 'stability' in stages:
-            stab.append(Job('stability', ds, profile, tuple(seeds), None,
-                            (*what, '--seeds', *map(str, seeds), '--runs', runs, '--out', out, *dev),
-                            runs, out, needs=tuple(ds_before), after=tuple(ds_audits)))
+            stab.append(Job('stability', ds_runs[0], seeds=tuple(seeds), options=opts, needs=tuple(ds_needs),
+                            after=tuple(ds_after)))
     return [train, repro, audits, stab]
 
 # %% ../nbs/11_grid.ipynb #ae733a3d
+FIGURES = dict(reproduce=('figure3',), audit=(), stability=('epochs', 'masking', 'substitutes', 'seeds'))
+
 def outputs(job: Job) -> list[Path]:
-    "The files the job's command writes (for training: the run's last epoch checkpoint and `last.pt`)."
-    s = job.seeds[0]
-    if job.kind == 'train':
-        d = Run(job.dataset, job.profile, s, job.runs).model_dir(job.model)
-        return [d / f'epoch{get_profile(job.profile).train.epochs:03d}.pt', d / 'last.pt']
-    if job.kind == 'reproduce':
-        b = Run(job.dataset, job.profile, s, out=job.out).result()
-        return [b, b.with_suffix('.md'), b.with_name(b.stem + '_figure3.png')]
-    if job.kind == 'audit':
-        p = Run(job.dataset, job.profile, s, out=job.out).result('audit')
-        return [p, p.with_suffix('.md')]
-    b = Run(job.dataset, job.profile, s, out=job.out).result('stability'); stem = b.name.replace('_stability.json', '')
-    return [b, b.with_suffix('.md')] + [b.with_name(f'{stem}_{f}.png')
-                                        for f in ('epochs', 'masking', 'substitutes', 'seeds')]
+    """The files the job's command writes: a training's last epoch checkpoint and `last.pt`; a study's results
+    document, its table and its figures (`FIGURES`), named as the run names its results."""
+    r = job.run
+    if job.kind == 'train': return [r.checkpoint(job.model, r.profile.train.epochs), r.model_dir(job.model) / 'last.pt']
+    doc = r.result('' if job.kind == 'reproduce' else job.kind)
+    return [doc, doc.with_suffix('.md'), *(r.result(f).with_suffix('.png') for f in FIGURES[job.kind])]
 
 # %% ../nbs/11_grid.ipynb #e416fbab
 def is_done(job: Job) -> bool:
     "Whether the job's work is on disk, so that the grid need not send it."
-    if job.kind == 'train':
-        final, last = outputs(job)
-        if not last.exists(): return final.exists()
-        try: return bool(load_checkpoint(last).get('done'))
-        except CheckpointError: return False   # the command will say what is wrong, or fall back to an epoch checkpoint
-    return all(p.exists() for p in outputs(job))
+    if job.kind != 'train': return all(p.exists() for p in outputs(job))
+    try: return bool(check_finished(job.run, job.model))
+    except CheckpointError: return False   # unfinished or damaged: the command resumes, repairs, or says what is wrong
 
 # %% ../nbs/11_grid.ipynb #9238c92e
 class JobFailed(RuntimeError):
@@ -145,9 +129,9 @@ class Task(submitit.helpers.Checkpointable):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
         print(f'$ {self.job.command}', flush=True)
-        rc = importlib.import_module(COMMANDS[self.job.kind][1]).main(list(self.job.argv))
+        rc = command_main(self.job.kind)(self.job.argv)
         sys.stdout.flush(); sys.stderr.flush()
-        if rc: raise JobFailed(f'{COMMANDS[self.job.kind][0]} exited with status {rc}')
+        if rc: raise JobFailed(f'guessfirst-{self.job.kind} exited with status {rc}')
         return 0
 
 # %% ../nbs/11_grid.ipynb #8edab078
@@ -192,14 +176,11 @@ def slurm_executor(folder, partition=None, gpus=None, cpus=None, mem_gb=None, ti
             raise ValueError(f"--executor slurm needs SLURM's `{c}` on PATH, and there is none here: run the "
                              "grid on the cluster's login node, or use --executor local")
     if int(time_min) < 1: raise ValueError(f'--time must be at least 1 minute, got {time_min}')
-    p = dict(time=int(time_min), additional_parameters=parse_sbatch_flags(sbatch))
-    if partition: p['partition'] = partition
-    if gpus: p['gpus_per_node'] = int(gpus)
-    if cpus: p['cpus_per_task'] = int(cpus)
-    if mem_gb: p['mem'] = f'{int(mem_gb)}GB' if float(mem_gb).is_integer() else f'{round(float(mem_gb) * 1024)}MB'
-    if setup: p['setup'] = list(setup)
+    mem = mem_gb and (f'{int(mem_gb)}GB' if float(mem_gb).is_integer() else f'{round(float(mem_gb) * 1024)}MB')
+    given = dict(partition=partition, gpus_per_node=gpus, cpus_per_task=cpus, mem=mem, setup=list(setup))
     ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=max_timeouts)
-    ex.update_parameters(**p)
+    ex.update_parameters(time=int(time_min), additional_parameters=parse_sbatch_flags(sbatch),
+                         **{k: v for k, v in given.items() if v})
     return ex
 
 # %% ../nbs/11_grid.ipynb #adf5b3da
@@ -214,6 +195,9 @@ class Outcome:
     out_log: Path | None = None    # its output (stdout)
     reason: str = ''
     errors: tuple = ()             # the `error:` lines of its log
+
+    @property
+    def ok(self) -> bool: return self.state in ('done', 'completed')
 
 SLURM_ACTIVE = {'PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED',
                 'RESIZING', 'SUSPENDED', 'PREEMPTED', 'SIGNALING', 'STAGE_OUT', 'RESV_DEL_HOLD'}
@@ -246,37 +230,30 @@ def run_grid(stages: list, executor, max_jobs: int | None = None, cwd='.', env: 
     none kept)."""
     log = log or (lambda *a: print(*a, flush=True))
     err = err or (lambda *a: print(*a, file=sys.stderr, flush=True))
-    order = [(k, j) for k, s in enumerate(stages) for j in s]
-    keys = {j.key for _, j in order}
-    res = {j.key: Outcome(j, 'done') for _, j in order if done(j)}
-    pending = sorted(((k, i, j) for i, (k, j) in enumerate(order) if j.key not in res), key=lambda t: (-t[0], t[1]))
-    running = {}
-    sent = json.loads(Path(record).read_text()) if record and Path(record).exists() else {}
-    if isinstance(executor, submitit.SlurmExecutor):
-        for t in list(pending):
-            j = t[2]
-            if j.key in sent and (sj := _slurm_adopt(executor, sent[j.key])) is not None:
-                running[j.key] = (j, sj); pending.remove(t)
-                log(f'waiting for {j.key}: SLURM job {sj.job_id}, sent by an earlier grid, is still queued or running')
-    succeeded = lambda k: k not in keys or (k in res and res[k].state in ('done', 'completed'))
+    slurm, jobs = isinstance(executor, submitit.SlurmExecutor), [j for st in stages for j in st]
+    keys = {j.key for j in jobs}
+    res = {j.key: Outcome(j, 'done') for j in jobs if done(j)}
+    pending = [j for st in reversed(stages) for j in st if j.key not in res]   # later stages first
+    running, sent = {}, json.loads(Path(record).read_text()) if record and Path(record).exists() else {}
+    for j in list(pending) if slurm else []:
+        if j.key in sent and (sj := _slurm_adopt(executor, sent[j.key])) is not None:
+            running[j.key] = (j, sj); pending.remove(j)
+            log(f'waiting for {j.key}: SLURM job {sj.job_id}, sent by an earlier grid, is still queued or running')
     try:
         while pending or running:
             progress = False
-            for t in list(pending):                   # not sent: a job it needs failed or was not sent
-                j = t[2]
-                bad = [n for n in j.needs if n in res and res[n].state in ('failed', 'not sent')]
-                if bad:
-                    res[j.key] = Outcome(j, 'not sent',
-                                         reason=f"needs {bad[0]}, which "
-                                                f"{'failed' if res[bad[0]].state == 'failed' else 'was not sent'}")
-                    pending.remove(t); progress = True
+            for j in list(pending):
+                bad = [n for n in j.needs if n in res and not res[n].ok]
+                if bad:                               # not sent: a job it needs failed or was not sent
+                    why = 'failed' if res[bad[0]].state == 'failed' else 'was not sent'
+                    res[j.key] = Outcome(j, 'not sent', reason=f'needs {bad[0]}, which {why}')
+                    pending.remove(j); progress = True
                     log(f'not sent: {j.key} ({res[j.key].reason})')
-            for t in list(pending):                   # sent: ready, and room for it
-                if max_jobs and len(running) >= max_jobs: break
-                j = t[2]
-                if all(succeeded(n) for n in j.needs) and all(a not in keys or a in res for a in j.after):
-                    if isinstance(executor, submitit.SlurmExecutor): executor.update_parameters(job_name=j.name)
-                    pending.remove(t); progress = True
+                elif ((not max_jobs or len(running) < max_jobs)
+                      and all(n not in keys or (n in res and res[n].ok) for n in j.needs)
+                      and all(n not in keys or n in res for n in j.after)):   # sent: ready, and room for it
+                    if slurm: executor.update_parameters(job_name=j.name)
+                    pending.remove(j); progress = True
                     try: sj = executor.submit(Task(j, cwd, env))
                     except Exception as e:   # sbatch refused it: a wrong partition, account, ...
                         res[j.key] = Outcome(j, 'failed', reason=f'could not be sent: {_reason(e)}')
@@ -301,24 +278,18 @@ def run_grid(stages: list, executor, max_jobs: int | None = None, cwd='.', env: 
                                    f'  log: {o.log}', f'  output: {o.out_log}']))
             if not progress:
                 if not running:
-                    raise RuntimeError(f'the plan cannot go on: {[t[2].key for t in pending]} wait for jobs not in it')
+                    raise RuntimeError(f'the plan cannot go on: {[j.key for j in pending]} wait for jobs not in it')
                 time.sleep(poll_s)
     except KeyboardInterrupt:
-        if isinstance(executor, submitit.SlurmExecutor):
+        if slurm:
             err(f"interrupted: SLURM jobs {', '.join(sj.job_id for _, sj in running.values())} go on; run the same "
                 "grid again to wait for them")
         else:
             for _, sj in running.values(): sj.cancel(check=False)
         raise
-    return {j.key: res[j.key] for _, j in order}
+    return {j.key: res[j.key] for j in jobs}
 
 # %% ../nbs/11_grid.ipynb #71ad8bdf
-def _summary(res: dict) -> str:
-    "'12 jobs: 3 done before, 8 completed, 1 failed, 0 not sent'."
-    n = lambda s: sum(o.state == s for o in res.values())
-    return (f"{len(res)} jobs: {n('done')} done before, {n('completed')} completed, {n('failed')} failed, "
-            f"{n('not sent')} not sent")
-
 def main(argv=None, prog='guessfirst-grid'):
     "Console entry point `guessfirst-grid` (also `guessfirst grid`)."
     p = Command(prog, 'Train every model, reproduce, audit and measure stability for every dataset and seed, as jobs '
@@ -347,44 +318,41 @@ def main(argv=None, prog='guessfirst-grid'):
     s.add_argument('--setup', action='append', default=[],
                    help="a shell line each job runs first, e.g. 'module load cuda' (repeatable)")
     def check(a):
-        if a.executor == 'local': get_device(a.device)       # the jobs run here, so the device must be here
-        models = None if a.models == ['all'] else a.models
-        a.plan = plan(a.profile, a.datasets, a.seeds, models, a.stages, a.runs, a.out, a.device, a.deterministic)
+        local = a.executor == 'local'
+        if local: get_device(a.device)       # the jobs run here, so the device must be here
+        a.plan = plan(get_profile(a.profile), a.datasets, a.seeds, None if a.models == ['all'] else a.models, a.stages,
+                      a.runs, a.out, a.device, a.deterministic)
         if a.jobs is not None and a.jobs < 1: raise ValueError(f'--jobs must be at least 1, got {a.jobs}')
         a.logs = Path(a.out) / a.profile / 'logs'
-        a.record = a.logs / 'grid_jobs.json' if a.executor == 'slurm' else None
-        a.ex = None
-        if a.executor == 'slurm':
-            parse_sbatch_flags(a.sbatch)
-            if not a.dry_run:
-                a.ex = slurm_executor(a.logs / '%j', a.partition, a.gpus, a.cpus, a.mem_gb, a.time, a.sbatch, a.setup,
-                                      a.max_timeouts)
-        elif not a.dry_run: a.ex = local_executor(a.logs / time.strftime(f'local-%Y%m%d-%H%M%S-{os.getpid()}') / '%j')
+        if not local: parse_sbatch_flags(a.sbatch)
+        if a.dry_run: a.ex = None
+        elif local: a.ex = local_executor(a.logs / time.strftime(f'local-%Y%m%d-%H%M%S-{os.getpid()}') / '%j')
+        else: a.ex = slurm_executor(a.logs / '%j', a.partition, a.gpus, a.cpus, a.mem_gb, a.time, a.sbatch, a.setup,
+                                    a.max_timeouts)
     def body(a):
-        stages, ex, logs = a.plan, a.ex, a.logs
-        jobs = [j for st in stages for j in st]
-        done = {j.key for j in jobs if is_done(j)}
-        print(f"guessfirst-grid: {len(jobs)} jobs "
-              f"({', '.join(f'{len(st)} {k}' for k, st in zip(KINDS, stages) if st)}), {len(done)} done already; "
-              f"executor {a.executor}, logs in {logs}", flush=True)
+        local, jobs = a.executor == 'local', [j for st in a.plan for j in st]
+        before = {j.key for j in jobs if is_done(j)}
+        counts = ', '.join(f'{len(st)} {k}' for k, st in zip(KINDS, a.plan) if st)
+        print(f'guessfirst-grid: {len(jobs)} jobs ({counts}), {len(before)} done already; executor {a.executor}, '
+              f'logs in {a.logs}', flush=True)
         if a.dry_run:
-            for j in jobs: print(f"  {'done' if j.key in done else 'to run':7s} {j.key}: {j.command}")
+            for j in jobs: print(f"  {'done' if j.key in before else 'to run':7s} {j.key}: {j.command}")
             return 0
-        env = {'CUDA_VISIBLE_DEVICES': os.environ.get('CUDA_VISIBLE_DEVICES')} if a.executor == 'local' else None
-        try: res = run_grid(stages, ex, a.jobs or (1 if a.executor == 'local' else None), cwd=Path.cwd(), env=env,
-                            done=lambda j: j.key in done or is_done(j), record=a.record)
+        try: res = run_grid(a.plan, a.ex, a.jobs or (1 if local else None), cwd=Path.cwd(),
+                            env={'CUDA_VISIBLE_DEVICES': os.environ.get('CUDA_VISIBLE_DEVICES')} if local else None,
+                            done=lambda j: j.key in before or is_done(j),
+                            record=None if local else a.logs / 'grid_jobs.json')
         except KeyboardInterrupt: return 130
         finally:
-            if a.executor == 'local':
-                # the empty folder submitit's local controller makes under the name of the template
-                try: Path(ex.folder).rmdir()
-                except OSError: pass
-        print(f'guessfirst-grid: {_summary(res)}')
-        failed, unsent = ([o for o in res.values() if o.state == 'failed'],
-                          sum(o.state == 'not sent' for o in res.values()))
-        if failed or unsent:
-            print(f'error: {len(failed)} job(s) failed, {unsent} not sent; fix the cause and run the same command '
-                  'again (it sends only what is not done)'
+            if local:   # the empty folder submitit's local controller makes under the name of the template
+                with contextlib.suppress(OSError): Path(a.ex.folder).rmdir()
+        n = lambda state: sum(o.state == state for o in res.values())
+        print(f"guessfirst-grid: {len(res)} jobs: {n('done')} done before, {n('completed')} completed, "
+              f"{n('failed')} failed, {n('not sent')} not sent")
+        failed = [o for o in res.values() if o.state == 'failed']
+        if failed or n('not sent'):
+            print(f"error: {len(failed)} job(s) failed, {n('not sent')} not sent; fix the cause and run the same "
+                  'command again (it sends only what is not done)'
                   + ''.join(f'\n  {o.job.key}: {o.reason}' + ''.join(f'\n    {l}' for l in o.errors)
                             + (f'\n    log: {o.log}' if o.log else '') for o in failed),
                   file=sys.stderr)

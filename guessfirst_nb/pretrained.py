@@ -5,29 +5,28 @@
 # %% ../nbs/12_pretrained.ipynb #bc7d2aec
 from __future__ import annotations
 import json, os, urllib.request
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from .data import DATASETS, check_dataset, data_dir, DataError, _install_stream
+from .data import data_dir, DataError, _install_stream
 from .io import sha256_file, atomic_write_text
 from .models import MODELS, check_model, make_model
-from .profiles import PROFILES, get_profile
-from .train import get_device, load_checkpoint
-from .run import epoch_files
 from .run import Run
+from .train import get_device, load_checkpoint
 
 # %% auto #0
 __all__ = ['PUBLISHED', 'WEIGHTS_ENV', 'URL_ENV', 'weight_name', 'manifest_path', 'read_manifest', 'publish', 'PretrainedError',
            'pretrained_file', 'load_pretrained']
 
 # %% ../nbs/12_pretrained.ipynb #57ee1bc9
-# (dataset, profile, seed)
-PUBLISHED = [('mnist', 'paper', 0), ('mnist', 'paper-lite', 0), ('fashion_mnist', 'paper-lite', 0)]
+PUBLISHED = [Run('mnist', 'paper'), Run('mnist', 'paper-lite'), Run('fashion_mnist', 'paper-lite')]   # seed 0 each
 WEIGHTS_ENV = 'GUESSFIRST_WEIGHTS'       # a folder of weights, laid out as the repository's weights/
 URL_ENV = 'GUESSFIRST_WEIGHTS_URL'       # a URL under which the same layout is served
 
-def weight_name(dataset: str, model: str, profile: str, seed: int = 0) -> str:
-    "The published file of one model, relative to a weights folder (or to a URL that serves one)."
-    return f'{check_dataset(dataset)}/{get_profile(profile).name}/seed{int(seed)}/{check_model(model)}.pt'
+def weight_name(run: Run, model: str) -> str:
+    """The published file of `model` of the training `run`, relative to a weights folder (or to a URL that serves one):
+    the model's folder in the run, as one file."""
+    return f'{run.model_dir(check_model(model)).relative_to(run.runs).as_posix()}.pt'
 
 # %% ../nbs/12_pretrained.ipynb #027bac2a
 def manifest_path() -> Path:
@@ -36,30 +35,25 @@ def manifest_path() -> Path:
 
 # %% ../nbs/12_pretrained.ipynb #ae76a262
 def read_manifest(path=None) -> dict:
-    "{'files': {name: {'sha256', 'bytes', 'epochs', 'test_acc', 'device'}}}."
-    return json.loads(Path(path or manifest_path()).read_text())
+    "The files of the manifest (default: the package's), {name: {'sha256', 'bytes', 'epochs', 'test_acc', 'device'}}."
+    return json.loads(Path(path or manifest_path()).read_text())['files']
 
 # %% ../nbs/12_pretrained.ipynb #48fd5bed
 def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODELS) -> dict:
-    """Copy the final epoch checkpoint of `models` of the `published` runs under `runs` into `out`, and add them to the
-    manifest (entries of other files are kept)."""
+    """Copy the final epoch checkpoint of `models` of the `published` training runs, in the folder `runs`, into the
+    weights folder `out`, and add them to the manifest (entries of other files are kept); returns its files."""
     path = Path(manifest or manifest_path())
-    files = read_manifest(path)['files'] if path.exists() else {}
-    for dataset, profile, seed in published:
-        for model in models:
-            d, epochs = Run(dataset, profile, seed, runs).model_dir(model), get_profile(profile).train.epochs
-            src = epoch_files(d).get(epochs)
-            if src is None:
-                raise FileNotFoundError(f'{d} has no epoch{epochs:03d}.pt: train it to the end first '
-                                        '(guessfirst-train --help)')
-            ck, name, h = load_checkpoint(src), weight_name(dataset, model, profile, seed), sha256_file(src)
-            # atomic, and the copy is checked
-            with open(src, 'rb') as f: _install_stream(f, Path(out) / name, h, dataset)
+    files = read_manifest(path) if path.exists() else {}
+    for run in (replace(r, runs=runs) for r in published):
+        for model in map(check_model, models):
+            src, name = run.checkpoint(model, run.profile.train.epochs), weight_name(run, model)
+            ck, h = load_checkpoint(src), sha256_file(src)   # missing: an error that says how to train it
+            with open(src, 'rb') as f: _install_stream(f, Path(out) / name, h, run.dataset)   # atomic, the copy checked
             files[name] = dict(sha256=h, bytes=src.stat().st_size, epochs=ck['epoch'],
                                test_acc=ck['history'][-1]['test_acc'], device=ck.get('device', 'cpu'))
-    doc = dict(files=dict(sorted(files.items())))
-    atomic_write_text(path, json.dumps(doc, indent=1) + '\n')
-    return doc
+    files = dict(sorted(files.items()))
+    atomic_write_text(path, json.dumps(dict(files=files), indent=1) + '\n')
+    return files
 
 # %% ../nbs/12_pretrained.ipynb #e1a2d7df
 class PretrainedError(ValueError):
@@ -95,27 +89,25 @@ def _download(url: str, dest: Path, want: str):
         raise PretrainedError(f'cannot download {url} ({e}). Fix: give a URL that serves this file (url= or '
                               f'{URL_ENV}), or a weights folder that holds it (root= or {WEIGHTS_ENV})') from None
 
-def pretrained_file(dataset: str, model: str, profile: str = 'paper', seed: int = 0, root=None,
-                    url: str | None = None) -> Path:
-    """The checked path of one published file: from the folder `root` (else `$GUESSFIRST_WEIGHTS`), the checkout's
-    `weights/`, or the cache, where a file missing is downloaded from `url` (else `$GUESSFIRST_WEIGHTS_URL`); with
-    none of these, a `PretrainedError` that names the three ways. The SHA-256 is checked on every call."""
-    name, files = weight_name(dataset, model, profile, seed), read_manifest()['files']
+def pretrained_file(run: Run, model: str, root=None, url: str | None = None) -> Path:
+    """The checked path of the published file of `model` of the training `run` (`weight_name`): from the folder `root`
+    (else `$GUESSFIRST_WEIGHTS`), the checkout's `weights/`, or the cache, where a file missing is downloaded from
+    `url` (else `$GUESSFIRST_WEIGHTS_URL`); with none of these, a `PretrainedError` that names the three ways. The
+    SHA-256 is checked on every call."""
+    name, files = weight_name(run, model), read_manifest()
     if name not in files:
-        runs = sorted({tuple(n.split('/')[:3]) for n in files})
         raise PretrainedError(f'no published weights for {name}; published runs (dataset/profile/seed): '
-                              + ', '.join('/'.join(r) for r in runs))
+                              + ', '.join(sorted({n.rsplit('/', 1)[0] for n in files})))
     want = files[name]['sha256']
     folder, given = (root, 'root') if root is not None else (os.environ.get(WEIGHTS_ENV) or None, f'${WEIGHTS_ENV}')
     if folder is not None:
         path = Path(folder) / name
         if not path.exists():
             raise PretrainedError(f'{path} does not exist: the weights folder {folder} (from {given}) does not hold '
-                                  f'{name}. Fix: give the folder that holds {dataset}/, such as a clone\'s weights/')
+                                  f"{name}. Fix: give the folder that holds {run.dataset}/, such as a clone's weights/")
         _check(path, want, f'replace it with the published file (in a clone: git checkout -- weights/{name})')
         return path
-    if (_repo_weights() / name).exists():
-        path = _repo_weights() / name
+    if (path := _repo_weights() / name).exists():
         _check(path, want, f'restore it: git checkout -- weights/{name}')
         return path
     path = data_dir() / 'pretrained' / name
@@ -132,7 +124,8 @@ def load_pretrained(dataset: str, model: str, profile: str = 'paper', seed: int 
                     url: str | None = None):
     """A published model, its SHA-256 checked, on `device`, in eval mode (RobustBench's `load_model`, for this paper's
     models): from the weights folder `root` (or `$GUESSFIRST_WEIGHTS`), the checkout's `weights/`, or downloaded from
-    `url` (or `$GUESSFIRST_WEIGHTS_URL`); see `pretrained_file`."""
-    ck = load_checkpoint(pretrained_file(dataset, model, profile, seed, root, url))
+    `url` (or `$GUESSFIRST_WEIGHTS_URL`). The file it reads is `pretrained_file(Run(dataset, profile, seed), model,
+    root, url)`; `profile` is a profile's name, or a `Profile`."""
+    ck = load_checkpoint(pretrained_file(Run(dataset, profile, seed), model, root, url))
     m = make_model(model); m.load_state_dict(ck['model'])
     return m.to(get_device(device)).eval()

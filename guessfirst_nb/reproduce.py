@@ -4,29 +4,27 @@
 
 # %% ../nbs/08_reproduce.ipynb #3ebcadb5
 from __future__ import annotations
-import argparse, contextlib, csv, json, math, os, platform, subprocess, sys, time
-from dataclasses import asdict
+import csv, json, math, sys, time
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 import numpy as np
-import torch
-from . import __version__
-from .data import DATASETS, check_dataset, load, Command, partial_state
-from .io import atomic_write_text, sha256_file, save_figure
+from .data import DATASETS, load, Command
+from .io import atomic_write_text, save_figure
 from .stats import wilson
 from .models import TARGETS, SUBSTITUTE, check_targets
-from .profiles import PROFILES, AttackConfig, get_profile
-from .train import (fit, training_data, load_model, check_finished, CheckpointError,
+from .profiles import PROFILES
+from .train import (fit, training_data, load_model, load_checkpoint, check_finished, CheckpointError,
                                  TrainingDiverged)
 from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l2_curve, predict
 from .run import Run
-from .store import environment, git_commit
-
+from .store import Store, environment, stage_key
 
 # %% auto #0
-__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'TABLE_RULE', 'PALETTE', 'paper_table', 'to_json', 'attack_all', 'reproduce',
-           'training_histories', 'table', 'markdown_table', 'table_markdown', 'figure3', 'png_bytes', 'show_figure',
-           'main', 'masking_signs', 'masking_markdown', 'paper_heatmap', 'heatmap_panels', 'write_paper_heatmaps']
+__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'STAGES', 'TABLE_RULE', 'PALETTE', 'paper_table', 'to_json', 'attack_images',
+           'attack_stages', 'Stage', 'attack_all', 'reproduce', 'training_histories', 'table', 'markdown_table',
+           'table_markdown', 'figure3', 'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown',
+           'paper_heatmap', 'heatmap_panels', 'write_paper_heatmaps']
 
 # %% ../nbs/08_reproduce.ipynb #3a964b39
 TABLE_ROWS = [('clean', '', 0.0),
@@ -41,11 +39,8 @@ QUERY_ROWS = [('Square', 'query', 0.15), ('Square', 'query', 0.30),
 
 def paper_table() -> dict:
     "The paper's accuracies (%): {(dataset, attack, mode, eps): {model: value}}."
-    text = resources.files('guessfirst_nb').joinpath('paper_tables.csv').read_text()
-    out = {}
-    for r in csv.DictReader(text.splitlines()):
-        out[(r['dataset'], r['attack'], r['mode'], float(r['epsilon']))] = {m: float(r[m]) for m in TARGETS}
-    return out
+    rows = csv.DictReader(resources.files('guessfirst_nb').joinpath('paper_tables.csv').read_text().splitlines())
+    return {(r['dataset'], r['attack'], r['mode'], float(r['epsilon'])): {m: float(r[m]) for m in TARGETS} for r in rows}
 
 # %% ../nbs/08_reproduce.ipynb #2a50ca73
 def _first_broken(broken: np.ndarray) -> list:
@@ -53,136 +48,144 @@ def _first_broken(broken: np.ndarray) -> list:
     anyb = broken.any(0)
     return np.where(anyb, broken.argmax(0), -1).tolist()
 
-def to_json(res: dict, n: int) -> dict:
-    "evaluate()'s output as JSON: curves, per-sample first-broken indices, C&W distances."
+def _curves(r: dict, n: int) -> dict:
+    "One model's `evaluate` entries but its clean accuracy, as the results file holds them: {'PGD/white': curve, ...}."
     out = {}
-    for name, r in res.items():
-        e = {'clean': r['clean']}
-        for (atk, mode), v in ((k, v) for k, v in r.items() if k != 'clean'):
-            eps, acc = accuracy_curve(v)
-            d = dict(eps=eps, acc=acc, n=n, first_broken=_first_broken(v['broken']), seconds=v['seconds'])
-            if 'dist' in v: d['dist'] = [None if math.isinf(t) else t for t in v['dist']]
-            e[f'{atk}/{mode}'] = d
-        out[name] = e
+    for (atk, mode), v in ((k, v) for k, v in r.items() if k != 'clean'):
+        eps, acc = accuracy_curve(v)
+        d = dict(eps=eps, acc=acc, n=n, first_broken=_first_broken(v['broken']), seconds=v['seconds'])
+        if 'dist' in v: d['dist'] = [None if math.isinf(t) else t for t in v['dist']]
+        out[f'{atk}/{mode}'] = d
     return out
 
-# %% ../nbs/08_reproduce.ipynb #841aa8d7
-def _entries(r: dict, n: int) -> dict:
-    "One model's `evaluate` entries (no clean accuracy) as they are written to the results file."
-    return {k: v for k, v in to_json({'m': dict(r, clean=None)}, n)['m'].items() if k != 'clean'}
+def to_json(res: dict, n: int) -> dict:
+    "evaluate()'s output as JSON: curves, per-sample first-broken indices, C&W distances."
+    return {name: {'clean': r['clean'], **_curves(r, n)} for name, r in res.items()}
 
-def attack_all(models: dict, x, y, cfg: AttackConfig, partial, key: dict, log=print,
-               only: list | None = None) -> tuple[dict, float, dict] | None:
-    """The reproduction's attacks on `models` (every target and the substitute), in stages, each saved to its own file
-    in the folder `partial` under its part of `key` (the black-box stage: every checkpoint; a target's white-box
-    stage: its own): (results as `to_json` writes them, seconds spent attacking over every run, {stage taken from
-    `partial`: the commit that ran it}). A stage another process has finished when this run reaches it is taken.
-    `only`: run just these targets' white-box stages and return None."""
-    parts, n = Path(partial), len(y)
-    stages = list(only) if only is not None else ['black', *TARGETS]
-    keys = {s: key if s == 'black' else dict(key, checkpoints={s: key['checkpoints'][s]}) for s in stages}
-    done = {s: st for s in stages if 'entries' in (st := partial_state(parts / f'{s}.json', keys[s], {}))}
-    resumed = {s: st['commit'] for s, st in done.items()}
-    if resumed: log(f'resumed from {parts}: ' + ', '.join(resumed))
-    commit = git_commit()
-    for s in stages:
-        if s not in done and 'entries' in (st := partial_state(parts / f'{s}.json', keys[s], {})):
-            done[s], resumed[s] = st, st['commit']; log(f'{s}: taken from {parts} (another process ran it)')
-        if s in done: continue
-        t0 = time.time()
-        if s == 'black':
-            res = evaluate_black({m: models[m] for m in TARGETS}, models[SUBSTITUTE], x, y, cfg, log)
-            entries = {m: _entries(r, n) for m, r in res.items()}
-        else: entries = _entries(evaluate_white(models[s], x, y, cfg), n)
-        done[s] = dict(key=keys[s], entries=entries, seconds=time.time() - t0, commit=commit)
-        atomic_write_text(parts / f'{s}.json', json.dumps(done[s]))
-        if s != 'black': log(f"{s}: white-box attacks done in {done[s]['seconds']:.0f}s")
-    if only is not None: return None
-    results = {m: {'clean': (predict(models[m], x) == y).sum().item() / n, **done['black']['entries'][m],
-                   **done[m]['entries']} for m in TARGETS}
-    return results, sum(st['seconds'] for st in done.values()), resumed
+# %% ../nbs/08_reproduce.ipynb #17087f67
+def _acc(doc, model, key, eps):
+    "One cell of a results document, (accuracy, images): `model` under `key` ('clean', 'PGD/white', ...) at `eps`."
+    r = doc['results'][model]
+    if key == 'clean': return r['clean'], r['FGSM/white']['n']
+    e = r[key]; return e['acc'][e['eps'].index(eps)], e['n']
+
+def _n(doc) -> int:
+    "The number of test images behind a results document's accuracies."
+    return _acc(doc, TARGETS[0], 'clean', 0.0)[1]
+
+# %% ../nbs/08_reproduce.ipynb #ddb89a63
+def attack_images(run: Run):
+    "The seeded test images every attack of `run` reads, (x, y): its attack configuration's `n_test` and `seed`."
+    cfg = run.profile.attack
+    te = load(run.dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
+    return te.images(), te.y
+
+# %% ../nbs/08_reproduce.ipynb #f968b5a1
+STAGES = ['black', *TARGETS]
+
+def attack_stages(run: Run, only: list | None = None) -> dict:
+    """{stage: its key} of the reproduction's attacks (`only`: just these targets' white-box stages). A key is the attack
+    configuration, the seeded test images and the SHA-256 of every checkpoint the stage reads: 'black' (the transfer
+    attacks) every target's and the substitute's, a target's stage its own."""
+    cfg = run.profile.attack
+    return {s: stage_key(cfg, dict(n=cfg.n_test, seed=cfg.seed),
+                         {m: run.checkpoint(m) for m in ([*TARGETS, SUBSTITUTE] if s == 'black' else [s])})
+            for s in (STAGES if only is None else only)}
+
+# %% ../nbs/08_reproduce.ipynb #984aacda
+@dataclass(frozen=True)
+class Stage:
+    """A finished stage of the attacks: its `entries` ({target: {'PGD/white': curve, ...}}, as the results file holds
+    them), the `seconds` it took, the `commit` of the code that ran it, and whether it was `resumed` (taken from the
+    store: finished before, by this process or another)."""
+    entries: dict
+    seconds: float
+    commit: str | None
+    resumed: bool
+
+# %% ../nbs/08_reproduce.ipynb #841aa8d7
+def attack_all(nets: dict, run: Run, log=print, only: list | None = None) -> dict | None:
+    """The reproduction's attacks on `nets` (every target and the substitute), stage by stage in the store
+    `run.stages()`: {stage: Stage}. A stage finished under its key, by this process before it was killed or by another
+    (also while this one runs), is taken; the others are computed and saved. `only`: run just these targets'
+    white-box stages and return None."""
+    (x, y), cfg, store = attack_images(run), run.profile.attack, Store(run.stages(), log)
+    def compute(s):
+        if s != 'black': return {s: _curves(evaluate_white(nets[s], x, y, cfg), len(y))}
+        res = evaluate_black({m: nets[m] for m in TARGETS}, nets[SUBSTITUTE], x, y, cfg, log)
+        return {m: _curves(r, len(y)) for m, r in res.items()}
+    done = {}
+    for s, key in attack_stages(run, only).items():
+        rec = store.run(s, key, lambda: compute(s))
+        done[s] = st = Stage(rec['value'], rec['seconds'], rec['commit'], rec['resumed'])
+        if st.resumed: log(f'{s}: taken from {store.path(s)} (commit {st.commit})')
+        elif s != 'black': log(f'{s}: white-box attacks done in {st.seconds:.0f}s')
+    return None if only is not None else done
 
 # %% ../nbs/08_reproduce.ipynb #d389bb35
 def reproduce(run: Run, force: bool = False, progress: bool = True, log=print, redo: tuple = (), device='cpu',
               models: list | None = None) -> dict | None:
-    """Train (or load) every model and the substitute for `dataset` and `profile`, attack them all, write and return the
-    results. `redo`: attacks to recompute in existing results. `models`: run only these targets' white-box attacks now,
-    on their finished checkpoints, and return None (or the existing results, unless `force`); processes given
-    disjoint lists share the attacks, and a run without `models` takes theirs, does the rest and writes the results."""
-    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
-    check_dataset(dataset); prof = get_profile(profile); cfg = prof.attack
-    models = check_targets(models)   # VIB: Alemi
+    """Train (or load) every model and the substitute of `run`, attack them all, write and return the results
+    (`run.result()`); existing results are returned unless `force`. `redo`: attacks to recompute in existing results.
+    `models`: run only these targets' white-box attacks now, on their finished checkpoints, and return None;
+    processes given disjoint lists share the attacks, and a run without `models` takes theirs, does the rest and
+    writes the results."""
+    models, path, cfg = check_targets(models), run.result(), run.profile.attack   # check_targets: VIB is Alemi
     if models is not None and redo: raise ValueError('models and redo do not go together: redo recomputes every model')
-    path = Run(dataset, profile, seed, out=out).result()
-    if path.exists() and redo and not force: return _redo(path, redo, dataset, profile, seed, runs, cfg, log, device)
     if path.exists() and not force:
+        if redo: return _redo(run, redo, log, device)
         doc = json.loads(path.read_text())
         if 'histories' not in doc:   # results written before histories were recorded: add them from the checkpoints
-            doc['histories'] = training_histories(Run(dataset, profile, seed, runs=runs))
-            atomic_write_text(path, json.dumps(doc, indent=1))
+            doc['histories'] = training_histories(run); atomic_write_text(path, json.dumps(doc, indent=1))
         log(f'results exist: {path} (use --force to recompute)'); return doc
-    t_start = time.time()
-    names, nets, train_time = list(models) if models is not None else TARGETS + [SUBSTITUTE], {}, {}
-    data = None if models is not None else training_data(Run(dataset, profile, seed, runs))
-    for name in names:
-        if models is not None:   # only load: another process may still be training the others
-            check_finished(Run(dataset, profile, seed, runs), name)
-            nets[name], _ = load_model(Run(dataset, profile, seed, runs), name, device=device); continue
-        nets[name], ck = fit(Run(dataset, profile, seed, runs), name, progress=progress, data=data, device=device)
+    if models is not None:   # only load: another process may still be training the others
+        for m in models: check_finished(run, m)
+        return attack_all({m: load_model(run, m, device=device)[0] for m in models}, run, log, only=models)
+    t_start, data, nets, train_time = time.time(), training_data(run), {}, {}
+    for name in TARGETS + [SUBSTITUTE]:
+        nets[name], ck = fit(run, name, progress=progress, data=data, device=device)
         train_time[name] = sum(h['seconds'] for h in ck['history'])
-        log(f"{dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")
-    te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
-    x, y = te.images(), te.y
-    partial = path.with_name(path.stem + '.partial')
-    key = dict(attack_config=asdict(cfg), n=len(y), checkpoints={
-        m: sha256_file(Run(dataset, profile, seed, runs).checkpoint(m)) for m in names})
-    if models is not None: return attack_all(nets, x, y, cfg, partial, key, log, only=names)
-    results, attack_seconds, resumed = attack_all(nets, x, y, cfg, partial, key, log)
-    doc = dict(dataset=dataset, profile=profile, seed=seed, train_profile=prof.train_record(),
+        log(f"{run.dataset} {name}: clean test accuracy {ck['history'][-1]['test_acc']:.4f} after {ck['epoch']} epochs")
+    stages, (x, y) = attack_all(nets, run, log), attack_images(run)
+    results = {m: {'clean': (predict(nets[m], x) == y).sum().item() / len(y)} for m in TARGETS}
+    for st in stages.values():
+        for m, entries in st.entries.items(): results[m].update(entries)
+    resumed = {s: st.commit for s, st in stages.items() if st.resumed}
+    doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, train_profile=run.profile.train_record(),
                attack_config=asdict(cfg),
                substitute=dict(name=SUBSTITUTE, clean=(predict(nets[SUBSTITUTE], x) == y).float().mean().item()),
-               environment=environment(), train_seconds=train_time, attack_seconds=attack_seconds,
-               total_seconds=time.time() - t_start, results=results,
-               histories=training_histories(Run(dataset, profile, seed, runs=runs)), **(dict(resumed=resumed) if resumed else {}))
+               environment=environment(), train_seconds=train_time,
+               attack_seconds=sum(st.seconds for st in stages.values()), total_seconds=time.time() - t_start,
+               results=results, histories=training_histories(run), **(dict(resumed=resumed) if resumed else {}))
     atomic_write_text(path, json.dumps(doc, indent=1))
-    for f in [*(partial / f'{s}.json' for s in ['black', *TARGETS]), path.with_name(path.stem + '.partial.json')]:
-        f.unlink(missing_ok=True)   # this run's stages, and a file left by a version that kept one partial file
-    with contextlib.suppress(OSError): partial.rmdir()   # kept if another process still writes into it
+    Store(run.stages(), log).clear(STAGES)   # the folder stays if another process still writes into it
     log(f'wrote {path}')
     return doc
 
 # %% ../nbs/08_reproduce.ipynb #af1eeed9
 def training_histories(run: Run) -> dict:
     "Per-epoch training metrics of every model of a run, read from the checkpoints (models not trained are left out)."
-    dataset, profile, seed, runs = run.dataset, run.profile.name, run.seed, run.runs   # (to port)
-    from guessfirst_nb.train import load_checkpoint
     out = {}
     for name in TARGETS + [SUBSTITUTE]:
-        d = Run(dataset, profile, seed, runs).model_dir(name)
-        # a run brought back as weights
-        p = d / 'last.pt' if (d / 'last.pt').exists() else d / f'epoch{get_profile(profile).train.epochs:03d}.pt'
+        p = run.model_dir(name) / 'last.pt'
+        if not p.exists(): p = run.checkpoint(name, run.profile.train.epochs)   # a run brought back as weights
         if p.exists(): out[name] = load_checkpoint(p)['history']
     return out
 
 # %% ../nbs/08_reproduce.ipynb #5ca16dae
-def _redo(path, redo, dataset, profile, seed, runs, cfg, log, device='cpu'):
-    """Recompute the attacks `redo` (e.g. ('CW',)) of an existing results file with the current attack config, keeping
-    the rest."""
-    from guessfirst_nb.train import load_model
-    bad = set(redo) - {'FGSM', 'PGD', 'CW'}
-    if bad: raise ValueError(f"unknown attacks {sorted(bad)}; valid: FGSM, PGD, CW")
-    doc = json.loads(path.read_text())
-    models = {n: load_model(Run(dataset, profile, seed, runs), n, device=device)[0] for n in TARGETS + [SUBSTITUTE]}
-    te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
+def _redo(run: Run, redo, log=print, device='cpu') -> dict:
+    """Recompute the attacks `redo` (e.g. ('CW',)) of `run`'s existing results with the current attack configuration,
+    keeping the rest."""
+    if bad := set(redo) - {'FGSM', 'PGD', 'CW'}: raise ValueError(f"unknown attacks {sorted(bad)}; valid: FGSM, PGD, CW")
+    doc, cfg, (x, y) = json.loads(run.result().read_text()), run.profile.attack, attack_images(run)
+    nets = {m: load_model(run, m, device=device)[0] for m in TARGETS + [SUBSTITUTE]}
     t0 = time.time()
-    res = evaluate({n: models[n] for n in TARGETS}, models[SUBSTITUTE], te.images(), te.y, cfg, log=log,
-                   attacks=tuple(redo))
-    new = to_json(res, len(te))
-    for m in TARGETS: doc['results'][m].update({k: v for k, v in new[m].items() if k != 'clean'})
+    res = evaluate({m: nets[m] for m in TARGETS}, nets[SUBSTITUTE], x, y, cfg, log=log, attacks=tuple(redo))
+    for m in TARGETS: doc['results'][m].update(_curves(res[m], len(y)))
     doc['attack_config'] = asdict(cfg)
     doc.setdefault('redone', []).append(dict(attacks=list(redo), seconds=time.time() - t0, environment=environment()))
-    atomic_write_text(path, json.dumps(doc, indent=1))
-    log(f'recomputed {", ".join(redo)} in {path}')
+    atomic_write_text(run.result(), json.dumps(doc, indent=1))
+    log(f'recomputed {", ".join(redo)} in {run.result()}')
     return doc
 
 # %% ../nbs/08_reproduce.ipynb #8cbbb7e8
@@ -230,9 +233,8 @@ TABLE_RULE = ('an FGSM or PGD cell counts an image as broken if the attack foole
 
 def table_markdown(doc: dict, paper: dict | None = None) -> str:
     "The table as GitHub markdown, the broken-image rule in its header cell and under it."
-    n = doc['results'][TARGETS[0]]['FGSM/white']['n']
-    return (markdown_table(table(doc, paper), f"{doc['dataset']} ({doc['profile']}, n={n}; broken: at any ε ≤ the "
-                                              "row's)") + f'\n\nBroken: {TABLE_RULE}.')
+    corner = f"{doc['dataset']} ({doc['profile']}, n={_n(doc)}; broken: at any ε ≤ the row's)"
+    return markdown_table(table(doc, paper), corner) + f'\n\nBroken: {TABLE_RULE}.'
 
 # %% ../nbs/08_reproduce.ipynb #37226b20
 # one colour per model, every pair far apart (C-DV blue, C-DV-IE purple; C-JS red, C-JS-IE orange)
@@ -240,7 +242,7 @@ PALETTE = dict(zip(TARGETS, ['#444444', '#1f77b4', '#d62728', '#9467bd', '#ff7f0
 
 def figure3(doc: dict, paper: dict | None = None, path=None):
     "Figure 3's curves for one results document; saved to `path` (atomically) if given. Returns the figure."
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
     paper = paper_table() if paper is None else paper
     fig, axs = plt.subplots(2, 3, figsize=(13, 7), sharey=True)
     for i, mode in enumerate(['black', 'white']):
@@ -267,8 +269,7 @@ def figure3(doc: dict, paper: dict | None = None, path=None):
     axs[0, 0].legend(fontsize=8)
     epochs = doc.get('train_profile', {}).get('epochs')
     fig.suptitle(f"Figure 3, {doc['dataset']}, profile {doc['profile']}" + (f' ({epochs} epochs)' if epochs else '')
-                 + f", n={doc['results'][TARGETS[0]]['FGSM/white']['n']} test images: lines ours, "
-                 "crosses the paper's table values")
+                 + f", n={_n(doc)} test images: lines ours, crosses the paper's table values")
     fig.tight_layout()
     if path is not None: save_figure(fig, path, dpi=110)
     return fig
@@ -307,19 +308,17 @@ def main(argv=None, prog='guessfirst-reproduce'):
         if a.models and a.redo:
             raise ValueError('--models and --redo do not go together: --redo recomputes every model')
     def body(a):
-        written = []
+        import matplotlib.pyplot as plt
+        written, log = [], lambda *m: print(*m, file=sys.stderr)
         for ds in a.datasets:
+            run = Run(ds, a.profile, a.seed, a.runs, a.out); base = run.result()
+            doc = reproduce(run, force=a.force, redo=tuple(a.redo), device=a.dev, models=a.models, log=log)
             if a.models:
-                done = reproduce(Run(ds, a.profile, a.seed, runs=a.runs, out=a.out), force=a.force, device=a.dev, models=a.models, log=lambda *m: print(*m, file=sys.stderr))
-                base = Run(ds, a.profile, a.seed, out=a.out).result()
-                print(f'{ds}: results exist: {base}' if done else f"{ds}: white-box attacks of {' '.join(a.models)} "
-                      f"saved in {base.with_name(base.stem + '.partial')}; a run without --models takes them")
+                print(f'{ds}: results exist: {base}' if doc else f"{ds}: white-box attacks of {' '.join(a.models)} "
+                      f"saved in {run.stages()}; a run without --models takes them")
                 continue
-            doc = reproduce(Run(ds, a.profile, a.seed, runs=a.runs, out=a.out), force=a.force, redo=tuple(a.redo), device=a.dev, log=lambda *m: print(*m, file=sys.stderr))
-            base = Run(ds, a.profile, a.seed, out=a.out).result()
             md, png = base.with_suffix('.md'), base.with_name(base.stem + '_figure3.png')
             atomic_write_text(md, table_markdown(doc) + '\n')
-            import matplotlib.pyplot as plt
             plt.close(figure3(doc, path=png))
             print(table_markdown(doc)); print()
             written += [base, md, png]
@@ -327,11 +326,6 @@ def main(argv=None, prog='guessfirst-reproduce'):
     return p.run(argv, body, check, fails=(CheckpointError, TrainingDiverged))
 
 # %% ../nbs/08_reproduce.ipynb #c7766c5c
-def _acc(doc, model, key, eps):
-    r = doc['results'][model]
-    if key == 'clean': return r['clean'], r['FGSM/white']['n']
-    e = r[key]; return e['acc'][e['eps'].index(eps)], e['n']
-
 def masking_signs(doc: dict) -> list[dict]:
     """Where white-box accuracy exceeds black-box accuracy for the same attack and eps: a white-box attack weaker than
     transfer is a sign of gradient masking."""
@@ -345,10 +339,10 @@ def masking_signs(doc: dict) -> list[dict]:
 # %% ../nbs/08_reproduce.ipynb #524d7115
 def masking_markdown(doc: dict) -> str:
     "The signs of masking as one markdown line: every cell where white-box accuracy exceeds black-box accuracy."
-    ms = masking_signs(doc)
+    signs = '; '.join('{model} {attack} {eps:g}: white {white:.1f}% > black {black:.1f}%'.format(**s)
+                      for s in masking_signs(doc))
     return (f"**{doc['dataset']}** ({doc['profile']}): white-box weaker than black-box transfer (a sign of gradient "
-            'masking): ' + ('; '.join(f"{s['model']} {s['attack']} {s['eps']:g}: white {s['white']:.1f}% > "
-                                      f"black {s['black']:.1f}%" for s in ms) or 'nowhere'))
+            f"masking): {signs or 'nowhere'}")
 
 # %% ../nbs/08_reproduce.ipynb #c0da321f
 def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
@@ -375,8 +369,7 @@ def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
                     annot_kws=dict(fontsize=7), xticklabels=TARGETS, yticklabels=labels, cbar=ax is axs[0, -1],
                     cbar_kws=dict(label='ours minus paper (points)'))
         for i, j in zip(*np.nonzero(inside)): ax.plot(j + 0.86, i + 0.3, 'k.', ms=4)
-        n = docs[0]['results'][TARGETS[0]]['FGSM/white']['n']
-        ax.set_title(f"{title} ({len(docs)} seed{'s' if len(docs) > 1 else ''}, n={n})", fontsize=10)
+        ax.set_title(f"{title} ({len(docs)} seed{'s' if len(docs) > 1 else ''}, n={_n(docs[0])})", fontsize=10)
         ax.tick_params(axis='x', rotation=45, labelsize=8); ax.tick_params(axis='y', labelsize=8)
         if ax is not axs[0, 0]: ax.set_yticklabels([])
     fig.suptitle(f"{ds}: our accuracy minus the paper's, per cell, under the paper's attacks\n(colour: the mean over "
@@ -388,9 +381,8 @@ def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
 def heatmap_panels(out, dataset: str) -> dict:
     """The committed runs of one dataset as `paper_heatmap` panels: '10 epochs' (every seed of profile paper-lite),
     '200 epochs' (every seed of profile paper), each only if it exists."""
-    from guessfirst_nb.stability import seed_results
-    panels = {f"{get_profile(p).train.epochs} epochs": docs for p in ('paper-lite', 'paper')
-              if (docs := seed_results(out, dataset, p))}
+    panels = {f"{PROFILES[p].train.epochs} epochs": docs for p in ('paper-lite', 'paper')
+              if (docs := [json.loads(r.result().read_text()) for r in Run(dataset, p, out=out).seeds()])}
     if not panels: raise FileNotFoundError(f'no paper-lite or paper results of {dataset} under {out}: run '
                                            f'guessfirst reproduce --dataset {dataset} --profile paper-lite first')
     return panels

@@ -4,6 +4,7 @@
 
 # %% ../nbs/00d_run.ipynb #bf00415d
 from __future__ import annotations
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from .data import check_dataset
@@ -70,3 +71,9 @@ class Run:
     def stages(self, study: str = '') -> Path:
         "The folder of `study`'s stage state: its results document's name with `.stages` for `.json`."
         return self.result(study).with_suffix('.stages')
+
+    def seeds(self, study: str = '') -> list[Run]:
+        "This run for every seed of its dataset and profile whose `study` results exist under `out`, by seed."
+        names = [p.name[len(self.dataset):] for p in self.result().parent.glob(f'{self.dataset}_seed*.json')]
+        seeds = sorted({0, *(int(m[1]) for n in names if (m := re.match(r'_seed(\d+)', n)))})
+        return [r for s in seeds if (r := self.with_seed(s)).result(study).exists()]

@@ -4,49 +4,44 @@
 
 # %% ../nbs/10_stability.ipynb #2bbab356
 from __future__ import annotations
-import argparse, contextlib, json, math, re, sys, time
-from dataclasses import dataclass, asdict, replace
-from pathlib import Path
+import json, math, re, sys, time
+from dataclasses import asdict, replace
 import numpy as np
 import torch
-from .data import DATASETS, check_dataset, load, partial_state, Command
-from .io import atomic_write_text, sha256_file
-from .models import TARGETS, SUBSTITUTE, check_targets
-from .profiles import PROFILES, AttackConfig, StabilityConfig, get_profile
-from .train import load_model, load_checkpoint, check_finished, CheckpointError, TrainingDiverged
-from .run import epoch_files
-from .io import atomic_torch_save
-from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 import torch.nn.functional as F
+from .data import load, Command
+from .io import atomic_write_text, save_figure
+from .models import TARGETS, SUBSTITUTE, check_targets
+from .profiles import PROFILES, AttackConfig, StabilityConfig
+from .train import load_model, check_finished, CheckpointError, TrainingDiverged
+from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 from .audit import pgd_broken, input_grad_stats
 from .reproduce import reproduce, paper_table, TABLE_ROWS, PALETTE, _acc, markdown_table
 from .stats import wilson
-from .io import save_figure
 from .run import Run
-from .store import environment
+from .store import Store, stage_key, environment
 
 
 # %% auto #0
-__all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'CURVE_METRICS', 'saved_epochs', 'craft', 'transfer', 'white', 'score_stats',
-           'stability', 'seed_values', 'seed_table', 'seed_results', 'audit_results', 'seed_worst_table',
-           'protocol_table', 'seed_spread', 'plot_epochs', 'plot_masking', 'curve_table', 'plot_substitutes',
-           'plot_seeds', 'stability_markdown', 'main']
+__all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'CURVE_METRICS', 'craft', 'transfer', 'white', 'score_stats', 'measure', 'stability',
+           'seed_values', 'seed_table', 'seed_results', 'audit_results', 'seed_worst_table', 'protocol_table',
+           'seed_spread', 'plot_epochs', 'plot_masking', 'curve_table', 'plot_substitutes', 'plot_seeds',
+           'stability_markdown', 'main']
 
 # %% ../nbs/10_stability.ipynb #2670b53c
-def saved_epochs(dataset: str, profile: str, seed: int, model: str, runs='runs') -> list[int]:
-    "The epochs of one run that have a checkpoint `epochNNN.pt`, sorted."
-    d = Run(dataset, profile, seed, runs).model_dir(model)
-    return list(epoch_files(d))
-
-def _epoch(dataset, profile, seed, model, runs, epoch: int) -> int:
-    "Resolve `epoch` (0: the last saved one) against what is on disk, with an error that says how to get it."
-    have = saved_epochs(dataset, profile, seed, model, runs)
+def _epochs(run: Run, model: str, wanted=()) -> list[int]:
+    """The saved epochs of `model` that a study reads: `wanted` (0: the last saved one), each once, or every saved one
+    if `wanted` is empty; an epoch that is not saved raises an error that says what is."""
+    have = list(run.epochs(model))
     if not have:
-        raise FileNotFoundError(f'no checkpoints of {model} in {Run(dataset, profile, seed, runs).model_dir(model)}; train '
-                                f'first: guessfirst-reproduce --dataset {dataset} --profile {profile} --seed {seed}')
-    e = have[-1] if epoch == 0 else epoch
-    if e not in have: raise ValueError(f'{model} has no checkpoint for epoch {e}; saved epochs: {have}')
-    return e
+        raise FileNotFoundError(f'no checkpoints of {model} in {run.model_dir(model)}; train first: '
+                                f'guessfirst-reproduce --dataset {run.dataset} --profile {run.profile.name} '
+                                f'--seed {run.seed}')
+    want = list(dict.fromkeys(have[-1] if e == 0 else e for e in wanted)) or have
+    if missing := [e for e in want if e not in have]:
+        raise ValueError(f'{model} has no checkpoint for epoch {missing[0]}; saved epochs: {have}')
+    return want
+
 
 # %% ../nbs/10_stability.ipynb #30e44765
 def _grid(eps: tuple, upto: float) -> tuple:
@@ -67,29 +62,23 @@ def craft(substitute, x, y, cfg: StabilityConfig, acfg: AttackConfig, seed: int 
 
 # %% ../nbs/10_stability.ipynb #6a3bb146
 def transfer(target, x, y, crafted: dict, cfg: StabilityConfig) -> dict:
-    """Accuracy of `target` on the clean images and on the transferred examples: {'FGSM 0.15': acc, ..., 'CW 2': acc}.
-    Forward passes only."""
+    """Accuracy of `target` on the examples `crafted` on one substitute: {'FGSM 0.15': acc, ..., 'CW 2': acc}. Forward
+    passes only."""
     acc = {}
     for atk in ('FGSM', 'PGD'):
-        g, advs = crafted[atk]
-        b = broken_fixed(target, x, y, advs, g)
-        for e in cfg.black_eps: acc[f'{atk} {e:g}'] = float(1 - b[1 + g.index(e)].mean())
-    adv, dist = crafted['CW']
-    acc[f'CW {cfg.cw_eps:g}'] = float(1 - broken_l2(target, x, y, adv, dist, [cfg.cw_eps])[1].mean())
-    return acc
+        g, advs = crafted[atk]; b = broken_fixed(target, x, y, advs, g)
+        acc |= {f'{atk} {e:g}': float(1 - b[1 + g.index(e)].mean()) for e in cfg.black_eps}
+    return acc | {f'CW {cfg.cw_eps:g}': float(1 - broken_l2(target, x, y, *crafted['CW'], [cfg.cw_eps])[1].mean())}
+
 
 # %% ../nbs/10_stability.ipynb #317684f6
 def white(model, x, y, cfg: StabilityConfig, seed: int = 0) -> dict:
     "White-box accuracy per eps: cross-entropy PGD, margin PGD, and their per-sample worst case."
     b = {loss: pgd_broken(model, x, y, list(cfg.white_eps), 'linf', loss, cfg.white_steps, cfg.white_restarts,
-                          seed=seed)['broken']
-         for loss in ('ce', 'margin')}
-    worst = b['ce'] | b['margin']
-    acc = {}
-    for k, e in enumerate(cfg.white_eps, start=1):
-        acc[f'ce {e:g}'] = float(1 - b['ce'][k].mean()); acc[f'margin {e:g}'] = float(1 - b['margin'][k].mean())
-        acc[f'worst {e:g}'] = float(1 - worst[k].mean())
-    return acc
+                          seed=seed)['broken'] for loss in ('ce', 'margin')}
+    b['worst'] = b['ce'] | b['margin']
+    return {f'{k} {e:g}': float(1 - b[k][i].mean()) for i, e in enumerate(cfg.white_eps, start=1) for k in b}
+
 
 # %% ../nbs/10_stability.ipynb #6b977f19
 def score_stats(model, x, y, batch_size: int = 500) -> dict:
@@ -107,97 +96,88 @@ def score_stats(model, x, y, batch_size: int = 500) -> dict:
                 grad_max=float(np.median(g['max_abs'])), grad_norm_f32_zero=float((g['norm_f32'] == 0).mean()),
                 T_true=float(true.median()), T_other=float(other.median()))
 
+# %% ../nbs/10_stability.ipynb #78680d7b
+def measure(model, x, y, crafted: dict, cfg: StabilityConfig, seed: int = 0) -> dict:
+    """Clean accuracy of `model`; its accuracy on the examples `crafted` = {substitute epochs: `craft`'s examples}
+    (`transfer`); white-box on the first `cfg.n_white` images (`white`, PGD seeded with `seed`); `score_stats`."""
+    return dict(clean=(predict(model, x) == y).sum().item() / len(y),
+                black={s: transfer(model, x, y, c, cfg) for s, c in crafted.items()},
+                white=white(model, x[:cfg.n_white], y[:cfg.n_white], cfg, seed=seed), **score_stats(model, x, y))
+
+
 # %% ../nbs/10_stability.ipynb #a6280e03
 def stability(run: Run, cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print,
               device='cpu') -> dict | None:
     """Clean, black-box (for every substitute length) and white-box accuracy of every target at every saved epoch
-    of one run, on the reproduction's test images; written atomically and resumable. `models`: measure only these
-    now, on finished runs (processes given disjoint lists share the work); the study is written, and returned, once
-    every target is measured, else None."""
-    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
-    check_dataset(dataset); prof = get_profile(profile)
+    of `run`, on the reproduction's test images; written atomically, resumable stage by stage. `models`: measure only
+    these now, on finished runs (processes given disjoint lists share the work); the study is written, and returned,
+    once every target is measured, else None."""
     models = check_targets(models)   # models=[]: measure nothing, write the study if done; VIB: Alemi
-    cfg = prof.stability if cfg is None else cfg
-    acfg = prof.attack
-    path = Run(dataset, profile, seed, out=out).result('stability')
+    cfg, acfg, path = cfg or run.profile.stability, run.profile.attack, run.result('stability')
     if path.exists() and not force:
         log(f'stability results exist: {path} (use --force to recompute)'); return json.loads(path.read_text())
     t_start = time.time()
     for name in [SUBSTITUTE, *(TARGETS if models is None else models)]:   # one may still be training
-        check_finished(Run(dataset, profile, seed, runs), name)
-    te = load(dataset, 'test').subset(acfg.n_test, seed=acfg.seed)
-    x, y = te.images(), te.y
-    nw = min(cfg.n_white, len(y))
-    parts = path.with_name(path.stem + '.partial')   # a file per model and per substitute: no two processes share one
-    base = dict(config=asdict(cfg), attack_config=asdict(acfg))
-    sha = lambda name, e: sha256_file(Run(dataset, profile, seed, runs).checkpoint(name, e))
+        check_finished(run, name)
+    te = load(run.dataset, 'test').subset(acfg.n_test, seed=acfg.seed); x, y = te.images(), te.y
+    store, say = Store(run.stages('stability'), log), lambda msg: log(f'{run.dataset} {msg}')
+    files = lambda m, epochs: {f'{m} epoch {e}': run.checkpoint(m, e) for e in epochs}
+    key = lambda checkpoints: stage_key(dict(stability=cfg, attack=acfg), dict(n=acfg.n_test, seed=acfg.seed),
+                                        checkpoints)
+    def craft_on(e):
+        sub, _ = load_model(run, SUBSTITUTE, epoch=e, device=device)
+        return dict(crafted=craft(sub, x, y, cfg, acfg, seed=acfg.seed),
+                    clean=(predict(sub, x) == y).sum().item() / len(y))
     subs = {}
-    for s in cfg.substitute_epochs:
-        e = _epoch(dataset, profile, seed, SUBSTITUTE, runs, s)
-        if e in subs: continue
-        cache = parts / f'{SUBSTITUTE}-epoch{e:03d}.pt'
-        ckey = json.loads(json.dumps(dict(base, checkpoint=sha(SUBSTITUTE, e))))
-        try: hit = torch.load(cache, weights_only=True) if cache.exists() else {}
-        except Exception: hit = {}   # unreadable: crafted again
-        if hit.get('key') == ckey:
-            subs[e] = hit; log(f'{dataset} substitute epoch {e}: examples resumed from {cache}'); continue
-        t0 = time.time()
-        sub, _ = load_model(Run(dataset, profile, seed, runs), SUBSTITUTE, epoch=e, device=device)
-        subs[e] = dict(key=ckey, crafted=craft(sub, x, y, cfg, acfg, seed=acfg.seed),
-                       clean=(predict(sub, x) == y).sum().item() / len(y), seconds=time.time() - t0)
-        atomic_torch_save(subs[e], cache)
-        log(f'{dataset} substitute epoch {e}: clean {subs[e]["clean"]:.3f}, examples crafted in '
-            f'{subs[e]["seconds"]:.0f}s')
-    epochs = lambda m: ([_epoch(dataset, profile, seed, m, runs, e) for e in cfg.epochs]
-                        or saved_epochs(dataset, profile, seed, m, runs))
-    # a model's measurements are kept under the configurations and the SHA-256 of every checkpoint they read
-    key = lambda m: json.loads(json.dumps(dict(
-        base, substitutes={str(e): v['key']['checkpoint'] for e, v in sorted(subs.items())},
-        checkpoints={str(e): sha(m, e) for e in epochs(m)})))
-    def measured(m):   # its rows if measured on the checkpoints now on disk (a model measured has them), else None
-        return partial_state(parts / f'{m}.json', key(m), {}).get('rows') if (parts / f'{m}.json').exists() else None
-    curves = {m: rows for m in TARGETS if (rows := measured(m))}
-    for name in (models if models is not None else TARGETS):
-        if name in curves or (rows := measured(name)):   # before, or meanwhile by another process
-            curves[name] = curves.get(name) or rows; log(f'{dataset} {name}: resumed from {parts}'); continue
-        k, rows = key(name), []   # the key first: a run still saving epochs cannot add one that the rows lack
-        for e in map(int, k['checkpoints']):
-            t0 = time.time()
-            m, ck = load_model(Run(dataset, profile, seed, runs), name, epoch=e, device=device)
-            rows.append(dict(epoch=e, clean=(predict(m, x) == y).sum().item() / len(y),
-                             black={str(s): transfer(m, x, y, v['crafted'], cfg) for s, v in subs.items()},
-                             white=white(m, x[:nw], y[:nw], cfg, seed=acfg.seed), **score_stats(m, x, y),
-                             seconds=time.time() - t0))
-        if not rows: _epoch(dataset, profile, seed, name, runs, 0)   # raises the error that says how to train
-        curves[name] = rows
-        log(f'{dataset} {name}: {len(rows)} epochs in {sum(r["seconds"] for r in rows):.0f}s')
-        atomic_write_text(parts / f'{name}.json', json.dumps(dict(key=k, rows=rows)))
-    curves |= {m: rows for m in TARGETS if m not in curves and (rows := measured(m))}   # by others, meanwhile
+    for e in _epochs(run, SUBSTITUTE, cfg.substitute_epochs):
+        subs[e] = r = store.run(f'{SUBSTITUTE}-epoch{e}', key(files(SUBSTITUTE, [e])), lambda: craft_on(e),
+                                tensors=True)
+        say(f'substitute epoch {e}: ' + (f'examples resumed from {store.folder}' if r['resumed'] else
+                                         f"clean {r['value']['clean']:.3f}, examples crafted in {r['seconds']:.0f}s"))
+    crafted = {str(e): r['value']['crafted'] for e, r in subs.items()}
+    # a target's rows are kept under the SHA-256 of every checkpoint they read: its epochs', the substitutes'
+    target_key = lambda m, epochs: key(files(m, epochs) | files(SUBSTITUTE, subs))
+    def row(m, e):
+        t0 = time.time(); net, _ = load_model(run, m, epoch=e, device=device)
+        return dict(epoch=e, **measure(net, x, y, crafted, cfg, seed=acfg.seed), seconds=time.time() - t0)
+    curves = {}
+    for m in TARGETS if models is None else models:   # one measured meanwhile by another process is taken
+        epochs = _epochs(run, m, cfg.epochs)   # the key's: a run still saving epochs cannot add one the rows lack
+        r = store.run(m, target_key(m, epochs), lambda: [row(m, e) for e in epochs])
+        curves[m] = r['value']
+        say(f'{m}: ' + (f'resumed from {store.folder}' if r['resumed'] else
+                        f"{len(epochs)} epochs in {r['seconds']:.0f}s"))
+    for m in TARGETS:   # measured by others, on the checkpoints now on disk
+        if m not in curves and store.path(m).exists():
+            if r := store.get(m, target_key(m, _epochs(run, m, cfg.epochs))): curves[m] = r['value']
     if missing := [m for m in TARGETS if m not in curves]:
-        log(f'{dataset}: {missing} not measured yet; the study is written when they are (a run without models '
-            'measures them)')
+        say(f'{missing} not measured yet; the study is written when they are (a run without models measures them)')
         return None
-    curves = {m: curves[m] for m in TARGETS}
-    doc = dict(dataset=dataset, profile=profile, seed=seed, config=asdict(cfg), attack_config=asdict(acfg),
-               n=len(y), n_white=nw,
-               substitute={str(e): dict(epoch=e, clean=v['clean'], seconds=v['seconds']) for e, v in subs.items()},
-               curves=curves, environment=environment(), total_seconds=time.time() - t_start)
+    doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, config=asdict(cfg),
+               attack_config=asdict(acfg), n=len(y), n_white=min(cfg.n_white, len(y)),
+               substitute={str(e): dict(epoch=e, clean=r['value']['clean'], seconds=r['seconds'])
+                           for e, r in subs.items()},
+               curves={m: curves[m] for m in TARGETS}, environment=environment(), total_seconds=time.time() - t_start)
     atomic_write_text(path, json.dumps(doc, indent=1))
-    for f in [*(parts / f'{m}.json' for m in TARGETS), *(parts / f'{SUBSTITUTE}-epoch{e:03d}.pt' for e in subs),
-              path.with_name(path.stem + '.partial.json')]:   # the last: left by a version with one partial file
-        f.unlink(missing_ok=True)
-    with contextlib.suppress(OSError): parts.rmdir()   # kept if another process still writes into it
+    store.clear([*TARGETS, *(f'{SUBSTITUTE}-epoch{e}' for e in subs)])   # not another process's file in progress
     log(f'wrote {path}')
     return doc
 
+
 # %% ../nbs/10_stability.ipynb #5f7b941d
+def _cell(atk: str, mode: str) -> str:
+    "The key of a cell of the paper's table in a reproduction's results: 'clean', 'FGSM/black', ..."
+    return 'clean' if atk == 'clean' else f'{atk}/{mode}'
+
+def _label(atk: str, mode: str, eps: float) -> str:
+    "The name of a cell of the paper's table in our tables and figures: 'clean', 'FGSM black 0.15', 'C&W white 2.00'."
+    return 'clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}"
+
 def seed_values(docs: list[dict]) -> dict:
     "{(attack, mode, eps): {model: [accuracy (%) of each seed]}} over the paper's table cells."
-    out = {}
-    for atk, mode, eps in TABLE_ROWS:
-        key = 'clean' if atk == 'clean' else f'{atk}/{mode}'
-        out[(atk, mode, eps)] = {m: [100 * _acc(d, m, key, eps)[0] for d in docs] for m in TARGETS}
-    return out
+    return {(atk, mode, eps): {m: [100 * _acc(d, m, _cell(atk, mode), eps)[0] for d in docs] for m in TARGETS}
+            for atk, mode, eps in TABLE_ROWS}
+
 
 # %% ../nbs/10_stability.ipynb #e5491d91
 def seed_table(docs: list[dict], paper: dict | None = None):
@@ -205,38 +185,36 @@ def seed_table(docs: list[dict], paper: dict | None = None):
     import pandas as pd
     if not docs: raise ValueError('no results given: run guessfirst-reproduce --seed N for the seeds first')
     if len({(d['dataset'], d['profile']) for d in docs}) != 1: raise ValueError('the results mix datasets or profiles')
-    paper = paper_table() if paper is None else paper
-    ds, vals, d0 = docs[0]['dataset'], seed_values(docs), docs[0]
-    rows, index = [], []
-    for (atk, mode, eps), per in vals.items():
-        row = {}
+    paper, d0, rows = paper_table() if paper is None else paper, docs[0], {}
+    for (atk, mode, eps), per in seed_values(docs).items():
+        rows[_label(atk, mode, eps)] = row = {}
         for m, v in per.items():
-            v = np.array(v); n = _acc(d0, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)[1]
+            v, n = np.array(v), _acc(d0, m, _cell(atk, mode), eps)[1]
             lo, hi = wilson(round(v[0] / 100 * n), n)
             sd = f'{v.std(ddof=1):.1f}' if len(v) > 1 else '-'
-            pv = paper.get((ds, atk, mode, eps), {}).get(m)
-            row[m] = (f'{v.mean():.1f} ± {sd} | seed {d0["seed"]}: {v[0]:.1f} [{100*lo:.1f}, {100*hi:.1f}]'
+            pv = paper.get((d0['dataset'], atk, mode, eps), {}).get(m)
+            row[m] = (f"{v.mean():.1f} ± {sd} | seed {d0['seed']}: {v[0]:.1f} [{100*lo:.1f}, {100*hi:.1f}]"
                       + ('' if pv is None else f' | paper {pv:.1f}'))
-        rows.append(row)
-        index.append('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}")
-    return pd.DataFrame(rows, index=index, columns=TARGETS)
+    return pd.DataFrame(rows.values(), index=list(rows), columns=TARGETS)
+
 
 # %% ../nbs/10_stability.ipynb #015a27b4
-def _by_seed(out, dataset: str, profile: str, suffix: str = '') -> list[dict]:
-    "Every `<dataset>[_seed<N>]<suffix>.json` of one profile under `out`, loaded, by seed."
-    ps = [p for p in (Path(out) / profile).glob(f'{dataset}*{suffix}.json')
-          if re.fullmatch(rf'{re.escape(dataset)}(_seed\d+)?{re.escape(suffix)}\.json', p.name)]
-    return sorted((json.loads(p.read_text()) for p in ps), key=lambda d: d['seed'])
+def _by_seed(run: Run, study: str = '') -> dict:
+    """{seed: document} of `study` ('': the reproduction; 'audit', ...) for every seed of `run`'s dataset and profile
+    that has one under `run.out`, by seed."""
+    return {r.seed: json.loads(r.result(study).read_text()) for r in run.seeds(study)}
 
-def seed_results(out, dataset: str, profile: str) -> list[dict]:
-    """The reproduction's results for every seed of one dataset and profile under `out` (`<dataset>.json`,
+def seed_results(run: Run) -> list[dict]:
+    """The reproduction's results for every seed of `run`'s dataset and profile under `run.out` (`<dataset>.json`,
     `<dataset>_seed<N>.json`), by seed."""
-    return _by_seed(out, dataset, profile)
+    return list(_by_seed(run).values())
+
 
 # %% ../nbs/10_stability.ipynb #551cfdc8
-def audit_results(out, dataset: str, profile: str) -> dict:
-    "{seed: audit document} for every audited seed of one dataset and profile under `out`."
-    return {d['seed']: d for d in _by_seed(out, dataset, profile, '_audit')}
+def audit_results(run: Run) -> dict:
+    "{seed: audit document} for every audited seed of `run`'s dataset and profile under `run.out`."
+    return _by_seed(run, 'audit')
+
 
 # %% ../nbs/10_stability.ipynb #eece7f9e
 def seed_worst_table(audits: dict):
@@ -263,23 +241,19 @@ def protocol_table(short_docs: list[dict], long_doc: dict, paper: dict | None = 
                          'paper-lite --seed N first')
     ds = long_doc['dataset']
     if {d['dataset'] for d in short_docs} != {ds}:
-        raise ValueError(f'the results mix datasets: {sorted({d["dataset"] for d in short_docs} | {ds})}')
-    paper = paper_table() if paper is None else paper
-    short, ep = seed_values(short_docs), (short_docs[0]['train_profile']['epochs'] if 'train_profile' in short_docs[0]
-                                          else '?',
-                                          long_doc['train_profile']['epochs'] if 'train_profile' in long_doc else '?')
-    rows, index = [], []
-    for (atk, mode, eps), per in short.items():
-        row = {}
+        raise ValueError(f"the results mix datasets: {sorted({d['dataset'] for d in short_docs} | {ds})}")
+    paper, rows = paper_table() if paper is None else paper, {}
+    short, long = [d.get('train_profile', {}).get('epochs', '?') for d in (short_docs[0], long_doc)]
+    for (atk, mode, eps), per in seed_values(short_docs).items():
+        rows[_label(atk, mode, eps)] = row = {}
         for m, v in per.items():
-            acc, n = _acc(long_doc, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)
+            acc, n = _acc(long_doc, m, _cell(atk, mode), eps)
             lo, hi = wilson(round(acc * n), n)
             pv = paper.get((ds, atk, mode, eps), {}).get(m)
-            row[m] = (('' if pv is None else f'paper {pv:.1f} | ') + f'{ep[0]} ep {np.mean(v):.1f} ({len(v)} seeds) | '
-                      f'{ep[1]} ep {100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}]')
-        rows.append(row)
-        index.append('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}")
-    return pd.DataFrame(rows, index=index, columns=TARGETS)
+            row[m] = (('' if pv is None else f'paper {pv:.1f} | ') + f'{short} ep {np.mean(v):.1f} ({len(v)} seeds) | '
+                      f'{long} ep {100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}]')
+    return pd.DataFrame(rows.values(), index=list(rows), columns=TARGETS)
+
 
 # %% ../nbs/10_stability.ipynb #cb062bfc
 def seed_spread(docs: list[dict]):
@@ -288,15 +262,16 @@ def seed_spread(docs: list[dict]):
     import pandas as pd
     if len(docs) < 2:
         raise ValueError(f'{len(docs)} seed(s) given: the spread needs at least two (guessfirst-reproduce --seed N)')
-    d0, rows = docs[0], []
+    rows = []
     for (atk, mode, eps), per in seed_values(docs).items():
         if atk == 'clean': continue
         for m, v in per.items():
-            n = _acc(d0, m, f'{atk}/{mode}', eps)[1]; lo, hi = wilson(round(v[0] / 100 * n), n); v = np.array(v)
-            rows.append({'cell': f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}", 'model': m,
+            n = _acc(docs[0], m, _cell(atk, mode), eps)[1]; lo, hi = wilson(round(v[0] / 100 * n), n); v = np.array(v)
+            rows.append({'cell': _label(atk, mode, eps), 'model': m,
                          **{f"seed {d['seed']}": x for d, x in zip(docs, v)}, 'mean': v.mean(), 'sd': v.std(ddof=1),
                          'range': v.max() - v.min(), 'ci_width': 100 * (hi - lo)})
     return pd.DataFrame(rows)
+
 
 # %% ../nbs/10_stability.ipynb #1dcf39b7
 BLACK_CELLS = ['FGSM 0.15', 'FGSM 0.3', 'PGD 0.15', 'PGD 0.3', 'CW 2']
@@ -322,11 +297,9 @@ def plot_epochs(stab: dict, audit: dict | None = None, path=None):
                             lw=1.6 if s == subs[-1] else 1.0, label=m if s == subs[-1] else None)
             else:
                 ax.plot(ep, [100 * r['white'][c] for r in rows], color=PALETTE[m], label=m)
-                key = f"linf {c.split()[1]}"
-                if audit and key in audit['results'].get(m, {}).get('worst_case', {}):
-                    ax.plot(ep[-1] * 1.12 if logx else ep[-1] + 0.25,
-                            100 * audit['results'][m]['worst_case'][key]['acc'], '*', color=PALETTE[m], ms=10)
-        name = {'clean': 'clean'}.get(c) or (f"black-box {c.replace('CW 2', 'C&W l2 2.0')}" if c in BLACK_CELLS
+                if wc := (audit or {}).get('results', {}).get(m, {}).get('worst_case', {}).get(f'linf {c.split()[1]}'):
+                    ax.plot(ep[-1] * 1.12 if logx else ep[-1] + 0.25, 100 * wc['acc'], '*', color=PALETTE[m], ms=10)
+        name = 'clean' if c == 'clean' else (f"black-box {c.replace('CW 2', 'C&W l2 2.0')}" if c in BLACK_CELLS
                                              else f"white-box PGD {c.split()[1]} (worst of CE, margin)")
         ax.set_title(name, fontsize=10); ax.grid(alpha=.3); ax.set_ylim(-3, 103)
         if logx: ax.set_xscale('log')
@@ -428,24 +401,21 @@ def plot_substitutes(stab: dict, path=None):
 def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
     "Every table cell: each seed's accuracy (dots), their mean (bar) and the paper's value (cross)."
     import matplotlib.pyplot as plt
-    paper = paper_table() if paper is None else paper
-    vals = seed_values(docs); ds = docs[0]['dataset']
+    paper, ds = paper_table() if paper is None else paper, docs[0]['dataset']
     fig, axs = plt.subplots(3, 4, figsize=(17, 9), sharey=True)
-    for ax, ((atk, mode, eps), per) in zip(axs.flat, vals.items()):
-        for i, m in enumerate(TARGETS):
-            v = per[m]
+    for ax, ((atk, mode, eps), per) in zip(axs.flat, seed_values(docs).items()):
+        for i, (m, v) in enumerate(per.items()):
             ax.bar(i, np.mean(v), color=PALETTE[m], alpha=.35)
             ax.plot([i] * len(v), v, 'o', color=PALETTE[m], ms=4)
-            pv = paper.get((ds, atk, mode, eps), {}).get(m)
-            if pv is not None: ax.plot(i, pv, 'kx', ms=7)
+            if (pv := paper.get((ds, atk, mode, eps), {}).get(m)) is not None: ax.plot(i, pv, 'kx', ms=7)
         ax.set_xticks(range(len(TARGETS))); ax.set_xticklabels(TARGETS, rotation=45, fontsize=8)
-        ax.set_title('clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}", fontsize=10)
-        ax.grid(alpha=.3, axis='y')
+        ax.set_title(_label(atk, mode, eps), fontsize=10); ax.grid(alpha=.3, axis='y')
     axs.flat[-1].axis('off')
     fig.suptitle(f"{ds}: {len(docs)} seeds (dots), their mean (bars), the paper (crosses)", fontsize=10)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig
+
 
 # %% ../nbs/10_stability.ipynb #3fa65052
 def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict | None = None) -> str:
@@ -504,28 +474,26 @@ def main(argv=None, prog='guessfirst-stability'):
     def body(a):
         written = []
         for ds in a.datasets:
+            run = Run(ds, a.profile, a.seeds[0], runs=a.runs, out=a.out)
             if a.models:
-                stab = stability(Run(ds, a.profile, a.seeds[0], runs=a.runs, out=a.out), force=a.force, models=a.models, log=log, device=a.dev)
-                base = Run(ds, a.profile, a.seeds[0], out=a.out).result('stability')
-                print(f'{ds}: {base} is written' if stab else f"{ds}: {' '.join(a.models)} measured, in "
-                      f"{base.with_name(base.stem + '.partial')}; the study is written when every target is")
+                stab = stability(run, force=a.force, models=a.models, log=log, device=a.dev)
+                print(f"{ds}: {run.result('stability')} is written" if stab else f"{ds}: {' '.join(a.models)} "
+                      f"measured, in {run.stages('stability')}; the study is written when every target is")
                 continue
-            docs = [] if a.curves else [reproduce(Run(ds, a.profile, s, runs=a.runs, out=a.out), log=log, device=a.dev)
-                                        for s in a.seeds]
-            stab = stability(Run(ds, a.profile, a.seeds[0], runs=a.runs, out=a.out), force=a.force, log=log, device=a.dev)
-            audits = {s: d for s, d in audit_results(a.out, ds, a.profile).items() if s in a.seeds}
-            base = Run(ds, a.profile, a.seeds[0], out=a.out).result('stability')
-            md = base.with_suffix('.md')
-            text = stability_markdown(docs, stab, audits)
+            docs = [] if a.curves else [reproduce(run.with_seed(s), log=log, device=a.dev) for s in a.seeds]
+            stab = stability(run, force=a.force, log=log, device=a.dev)
+            audits = {s: d for s, d in audit_results(run).items() if s in a.seeds}
+            text, md = stability_markdown(docs, stab, audits), run.result('stability').with_suffix('.md')
             atomic_write_text(md, text)
             import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-            stem = base.name.replace('_stability.json', '')
-            figs = {base.with_name(f'{stem}_epochs.png'): lambda p: plot_epochs(stab, audits.get(a.seeds[0]), path=p),
-                    base.with_name(f'{stem}_masking.png'): lambda p: plot_masking(stab, path=p),
-                    base.with_name(f'{stem}_substitutes.png'): lambda p: plot_substitutes(stab, path=p),
-                    **({} if a.curves else {base.with_name(f'{stem}_seeds.png'): lambda p: plot_seeds(docs, path=p)})}
-            for fp, draw in figs.items(): plt.close(draw(fp))
+            figs = dict(epochs=lambda p: plot_epochs(stab, audits.get(run.seed), path=p),
+                        masking=lambda p: plot_masking(stab, path=p),
+                        substitutes=lambda p: plot_substitutes(stab, path=p),
+                        **({} if a.curves else dict(seeds=lambda p: plot_seeds(docs, path=p))))
+            pngs = [run.result(name).with_suffix('.png') for name in figs]   # <dataset>[_seed<N>]_epochs.png, ...
+            for draw, png in zip(figs.values(), pngs): plt.close(draw(png))
             print(text)
-            written += [base, md, *figs]
-        if written: print('written:'); [print(f'  {w}') for w in written]
+            written += [run.result('stability'), md, *pngs]
+        if written: print('written:', *(f'  {w}' for w in written), sep='\n')
     return p.run(argv, body, check, fails=(CheckpointError, TrainingDiverged, FileNotFoundError))
+

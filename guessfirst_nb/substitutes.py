@@ -4,23 +4,22 @@
 
 # %% ../nbs/18_substitutes.ipynb #22f9e887
 from __future__ import annotations
-import json, sys, time
+import json, sys
 from dataclasses import asdict, replace
-from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .data import load, check_dataset, partial_state, Command
+from .data import load, Command
 from .io import atomic_write_text, sha256_file
 from .models import TARGETS, SUBSTITUTE
-from .profiles import PROFILES, AttackConfig, get_profile
+from .profiles import PROFILES, AttackConfig
 from .train import load_model, CheckpointError
 from .attacks import evaluate_black
 from .reproduce import markdown_table, paper_table
 from .stats import wilson
 from .run import Run
-from .store import environment
+from .store import environment, stage_key, Store
 
 
 # %% auto #0
@@ -60,13 +59,8 @@ def cell_config(cfg: AttackConfig) -> AttackConfig:
 def transfer_broken(source, targets: dict, x, y, cfg: AttackConfig, log=print) -> dict:
     "{target: {cell: broken (n,) bool}}: examples crafted once on `source`, then given to each target."
     res = evaluate_black(targets, source, x, y, cell_config(cfg), log=log)
-    out = {}
-    for t, r in res.items():
-        out[t] = {}
-        for atk, eps in TRANSFER_CELLS:
-            e = r[(atk, 'black')]
-            out[t][f'{atk} {eps:g}'] = np.asarray(e['broken'])[list(e['eps']).index(eps)]
-    return out
+    at = lambda e, eps: np.asarray(e['broken'])[list(e['eps']).index(eps)]   # an evaluation's row at one eps
+    return {t: {f'{atk} {eps:g}': at(r[(atk, 'black')], eps) for atk, eps in TRANSFER_CELLS} for t, r in res.items()}
 
 # %% ../nbs/18_substitutes.ipynb #a72997cc
 def attacker_substitutes(other_seed: int) -> list[str]:
@@ -109,55 +103,47 @@ def summarize(doc: dict) -> dict:
     return summarize_transfer(broken, n, attacker_substitutes(doc['other_seed']))
 
 # %% ../nbs/18_substitutes.ipynb #8343553b
-def checkpoint_record(runs, dataset: str, profile: str, seed: int, model: str, ck: dict) -> dict:
-    """The record of the checkpoint `ck` that `load_model` read for this model (which it must hold): its path under
-    `runs`, its epoch and its SHA-256."""
-    p = Run(dataset, profile, seed, runs).checkpoint(model)
-    got = (ck['config']['model'], ck['config']['dataset'], ck['config']['seed'])
-    if got != (model, dataset, seed):
-        raise CheckpointError(f'{p} holds {got[0]} of {got[1]}, seed {got[2]}, not {model} of {dataset}, seed {seed}; '
-                              'put the right checkpoint there, or retrain it: guessfirst-train --help')
-    return dict(file=p.relative_to(runs).as_posix(), epoch=ck['epoch'], sha256=sha256_file(p))
+def checkpoint_record(run: Run, model: str, ck: dict) -> dict:
+    """The record of the checkpoint `ck` that `load_model` read for `model` of `run` (which it must hold): its path
+    under `run.runs`, its epoch and its SHA-256."""
+    p, c = run.checkpoint(model), ck['config']
+    got = c['model'], c['dataset'], c['seed']
+    if got != (model, run.dataset, run.seed):
+        raise CheckpointError(f'{p} holds {got[0]} of {got[1]}, seed {got[2]}, not {model} of {run.dataset}, seed '
+                              f'{run.seed}; put the right checkpoint there, or retrain it: guessfirst-train --help')
+    return dict(file=p.relative_to(run.runs).as_posix(), epoch=ck['epoch'], sha256=sha256_file(p))
 
 # %% ../nbs/18_substitutes.ipynb #4aaedc2f
-def substitutes(run: Run, other_seed: int = 1, cfg: AttackConfig | None = None, force: bool = False, log=print, device='cpu') -> dict:
-    "Transfer to every target of seed `seed` from every substitute (see above); the document written."
-    dataset, profile, seed, runs, out = run.dataset, run.profile.name, run.seed, run.runs, run.out   # (to port)
-    check_dataset(dataset)
-    cfg = get_profile(profile).attack if cfg is None else cfg
-    path = Run(dataset, profile, seed, out=out).result('substitutes')
+def substitutes(run: Run, other_seed: int = 1, cfg: AttackConfig | None = None, force: bool = False, log=print,
+                device='cpu') -> dict:
+    """Transfer to every target of `run` from every source: the attacker's substitutes (an ensemble is named by its
+    members joined by ' + '), then each target for the others; one stage per source. The document written."""
+    cfg, path = cfg or run.profile.attack, run.result('substitutes')
     if path.exists() and not force:
         log(f'exists: {path} (use --force to recompute)'); return json.loads(path.read_text())
-    te = load(dataset, 'test').subset(cfg.n_test, seed=cfg.seed)
-    x, y = te.images().to(device), te.y.to(device)
-    used = [(m, seed) for m in TARGETS] + [(SUBSTITUTE, seed), ('CNN', other_seed)]
-    loaded = {(m, s): load_model(Run(dataset, profile, s, runs), m, device=device) for m, s in used}
-    ckpts = {f'{m} seed {s}': checkpoint_record(runs, dataset, profile, s, m, ck) for (m, s), (_, ck) in loaded.items()}
-    targets = {m: loaded[(m, seed)][0] for m in TARGETS}
-    lenet, cnn = loaded[(SUBSTITUTE, seed)][0], loaded[('CNN', other_seed)][0]
-    subs = attacker_substitutes(other_seed)
-    sources = {subs[0]: (lenet, list(TARGETS)), subs[1]: (cnn, list(TARGETS)),
-               subs[2]: (Ensemble(lenet, cnn).eval(), list(TARGETS))}
-    for m in TARGETS: sources[m] = (targets[m], [t for t in TARGETS if t != m])
-    partial = path.with_name(path.stem + '.partial.json')
-    key = dict(attack_config=asdict(cell_config(cfg)), other_seed=other_seed, sources=list(sources),
-               checkpoints={k: v['sha256'] for k, v in ckpts.items()})
-    state = partial_state(partial, key, dict(broken={}, seconds={}))
-    for s, (model, tnames) in sources.items():
-        if s in state['broken']: log(f'{dataset} {s}: resumed'); continue
-        t0 = time.time()
-        b = transfer_broken(model, {t: targets[t] for t in tnames}, x.cpu(), y.cpu(), cfg,
-                            log=lambda *a: log(f'{dataset} from {s}:', *a))
-        state['broken'][s] = {t: {c: pack(v) for c, v in cells.items()} for t, cells in b.items()}
-        state['seconds'][s] = time.time() - t0
-        atomic_write_text(partial, json.dumps(state))
-    doc = dict(dataset=dataset, profile=profile, seed=seed, other_seed=other_seed, n=len(y),
-               attack_config=asdict(cell_config(cfg)), images=dict(n=cfg.n_test, seed=cfg.seed),
-               sources=list(sources), checkpoints=ckpts, environment=environment(), seconds=state['seconds'],
-               broken=state['broken'])
+    images = dict(n=cfg.n_test, seed=cfg.seed)
+    te = load(run.dataset, 'test').subset(**images); x, y = te.images(), te.y
+    cnn = f'CNN seed {other_seed}'   # the attacker's own CNN
+    slots = {m: (run, m) for m in (*TARGETS, SUBSTITUTE)} | {cnn: (run.with_seed(other_seed), 'CNN')}
+    loaded = {k: load_model(r, m, device=device) for k, (r, m) in slots.items()}
+    ckpts = {f'{m} seed {r.seed}': checkpoint_record(r, m, loaded[k][1]) for k, (r, m) in slots.items()}
+    models = {k: model for k, (model, _) in loaded.items()}
+    store, broken, seconds = Store(run.stages('substitutes'), log), {}, {}
+    for s in attacker_substitutes(other_seed) + TARGETS:
+        members, targets = s.split(' + '), {t: models[t] for t in TARGETS if t != s}
+        source = models[s] if len(members) == 1 else Ensemble(*(models[k] for k in members)).eval()
+        read = {k: r.checkpoint(m) for k, (r, m) in slots.items() if k in members or k in targets}
+        def compute():
+            b = transfer_broken(source, targets, x, y, cfg, log=lambda *a: log(f'{run.dataset} from {s}:', *a))
+            return {t: {c: pack(v) for c, v in cells.items()} for t, cells in b.items()}
+        rec = store.run(s, stage_key(cell_config(cfg), images, read), compute)
+        if rec['resumed']: log(f'{run.dataset} {s}: resumed')
+        broken[s], seconds[s] = rec['value'], rec['seconds']
+    doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, other_seed=other_seed, n=len(y),
+               attack_config=asdict(cell_config(cfg)), images=images, sources=list(broken), checkpoints=ckpts,
+               environment=environment(), seconds=seconds, broken=broken)
     doc['results'] = summarize(doc)
-    atomic_write_text(path, json.dumps(doc, indent=1))
-    partial.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(doc, indent=1)); store.clear()
     log(f'wrote {path}')
     return doc
 
@@ -197,10 +183,9 @@ def main(argv=None, prog='guessfirst-substitutes'):
         if a.other_seed == a.seed: raise ValueError(f'--other-seed must differ from --seed ({a.seed})')
     def body(a):
         for ds in a.datasets:
-            doc = substitutes(Run(ds, a.profile, a.seed, runs=a.runs, out=a.out), other_seed=a.other_seed, force=a.force, device=a.dev, log=lambda *m: print(*m, file=sys.stderr))
-            md = Run(ds, a.profile, a.seed, out=a.out).result('substitutes').with_suffix('.md')
-            rep = Run(ds, a.profile, a.seed, out=a.out).result()
-            rep = json.loads(rep.read_text()) if rep.exists() else None
+            run = Run(ds, a.profile, a.seed, runs=a.runs, out=a.out)
+            doc = substitutes(run, a.other_seed, force=a.force, device=a.dev, log=lambda *m: print(*m, file=sys.stderr))
+            rep = json.loads(run.result().read_text()) if run.result().exists() else None
             text = markdown_table(substitutes_table(doc, rep), 'model / cell')
-            atomic_write_text(md, text + '\n'); print(text)
+            atomic_write_text(run.result('substitutes').with_suffix('.md'), text + '\n'); print(text)
     return p.run(argv, body, check, fails=(FileNotFoundError, CheckpointError))

@@ -1,43 +1,130 @@
-"""The audit's machinery (notebook 09) on a real smoke-profile reproduction: the file it writes, loading and `force`,
-resuming after a kill, its errors and its command line; and the committed audits' gradients, measured again.
+"""The audit's machinery (notebook 09, with AutoAttack from notebook 17): attacks run a model in eval mode whatever
+mode it comes in; on a real smoke-profile reproduction, the file the audit writes, loading and `force`, `models`,
+resuming from its stages after a kill, a changed checkpoint or reproduction audited again, its errors and its command
+line; and the committed audits' gradients, measured again.
 
-Slow (`make test-slow`): the fixture trains and attacks a smoke reproduction, then audits it. Nothing here asserts an
-accuracy of the smoke models: only what the machinery must do whatever they learned."""
-import contextlib, io, json, shutil
+The tests on the smoke reproduction are slow (`make test-slow`): the fixture trains and attacks it, then audits it.
+Nothing here asserts an accuracy of the smoke models: only what the machinery must do whatever they learned."""
+import contextlib, copy, io, json, shutil
 from pathlib import Path
 import numpy as np
 import pytest
+import torch, torch.nn as nn
 import foolbox as fb
-from guessfirst_nb.audit import audit, main, CONDITIONED, remeasure_gradients
-from guessfirst_nb.run import Run
+import guessfirst_nb.audit as A
+from guessfirst_nb.audit import (audit, CONDITIONED, remeasure_gradients, pgd, pgd_broken, hsj_dist, input_grad_stats,
+                                 pgd_gradients)
+from guessfirst_nb.attacks import fmodel, fixed_eps_advs
+from guessfirst_nb.autoattack import AUTOATTACK, AutoAttackConfig, attack_broken, audit_main, full_audit
 from guessfirst_nb.models import TARGETS
+from guessfirst_nb.profiles import AttackConfig, AuditConfig
 from guessfirst_nb.reproduce import reproduce
+from guessfirst_nb.run import Run
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 quiet = lambda *a: None
 
+
+# --- eval mode: fast, on a model built by hand -------------------------------------------------------------------
+
+def bn_model():
+    "A tiny model with BatchNorm whose running statistics are far from any batch's, so that its two modes differ."
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad(): m[2].running_mean.uniform_(-2, 2); m[2].running_var.uniform_(0.2, 3)
+    return m
+
+def test_the_foolbox_wrapper_puts_the_model_in_eval_mode():
+    m = bn_model().train()
+    fmodel(m)
+    assert not any(k.training for k in m.modules())
+
+def test_an_attack_on_a_model_in_training_mode_is_the_attack_in_eval_mode():
+    """Each attack the audit runs, given a BatchNorm model in training mode, gives what it gives on the same model in
+    eval mode, and leaves its running statistics (and its count of batches) as they were."""
+    x = torch.rand(12, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    ev = bn_model().eval()
+    with torch.no_grad():
+        y = ev(x).argmax(1)
+        assert not torch.allclose(copy.deepcopy(ev).train()(x), ev(x))   # the two modes differ on these images
+    state = copy.deepcopy(ev.state_dict())
+    def direct(m):   # foolbox's PGD through the wrapper, its adversarial examples
+        torch.manual_seed(0); return pgd('linf', 'margin', steps=3)(fmodel(m), x, y, epsilons=[0.2])[1][0]
+    attacks = {'foolbox PGD': direct,
+               'fixed_eps_advs': lambda m: fixed_eps_advs('PGD', m, x, y, [0.2], AttackConfig(pgd_steps=3)),
+               'pgd_broken': lambda m: pgd_broken(m, x, y, (0.1, 0.2), steps=3, restarts=2)['broken'],
+               'pgd_gradients': lambda m: pgd_gradients(m, x, y, 0.2, steps=3)['nonzero_min'],
+               'hsj_dist': lambda m: hsj_dist(m, x, y, 'l2', steps=2, init_evals=5, max_evals=10)['dist'],
+               'input_grad_stats': lambda m: input_grad_stats(m, x, y)['norm'],
+               'APGD-CE': lambda m: attack_broken('APGD-CE', m, x, y, 'linf', 0.2, AutoAttackConfig(apgd_iter=3)),
+               'Square': lambda m: attack_broken('Square', m, x, y, 'linf', 0.2, AutoAttackConfig(square_queries=20))}
+    for name, attack in attacks.items():
+        want = attack(bn_model().eval())
+        tr = bn_model().train()
+        got = attack(tr)
+        for a, b in zip(*((want, got) if isinstance(want, tuple) else ((want,), (got,)))):
+            if isinstance(a, torch.Tensor): assert torch.equal(a, b), name
+            else: np.testing.assert_array_equal(np.asarray(a, float), np.asarray(b, float), err_msg=name)
+        for k, v in tr.state_dict().items():
+            assert torch.equal(v, state[k]), (name, k)   # running_mean, running_var, num_batches_tracked
+
+
+def test_the_audit_refuses_a_configuration_that_asks_for_autoattack_without_it():
+    with pytest.raises(ValueError, match='guessfirst_nb.autoattack.full_audit'): audit(Run('mnist', 'smoke'))
+    with pytest.raises(ValueError, match='valid profiles: smoke, quick, paper-lite'): audit(Run('mnist', 'nope'))
+
+
+@pytest.mark.parametrize('argv, says', [(['--dataset', 'svhn'], 'valid datasets: mnist, fashion_mnist'),
+                                        (['--profile', 'full'], 'valid profiles: smoke, quick, paper-lite, paper'),
+                                        (['--device', 'tpu'], 'valid devices: auto, cpu, cuda, mps')])
+def test_cli_refuses_bad_arguments(argv, says):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err): assert audit_main(argv) == 2
+    assert says in err.getvalue()
+
+
+# --- a smoke reproduction and its audit (slow) -------------------------------------------------------------------
+
 @pytest.fixture(scope='module')
 def smoke(tmp_path_factory):
-    "A smoke reproduction of MNIST (seed 0) and its audit, in a temporary folder."
+    "A smoke reproduction of MNIST (seed 0) and its audit, with AutoAttack, in a temporary folder."
     tmp = tmp_path_factory.mktemp('audit')
-    repro = reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results'), progress=False, log=quiet)
-    doc = audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results'), log=quiet)
-    return tmp, repro, doc
+    run = Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results')
+    repro = reproduce(run, progress=False, log=quiet)
+    return run, repro, full_audit(run, log=quiet)
+
+def copy_of(run, tmp_path, runs=False) -> Run:
+    "`run` with its results (and, with `runs`, its checkpoints) copied under `tmp_path`."
+    shutil.copytree(run.out, tmp_path / 'results')
+    if runs: shutil.copytree(run.runs, tmp_path / 'runs')
+    return Run(run.dataset, run.profile, run.seed, tmp_path / 'runs' if runs else run.runs, tmp_path / 'results')
 
 def per_sample(e): return e['first_broken'] if 'first_broken' in e else e['dist']
 
+class Killed(Exception): pass
+
+def killed_at(model, monkeypatch):
+    "Make the audit die as it starts on `model` (loading it), after every model before it is saved as a stage."
+    load = A.load_model
+    def load_or_die(run, name, **kw):
+        if name == model: raise Killed
+        return load(run, name, **kw)
+    monkeypatch.setattr(A, 'load_model', load_or_die)
+    return lambda: monkeypatch.setattr(A, 'load_model', load)
+
+@pytest.mark.slow
 def test_audit_writes_its_file(smoke):
-    tmp, repro, doc = smoke
-    p = Run('mnist', 'smoke', out=tmp / 'results').result('audit')
-    saved = json.loads(p.read_text())
+    run, repro, doc = smoke
+    saved = json.loads(run.result('audit').read_text())
     assert set(saved['results']) == set(TARGETS) and set(saved['compression']) == set(CONDITIONED + ['CNN'])
     assert saved['audit_config']['n'] == 50 and len(saved['images']['positions']) == 50
     assert saved['environment']['foolbox'] == fb.__version__ and saved['total_seconds'] > 0
-    assert not p.with_name('mnist_audit.partial.json').exists()
+    assert saved['reproduction']['path'] == str(run.result())
+    assert not run.stages('audit').exists()   # the stages go once the audit is written
     pos = saved['images']['positions']
     for m, r in saved['results'].items():
-        assert r['n'] == 50
+        assert r['n'] == 50 and list(r) == ['n', 'clean', 'attacks', 'gradients', 'checks', 'worst_case', 'seconds']
+        assert saved['seconds'][m] == r['seconds']
         for key, w in r['worst_case'].items():   # the worst case is never above any single attack
             assert w['acc'] <= min(v for v in w['single'].values() if v is not None) + 1e-12, (m, key)
         # the reproduction's entries carried into the audit give back its own accuracy on the same images
@@ -47,61 +134,88 @@ def test_audit_writes_its_file(smoke):
         assert len(r['attacks']['HSJ/l2']['index']) == 10
         g = r['gradients']   # the input gradients, per image
         assert all(len(g[k]) == 50 for k in ('max_abs', 'zero_frac', 'norm', 'norm_f32'))
-        for a in ('APGD-CE', 'APGD-T', 'FAB-T', 'Square'):   # AutoAttack (notebook 17), on what the audit's attacks left
+        for a in AUTOATTACK:   # AutoAttack (notebook 17), on what the audit's attacks left
             e = r['attacks'][f'{a}/linf']
             assert (e['cascade'], e['config']['apgd_iter'], len(e['attacked'])) == (True, 5, 2)
+            assert all(w['single'][f'{a}/linf'] is None for k, w in r['worst_case'].items() if k.startswith('linf'))
+    assert 'autoattack_config' not in saved and not any('AutoAttack' in k for k in saved['seconds'])
 
-def test_audit_loads_and_force_recomputes(smoke):
-    tmp, _, doc = smoke
-    again = audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results'), log=quiet)
-    assert again['total_seconds'] == json.loads(Run('mnist', 'smoke', out=tmp / 'results').result('audit').read_text())['total_seconds']
-
-class Killed(Exception): pass
-
-def test_audit_resumes_after_a_kill(smoke, tmp_path):
-    "Killed right after the second model's attacks, before it is saved: the partial file holds the first model only."
-    tmp, _, _ = smoke
-    out = tmp_path / 'results'; shutil.copytree(tmp / 'results', out)
-    saved = json.loads(Run('mnist', 'smoke', out=out).result('audit').read_text())
-    def kill_at_cdv(*a):
-        if 'C-DV:' in ' '.join(map(str, a)): raise Killed
-    with pytest.raises(Killed): audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, log=kill_at_cdv)
-    partial = Run('mnist', 'smoke', out=out).result('audit').with_name('mnist_audit.partial.json')
-    assert list(json.loads(partial.read_text())['results']) == ['CNN']
+@pytest.mark.slow
+def test_audit_loads_and_force_recomputes_the_models_asked_for(smoke, tmp_path):
+    run, _, doc = smoke
+    again = full_audit(run, log=quiet)
+    assert again['total_seconds'] == json.loads(run.result('audit').read_text())['total_seconds']
+    r2 = copy_of(run, tmp_path)
     msgs = []
-    doc = audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, log=lambda *a: msgs.append(' '.join(map(str, a))))
-    assert any('CNN: resumed' in m for m in msgs) and not partial.exists()
-    for m in TARGETS:   # a resumed audit equals an uninterrupted one, sample by sample
+    one = full_audit(r2, force=True, models=['CNN'], log=lambda *a: msgs.append(' '.join(map(str, a))))
+    assert list(one['results']) == ['CNN'] and list(one['compression']) == ['CNN']
+    assert one['total_seconds'] != doc['total_seconds'] and not any('resumed' in m for m in msgs)
+    for a, e in doc['results']['CNN']['attacks'].items():   # seeded: the same, sample by sample
+        assert per_sample(one['results']['CNN']['attacks'][a]) == per_sample(e), a
+
+@pytest.mark.slow
+def test_audit_resumes_after_a_kill(smoke, tmp_path, monkeypatch):
+    "Killed as it starts on C-DV: CNN is a stage; the audit run again takes it and equals an uninterrupted one."
+    run, _, saved = smoke
+    r2 = copy_of(run, tmp_path)
+    revive = killed_at('C-DV', monkeypatch)
+    with pytest.raises(Killed): full_audit(r2, force=True, models=['CNN', 'C-DV'], log=quiet)
+    assert sorted(p.name for p in r2.stages('audit').iterdir()) == ['CNN.json']
+    revive(); msgs = []
+    doc = full_audit(r2, force=True, models=['CNN', 'C-DV'], log=lambda *a: msgs.append(' '.join(map(str, a))))
+    assert any('CNN: resumed' in m for m in msgs) and not any('C-DV: resumed' in m for m in msgs)
+    assert not r2.stages('audit').exists()
+    for m in ('CNN', 'C-DV'):   # a resumed audit equals an uninterrupted one, sample by sample
+        assert doc['compression'][m] | dict(seconds=0) == saved['compression'][m] | dict(seconds=0)
         for a, e in saved['results'][m]['attacks'].items():
             assert per_sample(doc['results'][m]['attacks'][a]) == per_sample(e), (m, a)
 
+@pytest.mark.slow
+def test_a_changed_checkpoint_or_reproduction_is_audited_again(smoke, tmp_path, monkeypatch):
+    "With the attacks stubbed (cheap): what is taken from a stage, and what is computed again."
+    run, _, _ = smoke
+    r2 = copy_of(run, tmp_path, runs=True)
+    calls = []
+    def stub(model, x, y, cfg, black, extra, hsj_index, log):
+        calls.append(model.__class__.__name__)
+        return dict(n=len(y), clean=1.0, attacks={}, checks={}, worst_case={}, seconds=0.0)
+    monkeypatch.setattr(A, 'audit_model', stub)
+    monkeypatch.setattr(A, 'compression', lambda *a, **k: dict(mmd=0.0))
+    def audit_cnn():   # killed as it starts on C-DV, so that CNN's stage stays
+        calls.clear(); revive = killed_at('C-DV', monkeypatch)
+        with pytest.raises(Killed): A.audit(r2, AuditConfig(n=50, autoattack=False, n_probe=100),
+                                            force=True, models=['CNN', 'C-DV'], log=quiet)
+        revive(); return len(calls)
+    assert audit_cnn() == 1 and audit_cnn() == 0              # the second time, CNN is taken from its stage
+    doc = json.loads(r2.result().read_text()); doc['note'] = 'made again'
+    r2.result().write_text(json.dumps(doc))                    # the reproduction changed: audited again
+    assert audit_cnn() == 1 and audit_cnn() == 0
+    ck = torch.load(r2.checkpoint('CNN'), weights_only=True)
+    torch.save(dict(ck, note='retrained'), r2.checkpoint('CNN'))   # the checkpoint changed: audited again
+    assert audit_cnn() == 1 and audit_cnn() == 0
+
+@pytest.mark.slow
 def test_audit_errors(smoke, tmp_path):
-    tmp, _, _ = smoke
-    with pytest.raises(FileNotFoundError, match='guessfirst-reproduce'):
-        audit(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp_path / 'nothing'), log=quiet)
-    with pytest.raises(ValueError, match='valid profiles: smoke, quick, paper-lite'): audit(Run('mnist', 'nope'))
+    run, _, _ = smoke
+    with pytest.raises(FileNotFoundError, match='guessfirst-reproduce --dataset mnist --profile smoke --seed 0'):
+        full_audit(Run('mnist', 'smoke', runs=run.runs, out=tmp_path / 'nothing'), log=quiet)
 
-@pytest.mark.parametrize('argv, says', [(['--dataset', 'svhn'], 'valid datasets: mnist, fashion_mnist'),
-                                        (['--profile', 'full'], 'valid profiles: smoke, quick, paper-lite, paper'),
-                                        (['--device', 'tpu'], 'valid devices: auto, cpu, cuda, mps')])
-def test_cli_refuses_bad_arguments(argv, says):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err): assert main(argv) == 2
-    assert says in err.getvalue()
-
+@pytest.mark.slow
 def test_cli_writes_the_audit_and_its_tables(smoke, tmp_path):
-    tmp, _, _ = smoke
-    out = tmp_path / 'results'; shutil.copytree(tmp / 'results', out)
+    run, _, _ = smoke
+    r2 = copy_of(run, tmp_path)
     o, e = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
-        assert main(['--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'runs'), '--out', str(out)]) == 0
-    p = Run('mnist', 'smoke', out=out).result('audit')
+        assert audit_main(['--dataset', 'mnist', '--profile', 'smoke', '--runs', str(run.runs), '--out',
+                           str(r2.out)]) == 0
+    p = r2.result('audit')
     assert str(p) in o.getvalue() and p.with_suffix('.md').exists()
     assert '## Input gradients of the cross-entropy' in p.with_suffix('.md').read_text()
     with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e := io.StringIO()):   # no reproduction there
-        assert main(['--dataset', 'mnist', '--profile', 'smoke', '--out', str(tmp_path / 'none')]) == 1
+        assert audit_main(['--dataset', 'mnist', '--profile', 'smoke', '--out', str(tmp_path / 'none')]) == 1
     assert e.getvalue().startswith('error: no reproduction results at') and e.getvalue().count('\n') == 1
 
+@pytest.mark.slow
 def test_remeasure_gradients_reproduces_the_committed_ones(tmp_path):
     "The committed paper-lite audit's gradients, measured again on the published weights, on a copy."
     src = ROOT / 'results' / 'paper-lite' / 'mnist_audit.json'

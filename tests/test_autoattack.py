@@ -1,21 +1,22 @@
-"""AutoAttack's machinery (notebook 17): the command's error paths; extending an audit on disk (its own budgets, the
-stored format, resuming a partial file only of the same audit and budgets); no attack breaking an image beyond its
-boundary distance at the standard budgets."""
-import contextlib, io, json
+"""AutoAttack's machinery (notebook 17): the command's error paths; extending an audit on disk and adding Square to a
+reproduction, one stage per model (its own budgets, the stored format; a stage taken only under its own key: the
+budgets, the images attacked, the checkpoint; `force`, `models`); no attack breaking an image beyond its boundary
+distance at the standard budgets."""
+import contextlib, copy, io, json, shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from guessfirst_nb.audit import _json_safe, audit_model
+from guessfirst_nb.audit import attacked_images, audit_model, write_json, _json_safe
+from guessfirst_nb.autoattack import (AUTOATTACK, AutoAttackConfig, add_autoattack, add_square, attack_broken,
+                                      audit_autoattack_config, boundary_distance, main, survivors)
+from guessfirst_nb.models import TARGETS
 from guessfirst_nb.run import Run
-from guessfirst_nb.autoattack import (AUTOATTACK, AutoAttackConfig, add_autoattack, attack_broken,
-                                      audit_autoattack_config, boundary_distance, main)
-from guessfirst_nb.data import load
-from guessfirst_nb.io import atomic_write_text
-from guessfirst_nb.profiles import get_profile
 from guessfirst_nb.train import fit, load_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_command_errors_are_one_line(tmp_path):
@@ -25,28 +26,52 @@ def test_command_errors_are_one_line(tmp_path):
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         assert main(['--dataset', 'mnist', '--profile', 'smoke', '--out', str(tmp_path), '--into', 'audit']) == 1
-    assert 'no audit at' in err.getvalue() and 'guessfirst-audit' in err.getvalue()
+    assert 'no audit at' in err.getvalue() and 'guessfirst-audit --dataset mnist --profile smoke' in err.getvalue()
     assert 'Traceback' not in err.getvalue()
 
 
-@pytest.mark.slow
-def test_extending_an_audit_resumes_only_its_own_progress(tmp_path):
-    "A smoke CNN, audited on 20 images and written to disk, then extended with AutoAttack (about 15 s)."
-    fit(Run('mnist', 'smoke', 0, tmp_path / 'runs'), 'CNN', progress=False)
-    acfg = replace(get_profile('smoke').audit, n_hsj=0)
-    pos = list(range(0, 100, 5))
-    te = load('mnist', 'test').subset(100, seed=0)
-    cnn = load_model(Run('mnist', 'smoke', 0, tmp_path / 'runs'), 'CNN')[0]
-    res = audit_model(cnn, te.images()[pos], te.y[pos], acfg, log=lambda *a: None)
-    base = dict(dataset='mnist', profile='smoke', seed=0, audit_config=asdict(acfg),
-                images=dict(test_subset=dict(n=100, seed=0), positions=pos), results={'CNN': res},
-                seconds={'CNN': res['seconds']}, total_seconds=1.0)
-    ap = Run('mnist', 'smoke', out=tmp_path / 'results').result('audit'); ap.parent.mkdir(parents=True)
-    def fresh_audit(): atomic_write_text(ap, json.dumps(_json_safe(base)))
-    def run(**kw):
-        return add_autoattack(Run('mnist', 'smoke', runs=tmp_path / 'runs', out=tmp_path / 'results'), log=lambda *a: None, **kw)
+@pytest.fixture(scope='module')
+def cnn(tmp_path_factory):
+    "A smoke CNN (a few seconds) and its audit by notebook 09's own attacks on 20 images: an audit without AutoAttack."
+    tmp = tmp_path_factory.mktemp('autoattack')
+    run = Run('mnist', 'smoke', 0, tmp / 'runs', tmp / 'results')
+    fit(run, 'CNN', progress=False)
+    acfg = replace(run.profile.audit, n_hsj=0)
+    images = dict(test_subset=dict(n=100, seed=0), positions=list(range(0, 100, 5)))
+    res = audit_model(load_model(run, 'CNN')[0], *attacked_images('mnist', images), acfg, log=lambda *a: None)
+    base = dict(dataset='mnist', profile='smoke', seed=0, audit_config=asdict(acfg), images=images,
+                results={'CNN': res}, seconds={'CNN': res['seconds']}, total_seconds=1.0)
+    return run, acfg, base
 
-    fresh_audit(); doc1 = run()
+def here(run, tmp_path) -> Run:
+    "`run` with its checkpoints copied under `tmp_path`, its results there."
+    shutil.copytree(run.runs, tmp_path / 'runs')
+    return Run(run.dataset, run.profile, run.seed, tmp_path / 'runs', tmp_path / 'results')
+
+class Log(list):
+    "The messages of one call; `resumed`: whether it took a stage from the store."
+    def __call__(self, *a): self.append(' '.join(map(str, a)))
+    @property
+    def resumed(self): return any('resumed' in m for m in self)
+
+def retrain(run, model):
+    "The checkpoint of `model` rewritten with other bytes (a key more), as a retrained one would be."
+    ck = torch.load(run.checkpoint(model), weights_only=True)
+    torch.save(dict(ck, note='retrained'), run.checkpoint(model))
+
+
+@pytest.mark.slow
+def test_extending_an_audit_takes_only_its_own_stages(cnn, tmp_path):
+    "AutoAttack at the smoke budgets, six times on 20 images (about 20 s)."
+    run0, acfg, base = cnn
+    run = here(run0, tmp_path)
+    ap = run.result('audit')
+    def go(audit=base, **kw):   # add AutoAttack to a fresh copy of `audit` on disk
+        write_json(ap, audit); log = Log()
+        return add_autoattack(run, log=log, **kw), log
+
+    doc1, log = go()
+    assert not log.resumed and (run.stages('autoattack') / 'CNN.json').exists()
     want = asdict(audit_autoattack_config(acfg))   # cfg=None: the audit's own (smoke) budgets
     assert (doc1['autoattack_config'], want['apgd_iter'], want['square_queries']) == (want, 5, 50)
     r = doc1['results']['CNN']
@@ -56,28 +81,74 @@ def test_extending_an_audit_resumes_only_its_own_progress(tmp_path):
         assert 'acc' not in e and len(e['broken_among_attacked']) == len(e['attacked']) == len(acfg.linf_eps)
         assert all(w['single'][f'{a}/linf'] is None for k, w in r['worst_case'].items() if k.startswith('linf'))
     assert json.loads(ap.read_text())['results']['CNN']['attacks'] == json.loads(json.dumps(r['attacks']))
-    partial = ap.with_name(ap.stem + '.autoattack.partial.json')
-    assert not partial.exists()
+    assert doc1['seconds']['CNN AutoAttack'] > 0 and ap.with_suffix('.md').exists()
+    left = survivors(base['results']['CNN'], 'linf', acfg.linf_eps)   # the first attacks what the audit's left
+    assert r['attacks']['APGD-CE/linf']['attacked'] == left.sum(1).tolist()
+    aa = {k: v for k, v in r['attacks'].items() if v.get('cascade')}
 
-    aa = {k: v for k, v in r['attacks'].items() if k.split('/')[0] in AUTOATTACK}
-    marked = {k: dict(v, marker=True) for k, v in aa.items()}
-    audit_id = dict(audit_config=base['audit_config'], images=base['images'], total_seconds=1.0)
-    def left_behind(audit, config=want):   # what a killed run of `audit` at budgets `config` leaves after the CNN
-        atomic_write_text(partial, json.dumps(_json_safe(dict(key=dict(config=config, audit=audit),
-                                                              entries={'CNN': marked}, seconds={'CNN': 0.0}))))
-    fresh_audit(); left_behind(audit_id)
-    assert all(e.get('marker') for k, e in run()['results']['CNN']['attacks'].items() if k in aa)   # resumed
-    fresh_audit(); left_behind(dict(audit_id, total_seconds=2.0))    # another audit's progress: started afresh
-    doc3 = run()
-    assert not any(e.get('marker') for e in doc3['results']['CNN']['attacks'].values())
-    fresh_audit(); left_behind(audit_id, dict(want, square_queries=60))   # this audit, other budgets: started afresh
-    assert not any(e.get('marker') for e in run()['results']['CNN']['attacks'].values())
-    # recomputed: the same seeded attacks, the same result
+    again, log = go(doc1)   # the extended audit already holds AutoAttack: nothing is attacked, nothing taken
+    assert any('AutoAttack already in the audit' in m for m in log) and not log.resumed
+    assert again['results']['CNN']['attacks'] == r['attacks']
+    again, log = go()        # the audit without it, again: the same images are attacked, the stage is taken
+    assert log.resumed and again['results']['CNN']['attacks'] == r['attacks']
+
+    stage = run.stages('autoattack') / 'CNN.json'
+    def plant():   # mark the stage's entries, to see whether they are taken
+        rec = json.loads(stage.read_text())
+        rec['value'] = {k: dict(e, marker=True) for k, e in rec['value'].items()}
+        stage.write_text(json.dumps(rec))
+    marked = lambda doc: [e.get('marker', False) for k, e in doc['results']['CNN']['attacks'].items() if k in aa]
+    plant(); doc, log = go()   # killed after the stage, before the audit was rewritten: taken as it is
+    assert log.resumed and all(marked(doc))
+
+    other = copy.deepcopy(base); res = other['results']['CNN']   # the audit's attacks left image 0 at 0.15 or not
+    alive = survivors(res, 'linf', acfg.linf_eps)[0, 0]
+    for e in res['attacks'].values():
+        if e['norm'] == 'linf' and 'dist' in e: e['dist'][0] = 0.0 if alive else None
+        elif e['norm'] == 'linf': e['first_broken'][0] = 0 if alive else -1
+    assert survivors(res, 'linf', acfg.linf_eps)[0, 0] != alive
+    doc, log = go(other)   # other survivors: attacked again
+    assert not log.resumed and not any(marked(doc))
+
+    doc, log = go(cfg=replace(audit_autoattack_config(acfg), square_queries=60))   # other budgets
+    assert not log.resumed and doc['autoattack_config']['square_queries'] == 60
+    doc3, log = go()   # the stage is of other budgets: computed again, the same seeded attacks, the same result
+    assert not log.resumed
     assert {k: doc3['results']['CNN']['attacks'][k]['first_broken'] for k in aa} == \
         {k: v['first_broken'] for k, v in aa.items()}
-    msgs = []
-    add_autoattack(Run('mnist', 'smoke', runs=tmp_path / 'runs', out=tmp_path / 'results'), log=msgs.append)
-    assert any('already in the audit' in m for m in msgs), msgs
+
+    plant(); doc, log = go(force=True)
+    assert not log.resumed and not any(marked(doc))
+    plant(); retrain(run, 'CNN'); doc, log = go()   # another checkpoint
+    assert not log.resumed and not any(marked(doc))
+
+    two = copy.deepcopy(base); two['results']['C-DV'] = copy.deepcopy(base['results']['CNN'])   # no C-DV checkpoint
+    doc, log = go(two, models=['CNN'])
+    assert log.resumed and doc['results']['C-DV'] == _json_safe(base['results']['CNN'])
+
+
+@pytest.mark.slow
+def test_square_takes_its_stages(cnn, tmp_path):
+    "Square at 20 queries on 30 images of a copy of a committed reproduction, for the smoke CNN (a few seconds)."
+    run = here(cnn[0], tmp_path)
+    repro = json.loads((ROOT / 'results' / 'paper-lite' / 'mnist.json').read_text())
+    repro['attack_config']['n_test'] = 30
+    run.result().parent.mkdir(parents=True); run.result().write_text(json.dumps(repro, indent=1))
+    cfg = AutoAttackConfig(square_queries=20, batch_size=30)
+    def go(**kw):
+        log = Log(); return add_square(run, cfg, models=['CNN'], log=log, **kw), log
+    doc1, log = go()
+    e = doc1['results']['CNN']['Square/query']
+    assert not log.resumed and (e['n'], e['config'], len(e['queries'])) == (30, asdict(cfg), 2)
+    assert json.loads(run.result().read_text()) == doc1 and run.result().with_suffix('.md').exists()
+    assert all(doc1['results'][m] == repro['results'][m] for m in TARGETS if m != 'CNN')   # the others as they were
+    assert doc1['seconds']['CNN Square'] > 0
+    doc, log = go()
+    assert log.resumed and doc['results']['CNN']['Square/query'] == e
+    doc, log = go(force=True)   # computed again: the same seeded attack, the same entry
+    assert not log.resumed and doc['results']['CNN']['Square/query'] == e
+    retrain(run, 'CNN'); doc, log = go()
+    assert not log.resumed
 
 
 @pytest.mark.slow

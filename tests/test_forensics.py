@@ -1,6 +1,6 @@
 """The forensics (notebook 13): that each variant's settings reach the attack its name describes, on constructed models
 with every attack replaced by a stand-in that records what it is given; and a small real run, killed after its
-white-box units, that resumes from its partial file and recomputes nothing (slow)."""
+white-box stages, that resumes them and recomputes nothing (slow)."""
 import inspect, json, shutil
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -11,9 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 import guessfirst_nb.attacks as A
+from guessfirst_nb.io import sha256_file
 from guessfirst_nb.run import Run
 import guessfirst_nb.forensics as FO
+from guessfirst_nb.pretrained import pretrained_file
 from guessfirst_nb.profiles import PROFILES, AttackConfig
+from guessfirst_nb.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +150,7 @@ def test_white_variants_attack_what_their_names_say(codes, name):
                                 'CW/white 2': (key(REAL['cw_advs'], model=lay, cfg=CFG), 0.15)}
     assert {v: sorted(c) for v, c in out.items()} == {v: sorted(c) for v, c in want.items()}
     for v, cells in want.items():
-        for cell, (k, e) in cells.items(): assert out[v][cell] == counts(codes, k, e), (v, cell)
+        for cell, (k, e) in cells.items(): assert out[v][cell] == {name: counts(codes, k, e)}, (v, cell)
 
 
 def test_transfer_variants_attack_what_their_names_say(codes):
@@ -179,26 +182,30 @@ def test_transfer_variants_attack_what_their_names_say(codes):
 
 # --- a small real run, killed and resumed ---------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_partial_file_and_recomputes_nothing(tmp_path, monkeypatch):
-    """Two models, 40 images, the published weights: killed after its white-box units, the run resumes from its
-    partial file and computes only the transfer variants."""
+def test_a_killed_run_resumes_its_stages_and_recomputes_nothing(tmp_path, monkeypatch):
+    """Two models, 40 images, the published weights: killed in its transfer stage, the run resumes its two white-box
+    stages (keyed on the weight file each reads) and computes only the transfer variants."""
     (tmp_path / 'paper').mkdir()
     shutil.copy(ROOT / 'results/paper/mnist.json', tmp_path / 'paper' / 'mnist.json')
     cfg_small = AttackConfig(n_test=40, cw_steps=10, cw_binary_search_steps=1)
     monkeypatch.setitem(PROFILES, 'paper', replace(PROFILES['paper'], attack=cfg_small))
-    calls = []
+    run, calls = Run('mnist', 'paper', out=tmp_path), []
     def boom(*a, **k): raise RuntimeError('killed')
     with monkeypatch.context() as m:
         m.setattr(FO, 'black_variants', boom)
-        with pytest.raises(RuntimeError, match='killed'):
-            FO.forensics(Run('mnist', 'paper', out=tmp_path), models=['C-JS', 'CNN'], log=calls.append)
-    assert len(calls) == 2   # both white-box units done and saved before the interruption
-    part = Run('mnist', 'paper', out=tmp_path).result('forensics').with_suffix('.partial.json')
-    assert json.loads(part.read_text())['done'] == {'white C-JS': True, 'white CNN': True}
-    res = FO.forensics(Run('mnist', 'paper', out=tmp_path), models=['C-JS', 'CNN'], log=calls.append)
+        with pytest.raises(RuntimeError, match='killed'): FO.forensics(run, models=['C-JS', 'CNN'], log=calls.append)
+    assert [c.split(':')[0] for c in calls] == ['mnist white C-JS', 'mnist white CNN']
+    store = Store(run.stages('forensics'))
+    assert sorted(p.name for p in store.folder.iterdir()) == ['white C-JS.json', 'white CNN.json']
+    key = json.loads(store.path('white C-JS').read_text())['key']
+    assert key['checkpoints'] == {'C-JS': sha256_file(pretrained_file(run, 'C-JS'))}
+    assert key['images'] == dict(n=40, seed=cfg_small.seed)
+    res = FO.forensics(run, models=['C-JS', 'CNN'], log=calls.append)
     # resumed: only the transfer variants ran
-    assert len(calls) == 3 and calls[2].startswith('mnist: transfer variants')
-    assert res['n'] == 40 and Run('mnist', 'paper', out=tmp_path).result('forensics').exists() and not part.exists()
+    assert calls[2:4] == ['mnist white C-JS: resumed', 'mnist white CNN: resumed'] and len(calls) == 5
+    assert calls[4].startswith('mnist black: computed in')
+    assert res['n'] == 40 and run.result('forensics').exists() and not store.folder.exists()
+    assert sorted(res['seconds']) == ['black', 'white C-JS', 'white CNN']
     assert sorted(res['variants']['output layer']['PGD/white 0.15']) == ['C-JS', 'CNN']
     assert 'C&W kappa 40' in res['variants'] and 'substitute 10 epochs + C&W kappa 0' in res['variants']
     for v in res['variants'].values():

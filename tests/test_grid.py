@@ -1,16 +1,18 @@
-"""The grid's machinery (notebook 11) on the smoke profile: the grid writes exactly the files the sequential commands
-write, through submitit's local executor and through its real SLURM executor against stand-ins for SLURM's commands
-(tests/fake_slurm.py); the stand-ins on their own; a preempted SLURM job that is requeued and resumes; a failed job
-and a job sbatch refuses, reported with their errors; a second grid that sends only what is missing, or waits for the
-jobs an earlier grid sent. Every test here but the first starts processes or trains: they are slow
-(`make test-slow`)."""
-import contextlib, io, json, os, shutil, subprocess, sys, time
+"""The grid's machinery (notebook 11) on the smoke profile. Quick: what a done job is (a finished, a halfway and a
+damaged checkpoint), a task run in this process, the scheduling's rules with a stand-in executor, what the executors
+ask for, the command line's errors and its dry run. Slow (`make test-slow`: they start processes or train): the grid
+writes exactly the files the sequential commands write, through submitit's local executor and through its real SLURM
+executor against stand-ins for SLURM's commands (tests/fake_slurm.py); the stand-ins on their own; a preempted SLURM
+job that is requeued and resumes; a failed job and a job sbatch refuses, reported with their errors; a second grid
+that sends only what is missing, or waits for the jobs an earlier grid sent."""
+import contextlib, io, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
-from guessfirst_nb.io import atomic_write_text
+from guessfirst_nb.io import atomic_torch_save, atomic_write_text
 from guessfirst_nb.run import Run
-from guessfirst_nb.grid import main, outputs, plan, slurm_executor, Task
+from guessfirst_nb.grid import (LOCAL_TIMEOUT_MIN, JobFailed, Task, is_done, local_executor, main, outputs, plan,
+                                run_grid, slurm_executor)
 from fake_slurm import write_fake_slurm, fake_job
 
 BIN = Path(sys.executable).parent
@@ -87,6 +89,169 @@ def test_same(tmp_path):
     with pytest.raises(AssertionError, match='lengths'): same([1], [1, 2])
     for d in 'ab': (tmp_path / d).mkdir(); (tmp_path / d / 'x.md').write_text(d)
     with pytest.raises(AssertionError, match='x.md differs'): same_files(tmp_path / 'a', tmp_path / 'b')
+
+
+# --- quick tests of the machinery: what a done job is, a task, the scheduling's rules, the executors, the command line
+
+
+@pytest.mark.parametrize('kw, msg', [(dict(datasets=['svhn']), 'valid datasets: mnist, fashion_mnist'),
+                                     (dict(profile='fast'), 'valid profiles: smoke, quick'),
+                                     (dict(models=['VGG']), 'valid models: CNN'),
+                                     (dict(seeds=[0, 0]), 'seeds repeat'), (dict(seeds=[]), 'no seeds given'),
+                                     (dict(seeds=[-1]), 'seed -1 is negative'),
+                                     (dict(stages=['attack']), 'valid stages: train, reproduce, audit, stability')])
+def test_plan_refuses_bad_arguments(kw, msg):
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        plan(**{**dict(profile='smoke', datasets=['mnist'], seeds=[0]), **kw})
+
+
+def test_a_job_is_done_when_its_run_holds_its_work(tmp_path):
+    """A training is done when its run's checkpoint (`last.pt`, else the newest epoch's) is at the profile's last
+    epoch; halfway, damaged or missing, it is not. A study is done when every one of its files is there."""
+    tr, rp, au, st = plan('smoke', ['mnist'], [0, 1], ['CNN'], runs=tmp_path / 'runs', out=tmp_path / 'results')
+    final, last = outputs(tr[0])
+    assert not is_done(tr[0])
+    atomic_torch_save(dict(epoch=1, done=False), last); assert not is_done(tr[0])        # halfway
+    atomic_torch_save(dict(epoch=2, done=True), last); assert is_done(tr[0])
+    last.write_bytes(b''); assert not is_done(tr[0])                                     # damaged: the command repairs it
+    last.unlink(); atomic_torch_save(dict(epoch=1), final.with_name('epoch001.pt'))
+    assert not is_done(tr[0])                                                            # weights only, halfway
+    atomic_torch_save(dict(epoch=2), final); assert is_done(tr[0])                       # weights only, the last epoch
+    assert not is_done(tr[1])                                                            # the other seed's run
+    for p in outputs(rp[0])[:2]: p.parent.mkdir(parents=True, exist_ok=True); p.write_text('{}')
+    assert not is_done(rp[0])                                                            # the figure is missing
+    outputs(rp[0])[2].write_text(''); assert is_done(rp[0]) and not is_done(rp[1])
+
+
+def test_a_task_runs_its_command_in_its_folder(tmp_path):
+    """A task run in this process: in its folder (the relative `--runs` is read there), with the variables it sets and
+    removes, its command's output after the command line; the command's error is `JobFailed` (a training whose
+    `last.pt` is empty, with no epoch checkpoint to fall back on). Its checkpoint is the same task again."""
+    job = plan('smoke', ['mnist'], [0], ['CNN'], stages=['train'], device='cpu')[0][0]
+    work, elsewhere = tmp_path / 'work', tmp_path / 'elsewhere'; elsewhere.mkdir()
+    last = work / outputs(job)[1]; last.parent.mkdir(parents=True); last.write_bytes(b'')
+    out, err = io.StringIO(), io.StringIO()
+    with environ(GF_GRID_TEST='x', GF_GRID_TEST2=None), inside(elsewhere):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+             pytest.raises(JobFailed, match='guessfirst-train exited with status 1'):
+            Task(job, work, env={'GF_GRID_TEST': None, 'GF_GRID_TEST2': 'y'})()
+        assert os.getcwd() == str(work.absolute())
+        assert 'GF_GRID_TEST' not in os.environ and os.environ['GF_GRID_TEST2'] == 'y'
+    assert out.getvalue().splitlines()[0] == f'$ {job.command}'
+    assert 'error: checkpoint runs/mnist/smoke/seed0/CNN/last.pt is empty (0 bytes)' in err.getvalue(), err.getvalue()
+    t = Task(job, work); c = t.checkpoint()
+    assert c.function is t and c.args == () and c.kwargs == {}
+
+
+class StubJob:
+    "A submitit job stand-in: done at its second check; its result raises if the executor says it fails."
+    def __init__(self, ex, task): self.ex, self.task, self.checks, self.job_id = ex, task, 0, str(len(ex.sent))
+    paths = property(lambda self: type('P', (), dict(stderr=Path(f'/logs/{self.job_id}.err'),
+                                                     stdout=Path(f'/logs/{self.job_id}.out'))))
+    def done(self):
+        self.checks += 1
+        if self.checks == 2: self.ex.running -= 1; self.ex.finished.append(self.task.job.key)
+        return self.checks >= 2
+    def result(self):
+        if self.task.job.key in self.ex.fail: raise JobFailed(f'{self.task.job.command} exited with status 1')
+        return 0
+
+
+class StubExecutor:
+    "Sends every task, counting how many run at once; refuses those in `refuse`, as sbatch refuses a job."
+    def __init__(self, fail=(), refuse=()):
+        self.sent, self.finished, self.fail, self.refuse, self.running, self.most = [], [], set(fail), set(refuse), 0, 0
+    def submit(self, task):
+        if task.job.key in self.refuse: raise RuntimeError('sbatch: error: invalid partition specified: gpu')
+        self.sent.append(task.job.key); self.running += 1; self.most = max(self.most, self.running)
+        return StubJob(self, task)
+
+
+def test_the_scheduling_rules():
+    """With no limit every training goes at once; a failed job is reported with its logs; a failed audit does not stop
+    the stability study, which only comes after it; a job that exits 0 without its work on disk failed; a job done
+    before the grid is not sent; a job sbatch refuses failed, with sbatch's reason, and the jobs that need it are not
+    sent."""
+    P = plan('smoke', ['mnist'], [0, 1], ['CNN', 'LeNet5'])
+    quiet = dict(log=lambda *a: None, err=lambda *a: None, poll_s=0)
+    ex = StubExecutor(); run_grid(P, ex, done=lambda j: j.key in ex.finished, **quiet)
+    assert ex.most == 4
+    ex, msgs = StubExecutor(fail=['train mnist seed 1 LeNet5']), []
+    R = run_grid(P, ex, max_jobs=2, done=lambda j: j.key in ex.finished and j.key not in ex.fail,
+                 log=lambda *a: None, err=msgs.append, poll_s=0)
+    o = R['train mnist seed 1 LeNet5']
+    assert o.reason == ('guessfirst-train --model LeNet5 --dataset mnist --profile smoke --seed 1 --runs runs --device '
+                        'auto exited with status 1')
+    assert msgs == [f'FAILED train mnist seed 1 LeNet5 (job {o.job_id}): {o.reason}\n  log: /logs/{o.job_id}.err\n  '
+                    f'output: /logs/{o.job_id}.out']
+    ex = StubExecutor(fail=['audit mnist seed 0'])
+    R = run_grid(P, ex, done=lambda j: j.key in ex.finished and j.key not in ex.fail, **quiet)
+    assert [k for k, o in R.items() if o.state != 'completed'] == ['audit mnist seed 0']
+    assert ex.sent.index('stability mnist seeds 0 1') > max(ex.sent.index('audit mnist seed 0'),
+                                                            ex.sent.index('audit mnist seed 1'))
+    R = run_grid(P[:1], StubExecutor(), done=lambda j: False, **quiet)
+    assert all(o.state == 'failed' and o.reason.startswith('the command exited without error but its work is not on '
+                                                           'disk: runs/mnist/smoke/seed') for o in R.values())
+    ex = StubExecutor()
+    R = run_grid(P, ex, done=lambda j: j.kind == 'train' or j.key in ex.finished, **quiet)
+    assert ex.sent[:2] == ['reproduce mnist seed 0', 'reproduce mnist seed 1']
+    assert R['train mnist seed 0 CNN'].state == 'done'
+    ex = StubExecutor(refuse=['reproduce mnist seed 0'])
+    R = run_grid(P, ex, done=lambda j: j.key in ex.finished, **quiet)
+    assert R['reproduce mnist seed 0'].reason == ('could not be sent: sbatch: error: invalid partition specified: '
+                                                   'gpu')
+    assert R['audit mnist seed 0'].reason == 'needs reproduce mnist seed 0, which failed'
+    assert R['stability mnist seeds 0 1'].reason == 'needs reproduce mnist seed 0, which failed'
+    assert R['audit mnist seed 1'].state == 'completed'
+
+
+def test_the_executors_get_what_is_asked(tmp_path):
+    """The local executor has no time limit; the SLURM executor asks for the resources given (memory in GB, or in MB
+    when not whole), and refuses where there is no SLURM or the time limit is under a minute."""
+    assert local_executor(tmp_path / '%j').parameters['timeout_min'] == LOCAL_TIMEOUT_MIN
+    with environ(PATH=str(tmp_path)), pytest.raises(ValueError, match="needs SLURM's `sbatch` on PATH"):
+        slurm_executor(tmp_path / '%j')
+    bin_dir = write_fake_slurm(tmp_path / 'bin', tmp_path / 'state')
+    with environ(PATH=f"{bin_dir}:{os.environ['PATH']}"):
+        ex = slurm_executor(tmp_path / '%j', 'debug', 1, 4, 1.5, 30, '--account=demo', ['module load cuda'])
+        assert ex.parameters == dict(time=30, additional_parameters={'account': 'demo'}, partition='debug',
+                                     gpus_per_node=1, cpus_per_task=4, mem='1536MB', setup=['module load cuda'])
+        assert slurm_executor(tmp_path / '%j', mem_gb=2).parameters == dict(time=1440, additional_parameters={},
+                                                                            mem='2GB')
+        with pytest.raises(ValueError, match='at least 1 minute'): slurm_executor(tmp_path / '%j', time_min=0)
+
+
+def test_the_command_line(tmp_path):
+    """Bad arguments: one `error:` line and status 2. `--dry-run` lists the jobs and their commands, what is done,
+    and writes nothing."""
+    for args, msg in [(['--dataset', 'svhn'], 'valid datasets: mnist, fashion_mnist'),
+                      (['--profile', 'fast'], 'valid profiles: smoke, quick'),
+                      (['--models', 'CNN', 'VGG'], 'valid models: CNN'), (['--seeds', '0', '0'], 'seeds repeat'),
+                      (['--stages', 'attack'], 'valid stages'), (['--jobs', '0'], '--jobs must be at least 1'),
+                      (['--device', 'tpu'], 'valid devices: auto, cpu, cuda, mps'),
+                      (['--executor', 'slurm', '--device', 'tpu'], 'valid devices'),
+                      (['--executor', 'slurm', '--sbatch=--output=x'], 'cannot set --output')]:
+        rc, o, e = cli('--out', str(tmp_path), *args)
+        assert rc == 2 and e.startswith('error: ') and msg in e and e.count('\n') == 1, (args, e)
+    if not torch.cuda.is_available():   # the local executor's jobs run here: a device this machine lacks is refused
+        rc, o, e = cli('--device', 'cuda', '--out', str(tmp_path)); assert rc == 2 and 'sees no CUDA GPU' in e, e
+        # the nodes may have one
+        rc, o, e = cli('--device', 'cuda', '--executor', 'slurm', '--dry-run', '--out', str(tmp_path)); assert rc == 0
+    with environ(PATH=str(tmp_path)): rc, o, e = cli('--executor', 'slurm', '--out', str(tmp_path))
+    assert rc == 2 and "needs SLURM's `sbatch` on PATH" in e, e
+    args = ['--profile', 'smoke', '--dataset', 'mnist', '--seeds', '0', '1', '--models', 'CNN', '--runs',
+            str(tmp_path / 'runs'), '--out', str(tmp_path / 'results'), '--device', 'cpu', '--dry-run']
+    rc, o, e = cli(*args)
+    assert rc == 0, e
+    lines = o.splitlines()
+    assert lines[0].startswith('guessfirst-grid: 7 jobs (2 train, 2 reproduce, 2 audit, 1 stability), 0 done '
+                               'already; executor local'), lines[0]
+    assert lines[1] == ('  to run  train mnist seed 0 CNN: guessfirst-train --model CNN --dataset mnist --profile smoke '
+                        f"--seed 0 --runs {tmp_path / 'runs'} --device cpu")
+    assert len(lines) == 8 and not (tmp_path / 'results').exists()
+    atomic_torch_save(dict(epoch=2), Run('mnist', 'smoke', 1, tmp_path / 'runs').checkpoint('CNN', 2))
+    rc, o, e = cli(*args)
+    assert '1 done already' in o and '  done    train mnist seed 1 CNN: ' in o, o
 
 
 @pytest.fixture(scope='module')

@@ -1,15 +1,16 @@
 """The reproduction's machinery on the smoke profile (1,000 MNIST training images, two epochs, 100 test images): the
-pipeline end to end, the command line on its files, a killed run that resumes, stages redone when a checkpoint
-changes, two processes sharing the attacks. These check the bookkeeping, never what accuracy a tiny model reaches."""
+pipeline end to end, the command line on its files, a killed run that resumes from its stage store, stages redone when
+a checkpoint changes or a stage file is damaged, processes sharing the attacks. These check the bookkeeping, never what
+accuracy a tiny model reaches."""
 import contextlib, io, json, math, shutil
+import numpy as np
 import pytest
 import torch
 from guessfirst_nb import reproduce as R
 from guessfirst_nb.run import Run
 from guessfirst_nb.attacks import evaluate
-from guessfirst_nb.data import load
 from guessfirst_nb.models import TARGETS, SUBSTITUTE
-from guessfirst_nb.profiles import get_profile
+from guessfirst_nb.store import git_commit
 from guessfirst_nb.train import load_model
 
 pytestmark = pytest.mark.slow
@@ -29,6 +30,11 @@ def drop_seconds(results):
                 for k, v in e.items()} for m, e in results.items()}
 
 
+def stage_files(folder) -> dict:
+    "{stage: its record} of the stage files in `folder`."
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob('*.json'))}
+
+
 @pytest.fixture(scope='module')
 def smoke(tmp_path_factory):
     "One uninterrupted smoke reproduction: (tmp folder, its results document)."
@@ -39,22 +45,27 @@ def smoke(tmp_path_factory):
 
 def test_end_to_end_files_and_shape(smoke):
     tmp, doc = smoke
-    p = Run('mnist', 'smoke', out=tmp / 'results').result()
-    assert json.loads(p.read_text())['results']['C-DV']['PGD/white']['n'] == 100
+    run = Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results')
+    assert json.loads(run.result().read_text())['results']['C-DV']['PGD/white']['n'] == 100
     assert set(doc['results']) == set(TARGETS)
     assert set(doc['histories']) == set(TARGETS + [SUBSTITUTE]) and len(doc['histories']['CNN']) == 2
     assert doc['environment']['torch'] == torch.__version__
     assert R.table(doc).shape == (11, 6)
+    assert list(doc) == ['dataset', 'profile', 'seed', 'train_profile', 'attack_config', 'substitute', 'environment',
+                         'train_seconds', 'attack_seconds', 'total_seconds', 'results', 'histories']   # nothing resumed
+    assert list(doc['results']['CNN']) == ['clean', 'FGSM/black', 'PGD/black', 'CW/black', 'FGSM/white', 'PGD/white',
+                                           'CW/white']
+    assert not run.stages().exists()                                  # the stage files go once the results are written
 
 
 def test_staged_attacks_equal_one_call_of_evaluate(smoke):
     "The staged attacks write what one call of `evaluate` gives on the same models and images, entry for entry."
     tmp, doc = smoke
-    cfg = get_profile('smoke').attack
-    sm = {m: load_model(Run('mnist', 'smoke', 0, tmp / 'runs'), m)[0] for m in TARGETS + [SUBSTITUTE]}
-    te = load('mnist', 'test').subset(cfg.n_test, seed=cfg.seed)
-    direct = evaluate({m: sm[m] for m in TARGETS}, sm[SUBSTITUTE], te.images(), te.y, cfg, log=quiet)
-    assert json.dumps(drop_seconds(R.to_json(direct, cfg.n_test))) == json.dumps(drop_seconds(doc['results']))
+    run = Run('mnist', 'smoke', runs=tmp / 'runs')
+    sm = {m: load_model(run, m)[0] for m in TARGETS + [SUBSTITUTE]}
+    x, y = R.attack_images(run)
+    direct = evaluate({m: sm[m] for m in TARGETS}, sm[SUBSTITUTE], x, y, run.profile.attack, log=quiet)
+    assert json.dumps(drop_seconds(R.to_json(direct, len(y)))) == json.dumps(drop_seconds(doc['results']))
 
 
 def test_cli_loads_and_writes_table_and_figure(smoke):
@@ -69,13 +80,15 @@ def test_cli_loads_and_writes_table_and_figure(smoke):
 
 def test_existing_results_are_loaded_and_redo_recomputes_only_its_attack(smoke):
     tmp, doc = smoke
-    kw = dict(runs=tmp / 'runs', out=tmp / 'results', progress=False, log=quiet)
-    assert R.reproduce(Run('mnist', 'smoke'), **kw)['results'] == json.loads(
-        Run('mnist', 'smoke', out=tmp / 'results').result().read_text())['results']
-    doc3 = R.reproduce(Run('mnist', 'smoke'), redo=('CW',), **kw)
+    run = Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results')
+    assert R.reproduce(run, progress=False, log=quiet)['results'] == json.loads(run.result().read_text())['results']
+    with pytest.raises(ValueError, match=r"unknown attacks \['Square'\]; valid: FGSM, PGD, CW"):
+        R.reproduce(run, redo=('Square',), log=quiet)
+    doc3 = R.reproduce(run, redo=('CW',), progress=False, log=quiet)
     assert doc3['results']['CNN']['PGD/white'] == doc['results']['CNN']['PGD/white']
     assert doc3['results']['CNN']['CW/white']['dist'] == doc['results']['CNN']['CW/white']['dist']   # deterministic
     assert doc3['redone'][-1]['attacks'] == ['CW']
+    assert json.loads(run.result().read_text())['redone'] == doc3['redone']
 
 
 class Killed(Exception): pass
@@ -87,35 +100,45 @@ def _kill_after_cdv(*a):
 
 @pytest.fixture(scope='module')
 def killed(smoke):
-    "A smoke run killed right after C-DV's white-box stage: (its out folder, a copy of its partial folder)."
+    "A smoke run killed right after C-DV's white-box stage: (its run, a copy of its stage folder)."
     tmp, _ = smoke
-    out = tmp / 'killed'
-    with pytest.raises(Killed):
-        R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), progress=False, log=_kill_after_cdv)
-    pk = Run('mnist', 'smoke', out=out).result().with_name('mnist.partial')
-    copy = tmp / 'killed-state'; shutil.copytree(pk, copy)
-    return out, copy
+    run = Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'killed')
+    with pytest.raises(Killed): R.reproduce(run, progress=False, log=_kill_after_cdv)
+    copy = tmp / 'killed-state'; shutil.copytree(run.stages(), copy)
+    return run, copy
+
+
+def _restore(run, state):
+    "The killed run's stage folder back as the kill left it."
+    shutil.rmtree(run.stages(), ignore_errors=True); shutil.copytree(state, run.stages())
 
 
 def test_a_killed_run_leaves_its_stages_and_no_results(smoke, killed):
-    out, state = killed
-    st = {p.stem: json.loads(p.read_text())['entries'] for p in state.glob('*.json')}
-    assert (sorted(st), set(st['black'])) == (['C-DV', 'CNN', 'black'], set(TARGETS))
-    assert not Run('mnist', 'smoke', out=out).result().exists()          # nothing half-written where the results go
+    run, state = killed
+    st = stage_files(state)
+    assert (sorted(st), set(st['black']['value'])) == (['C-DV', 'CNN', 'black'], set(TARGETS))
+    assert [set(st[m]['value']) for m in ['CNN', 'C-DV']] == [{'CNN'}, {'C-DV'}]
+    keys = R.attack_stages(run)   # each stage saved under the key of what it read
+    assert all(st[s]['key'] == keys[s] for s in st)
+    assert list(st['black']['key']['checkpoints']) == sorted(TARGETS + [SUBSTITUTE])
+    assert list(st['C-DV']['key']['checkpoints']) == ['C-DV']
+    assert not run.result().exists()          # nothing half-written where the results go
 
 
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(smoke, killed):
-    (tmp, doc), (out, state) = smoke, killed
-    pk = Run('mnist', 'smoke', out=out).result().with_name('mnist.partial')
-    shutil.rmtree(pk, ignore_errors=True); shutil.copytree(state, pk)
+    (tmp, doc), (run, state) = smoke, killed
+    _restore(run, state)
     said = []
-    doc_k = R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), progress=False, log=said.append, force=True)
-    assert [s for s in said if s.startswith('resumed')] == [f'resumed from {pk}: black, CNN, C-DV']
+    doc_k = R.reproduce(run, progress=False, log=said.append, force=True)
+    assert [s.split(':')[0] for s in said if ': taken from ' in s] == ['black', 'CNN', 'C-DV']
     assert [s.split(':')[0] for s in said if 'white-box attacks done' in s] == TARGETS[2:]   # the other four
-    assert doc_k['resumed'] == {s: R._git_commit() for s in ['black', 'CNN', 'C-DV']}
-    assert not pk.exists() and 'resumed' not in doc
+    assert doc_k['resumed'] == {s: git_commit() for s in ['black', 'CNN', 'C-DV']}
+    assert not run.stages().exists() and 'resumed' not in doc
     assert drop_seconds(doc_k['results']) == drop_seconds(doc['results'])
     assert list(doc_k['results']['CNN']) == list(doc['results']['CNN'])   # same entries, same order
+    kept = stage_files(state)   # the time spent before the kill counts: attack_seconds sums every stage's
+    rest = doc_k['attack_seconds'] - sum(kept[s]['seconds'] for s in kept)
+    assert rest >= sum(v['seconds'] for m in TARGETS[2:] for k, v in doc_k['results'][m].items() if k.endswith('/white'))
 
 
 def _linear(model_or_state):
@@ -130,15 +153,17 @@ def _same(a, b): return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for
 @pytest.mark.parametrize('changed, kept', [('CNN', ['C-DV']), (SUBSTITUTE, ['CNN', 'C-DV'])])
 def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, killed, monkeypatch, changed, kept):
     """The killed run's stages again, but one checkpoint has changed since (its linear weights negated, same file
-    name). Checked through what each stage was given, not through an accuracy: the stages that read the changed
-    checkpoint are run again on the changed weights, the others are taken from the partial files."""
-    (tmp, doc), (out, state) = smoke, killed
+    name). Checked through the stage keys and what each stage was given, not through an accuracy: the keys of exactly
+    the stages that read the changed checkpoint differ from their saved ones, those stages are run again on the
+    changed weights, and the others are taken from the store."""
+    (tmp, doc), (run, state) = smoke, killed
     runs2 = tmp / f'runs-{changed}'; shutil.copytree(tmp / 'runs', runs2)
-    ckp = Run('mnist', 'smoke', 0, runs2).checkpoint(changed)
-    ck = torch.load(ckp, weights_only=True)
-    ck['model'] = {k: -v if v.ndim == 2 else v for k, v in ck['model'].items()}; torch.save(ck, ckp)
-    pk = Run('mnist', 'smoke', out=out).result().with_name('mnist.partial')
-    shutil.rmtree(pk, ignore_errors=True); shutil.copytree(state, pk)
+    run2 = Run('mnist', 'smoke', runs=runs2, out=run.out)
+    ck = torch.load(run2.checkpoint(changed), weights_only=True)
+    ck['model'] = {k: -v if v.ndim == 2 else v for k, v in ck['model'].items()}; torch.save(ck, run2.checkpoint(changed))
+    saved, keys = stage_files(state), R.attack_stages(run2)
+    assert [s for s in saved if saved[s]['key'] != keys[s]] == sorted(['black', *({changed} & set(TARGETS))])
+    _restore(run2, state)
     given = {'white': []}
     def white(model, *a, **k):
         given['white'].append(_linear(model)); return evaluate_white(model, *a, **k)
@@ -147,7 +172,7 @@ def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, kill
         return evaluate_black(targets, substitute, *a, **k)
     evaluate_white, evaluate_black = R.evaluate_white, R.evaluate_black
     monkeypatch.setattr(R, 'evaluate_white', white); monkeypatch.setattr(R, 'evaluate_black', black)
-    doc_o = R.reproduce(Run('mnist', 'smoke', runs=runs2, out=out), progress=False, log=quiet, force=True)
+    doc_o = R.reproduce(run2, progress=False, log=quiet, force=True)
     assert list(doc_o['resumed']) == kept
     # the black-box stage always read the changed checkpoint (it attacks every target with the substitute's examples)
     changed_w = _linear(ck['model'])
@@ -156,30 +181,55 @@ def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, kill
     # every white-box stage not kept was run, in order, on the weights now in its checkpoint (the changed ones too)
     redone = [m for m in TARGETS if m not in kept]
     assert len(given['white']) == len(redone)
-    for m, w in zip(redone, given['white']): assert _same(w, _linear(load_model(Run('mnist', 'smoke', 0, runs2), m)[0]))
+    for m, w in zip(redone, given['white']): assert _same(w, _linear(load_model(run2, m)[0]))
     if changed == 'CNN': assert _same(given['white'][0], changed_w)
     for m in kept:   # the kept stages are the killed run's, untouched
-        assert drop_seconds(doc_o['results'])[m]['PGD/white'] == drop_seconds(doc['results'])[m]['PGD/white']
+        assert doc_o['results'][m]['PGD/white'] == saved[m]['value'][m]['PGD/white']
     assert all(math.isfinite(a) for e in doc_o['results'].values() for k, v in e.items() if k != 'clean'
                for a in v['acc'])
 
 
-def test_a_second_process_shares_the_stages(smoke, killed):
-    "A second process attacks C-JS alone while the rerun goes on; the rerun takes C-JS from it when it gets there."
-    (tmp, doc), (out, state) = smoke, killed
-    pk = Run('mnist', 'smoke', out=out).result().with_name('mnist.partial')
-    shutil.rmtree(pk, ignore_errors=True); shutil.copytree(state, pk)
-    said, side = [], []
-    def second_process(s):
+def test_a_damaged_stage_file_is_computed_again(smoke, killed, monkeypatch):
+    "A stage file cut short (a full disk) or edited by hand counts as not finished: that stage alone is run again."
+    (tmp, doc), (run, state) = smoke, killed
+    _restore(run, state)
+    f = run.stages() / 'C-DV.json'; f.write_text(f.read_text()[:100])
+    (run.stages() / 'CNN.json').write_text('[]')
+    ran = []
+    def white(model, x, *a, **k):   # a stand-in: which stages run is the question here, not what they find
+        ran.append(model); return {('FGSM', 'white'): dict(eps=[0], broken=np.zeros((1, len(x)), bool), seconds=0.0)}
+    monkeypatch.setattr(R, 'evaluate_white', white)
+    said = []
+    doc_d = R.reproduce(run, progress=False, log=said.append, force=True)
+    assert list(doc_d['resumed']) == ['black'] and len(ran) == len(TARGETS)   # every white-box stage ran
+    assert any(s.startswith(f'{f}: unreadable (JSONDecodeError), computed again') for s in said), said
+    assert doc_d['results']['C-DV']['PGD/black'] == stage_files(state)['black']['value']['C-DV']['PGD/black']
+    assert not run.stages().exists()
+
+
+def test_processes_share_the_stages(smoke, killed):
+    """Another process ran Alemi's white-box stage before the rerun, a third runs C-JS's while the rerun goes on, and a
+    fourth is still writing a stage file when the rerun ends: the rerun takes both stages, computes only the rest, and
+    clears its stage files but not the file being written (nor, so, the folder)."""
+    (tmp, doc), (run, state) = smoke, killed
+    _restore(run, state)
+    side = lambda models, log: R.reproduce(run, log=log, models=models, force=True)
+    before = []
+    assert side(['VIB'], before.append) is None and [s.split(':')[0] for s in before] == ['Alemi']
+    assert sorted(stage_files(run.stages())) == ['Alemi', 'C-DV', 'CNN', 'black']
+    said, meanwhile = [], []
+    writing = run.stages() / '.C-JS-IE.json.x7k2p9q1.tmp'
+    def log(s):
         said.append(s)
-        if s.startswith('resumed from'):
-            side.append(R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), log=side.append, models=['C-JS'], force=True))
-    doc_s = R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), progress=False, log=second_process, force=True)
-    assert (side[-1], [s.split(':')[0] for s in side[:-1]]) == (None, ['C-JS'])   # it ran C-JS's stage only
-    assert list(doc_s['resumed']) == ['black', 'CNN', 'C-DV', 'C-JS']
-    assert any(s.startswith('C-JS: taken from') for s in said)
-    assert [s.split(':')[0] for s in said if 'white-box attacks done' in s] == TARGETS[3:]
-    assert drop_seconds(doc_s['results']) == drop_seconds(doc['results']) and not pk.exists()
+        if s.startswith('black: taken from'): meanwhile.append(side(['C-JS'], meanwhile.append))
+        if s.startswith('C-JS-IE: white-box attacks done'): writing.write_text('{')
+    doc_s = R.reproduce(run, progress=False, log=log, force=True)
+    assert (meanwhile[-1], [s.split(':')[0] for s in meanwhile[:-1]]) == (None, ['C-JS'])   # it ran C-JS's stage only
+    assert list(doc_s['resumed']) == ['black', 'CNN', 'C-DV', 'C-JS', 'Alemi']
+    assert f'C-JS: taken from {run.stages() / "C-JS.json"} (commit {git_commit()})' in said
+    assert [s.split(':')[0] for s in said if 'white-box attacks done' in s] == ['C-DV-IE', 'C-JS-IE']
+    assert drop_seconds(doc_s['results']) == drop_seconds(doc['results'])
+    assert run.stages().is_dir() and [p.name for p in run.stages().iterdir()] == [writing.name]
 
 
 def test_models_refuses_what_it_cannot_do(smoke):
@@ -188,6 +238,7 @@ def test_models_refuses_what_it_cannot_do(smoke):
     early = Run('mnist', 'smoke', 0, runs3).model_dir('C-DV-IE'); shutil.copy(early / 'epoch001.pt', early / 'last.pt')
     with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1 of 2: wait for its training to end'):
         R.reproduce(Run('mnist', 'smoke', runs=runs3, out=tmp / 'early'), force=True, models=['C-JS', 'C-DV-IE'])
+    assert not (tmp / 'early').exists()                       # refused before attacking anything
     with pytest.raises(ValueError, match='models and redo do not go together'):
         R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'early'), models=['CNN'], redo=('CW',))
     with pytest.raises(ValueError, match=r"unknown models \['VGG'\]"):
@@ -197,14 +248,16 @@ def test_models_refuses_what_it_cannot_do(smoke):
     # the same from the command line: one line on stdout, or one error line
     rc, o, e = cli('--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'runs'), '--out', str(tmp / 'cli'),
                    '--models', 'CNN', 'Alemi')
-    pc = Run('mnist', 'smoke', out=tmp / 'cli').result().with_name('mnist.partial')
-    assert (rc, o) == (0, f'mnist: white-box attacks of CNN Alemi saved in {pc}; a run without --models takes them\n')
-    assert sorted(p.stem for p in pc.glob('*.json')) == ['Alemi', 'CNN']
+    run = Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'cli')
+    assert (rc, o) == (0, f'mnist: white-box attacks of CNN Alemi saved in {run.stages()}; a run without --models '
+                          'takes them\n')
+    st, keys = stage_files(run.stages()), R.attack_stages(run)
+    assert sorted(st) == ['Alemi', 'CNN'] and all(st[m]['key'] == keys[m] for m in st)   # the full run's keys
     rc, o, e = cli('--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'runs'), '--out', str(tmp / 'vib'),
                    '--models', 'VIB')   # the paper's Alemi by its other name
     assert rc == 0 and o.startswith('mnist: white-box attacks of Alemi saved in ')
     assert R.reproduce(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'vib-api'), models=['VIB'], log=quiet) is None
-    assert [p.stem for p in (tmp / 'vib-api' / 'smoke' / 'mnist.partial').glob('*.json')] == ['Alemi']   # the API too
+    assert [p.stem for p in (tmp / 'vib-api' / 'smoke' / 'mnist.stages').glob('*.json')] == ['Alemi']   # the API too
     assert cli('--dataset', 'mnist', '--models', 'VGG') == (2, '', f"error: unknown models ['VGG']: choose among {TARGETS}\n")
     assert cli('--dataset', 'mnist', '--models', 'CNN', '--redo', 'CW') == (
         2, '', 'error: --models and --redo do not go together: --redo recomputes every model\n')

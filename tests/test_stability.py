@@ -1,42 +1,65 @@
-"""The stability study's machinery (notebook 10) on real smoke-profile runs: agreement with the reproduction, resuming
-after a kill, two processes sharing one study, a checkpoint changed under the same file name, a run still in training,
-and the command line.
+"""The stability study's machinery (notebook 10) on real smoke-profile runs: agreement with the reproduction, the stage
+keys, resuming after a kill, two processes sharing one study, a checkpoint changed under the same file name or an
+epoch not yet saved, damaged stage files, a run still in training, and the command line.
 
-Slow (`make test-slow`): the fixture trains and attacks two smoke reproductions (seeds 0 and 1). Nothing here asserts
-an accuracy of the smoke models, or that one changes: a changed checkpoint is checked through the key its measurements
-are stored under (the checkpoints' SHA-256) and through which stages were measured again, not through the numbers."""
+The fixture trains and attacks two smoke reproductions (seeds 0 and 1): every test that uses it is slow. Nothing here
+asserts an accuracy of the smoke models, or that one changes: what was measured again is checked through the stage
+keys (the SHA-256 of every checkpoint a stage read), through which stages were resumed and which checkpoints were
+loaded, never through the numbers."""
 import contextlib, io, json, shutil
+from dataclasses import replace
 import pytest
 import torch
-from guessfirst_nb.io import sha256_file
-from guessfirst_nb.run import Run
-from guessfirst_nb.models import TARGETS, SUBSTITUTE
-from guessfirst_nb.profiles import get_profile
-from guessfirst_nb.reproduce import reproduce
-from guessfirst_nb.stability import (stability, saved_epochs, main, seed_results, _epoch, _grid,
-                                     craft, transfer)
-from guessfirst_nb.train import load_model
+import guessfirst_nb.stability as S
 from guessfirst_nb.data import load
+from guessfirst_nb.io import sha256_file
+from guessfirst_nb.models import TARGETS, SUBSTITUTE
+from guessfirst_nb.reproduce import reproduce
+from guessfirst_nb.run import Run
+from guessfirst_nb.stability import stability, main, seed_results, _epochs, _grid, craft, transfer
+from guessfirst_nb.store import Store, plain
+from guessfirst_nb.train import load_model
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 quiet = lambda *a: None
 FIRST = ['C-JS', 'CNN']
+LOAD = S.load_model
+SUBS = [f'{SUBSTITUTE}-epoch{e}' for e in (1, 2)]   # the smoke substitute's stages: epochs 1 and 0 (the last, 2)
+
+class Log(list):
+    "A `log` that keeps every line."
+    def __call__(self, *a): self.append(' '.join(map(str, a)))
+    def resumed(self): return [m.split()[1].rstrip(':') for m in self if ' resumed from ' in m]
 
 @pytest.fixture(scope='module')
 def smoke(tmp_path_factory):
     "Smoke reproductions of MNIST for seeds 0 and 1, and the stability study of seed 0, in a temporary folder."
     tmp = tmp_path_factory.mktemp('stability')
-    repro = {s: reproduce(Run('mnist', 'smoke', s, runs=tmp / 'runs', out=tmp / 'results'), progress=False, log=quiet)
-             for s in (0, 1)}
-    doc = stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results'), log=quiet)
-    return tmp, repro, doc
+    run = Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results')
+    repro = {s: reproduce(run.with_seed(s), progress=False, log=quiet) for s in (0, 1)}
+    return run, repro, stability(run, log=quiet)
 
-def no_time(d): return {m: [{k: v for k, v in r.items() if k != 'seconds'} for r in rows] for m, rows in d['curves'].items()}
-def parts_of(out): return Run('mnist', 'smoke', out=out).result('stability').with_name('mnist_stability.partial')
+def copy(run, tmp_path, runs=False) -> Run:
+    "`run` with its results, and its checkpoints if `runs`, copied under `tmp_path`."
+    shutil.copytree(run.out, tmp_path / 'results')
+    if runs: shutil.copytree(run.runs, tmp_path / 'runs')
+    return replace(run, out=tmp_path / 'results', runs=tmp_path / 'runs' if runs else run.runs)
 
+def no_time(d):
+    return {m: [{k: v for k, v in r.items() if k != 'seconds'} for r in rows] for m, rows in d['curves'].items()}
+def stage(run, name): return json.loads(Store(run.stages('stability')).path(name).read_text())
+def loads(monkeypatch, hook=lambda m, e: None) -> list:
+    "Record every (model, epoch) the study loads, calling `hook(model, epoch)` first."
+    seen = []
+    def load_model(run, m, epoch=None, device='cpu'):
+        hook(m, epoch); seen.append((m, epoch)); return LOAD(run, m, epoch=epoch, device=device)
+    monkeypatch.setattr(S, 'load_model', load_model)
+    return seen
+
+@slow
 def test_the_study_covers_every_target_epoch_and_substitute(smoke):
-    tmp, _, doc = smoke
-    assert saved_epochs('mnist', 'smoke', 0, 'CNN', tmp / 'runs') == [1, 2]
+    run, _, doc = smoke
+    assert list(run.epochs('CNN')) == [1, 2] and not run.stages('stability').exists()   # stages cleared once written
     assert list(doc['curves']) == TARGETS and [r['epoch'] for r in doc['curves']['C-JS']] == [1, 2]
     assert sorted(doc['substitute']) == ['1', '2']
     for rows in doc['curves'].values():
@@ -47,6 +70,7 @@ def test_the_study_covers_every_target_epoch_and_substitute(smoke):
                 w = r['white']; assert w[f'worst {e:g}'] <= min(w[f'ce {e:g}'], w[f'margin {e:g}']) + 1e-12
                 assert w[f'worst {e:g}'] <= w['worst 0.15'] + 1e-12
 
+@slow
 def test_last_epoch_and_substitute_give_the_reproductions_numbers(smoke):
     "FGSM and C&W are deterministic: equal on the same images; PGD starts at random: close."
     _, repro, doc = smoke
@@ -59,118 +83,171 @@ def test_last_epoch_and_substitute_give_the_reproductions_numbers(smoke):
             r = P0[m]['PGD/black']; assert abs(b[f'PGD {e:g}'] - r['acc'][r['eps'].index(e)]) <= 0.05
         r = P0[m]['CW/black']; assert abs(b['CW 2'] - r['acc'][r['eps'].index(2.0)]) < 1e-12
 
+@slow
 def test_transfer_of_the_study_is_transfer(smoke):
-    tmp, _, doc = smoke
-    te = load('mnist', 'test').subset(get_profile('smoke').attack.n_test, seed=0)
-    sub, _ = load_model(Run('mnist', 'smoke', 0, tmp / 'runs'), SUBSTITUTE)
-    crafted = craft(sub, te.images(), te.y, get_profile('smoke').stability, get_profile('smoke').attack)
-    cnn, _ = load_model(Run('mnist', 'smoke', 0, tmp / 'runs'), 'CNN')
-    assert transfer(cnn, te.images(), te.y, crafted, get_profile('smoke').stability) == doc['curves']['CNN'][-1]['black']['2']
+    run, _, doc = smoke
+    te = load('mnist', 'test').subset(run.profile.attack.n_test, seed=0)
+    crafted = craft(load_model(run, SUBSTITUTE)[0], te.images(), te.y, run.profile.stability, run.profile.attack)
+    got = transfer(load_model(run, 'CNN')[0], te.images(), te.y, crafted, run.profile.stability)
+    assert got == doc['curves']['CNN'][-1]['black']['2']
+
+@slow
+def test_stage_keys_name_every_input(smoke, tmp_path):
+    """A substitute's stage is kept under the configurations, the images and its checkpoint's SHA-256; a target's
+    under the same and the SHA-256 of each of its epochs' checkpoints and of each substitute's."""
+    run, _, doc = smoke
+    run = copy(run, tmp_path)
+    assert stability(run, force=True, models=FIRST, log=quiet) is None   # the others are not measured
+    prof, sha = run.profile, lambda m, e: sha256_file(run.checkpoint(m, e))
+    common = dict(config=plain(dict(stability=prof.stability, attack=prof.attack)),
+                  images=dict(n=prof.attack.n_test, seed=prof.attack.seed))
+    subs = {f'{SUBSTITUTE} epoch {e}': sha(SUBSTITUTE, e) for e in (1, 2)}
+    for m in FIRST:
+        st = stage(run, m)
+        assert st['key'] == dict(common, checkpoints={f'{m} epoch {e}': sha(m, e) for e in (1, 2)} | subs)
+        assert no_time(dict(curves={m: st['value']})) == {m: no_time(doc)[m]}   # the study's rows, epochs 1 and 2
+    for e in (1, 2):
+        st = torch.load(Store(run.stages('stability')).path(f'{SUBSTITUTE}-epoch{e}', True), weights_only=True)
+        assert st['key'] == dict(common, checkpoints={f'{SUBSTITUTE} epoch {e}': sha(SUBSTITUTE, e)})
+        assert set(st['value']) == {'crafted', 'clean'} and st['value']['clean'] == doc['substitute'][str(e)]['clean']
 
 class Killed(Exception): pass
 
-def test_a_killed_run_resumes(smoke, tmp_path):
-    tmp, _, doc = smoke
-    out = tmp_path / 'results'; shutil.copytree(tmp / 'results', out)
-    def kill_at_cdv(*a):
-        if 'C-DV:' in ' '.join(map(str, a)): raise Killed
-    with pytest.raises(Killed): stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, log=kill_at_cdv)
-    parts = parts_of(out)
-    assert sorted(p.stem for p in parts.glob('*.json')) == ['CNN']
-    msgs = []
-    doc2 = stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, log=lambda *a: msgs.append(' '.join(map(str, a))))
-    assert any('CNN: resumed' in m for m in msgs) and not parts.exists()
-    assert sum('examples resumed' in m for m in msgs) == len(doc['substitute']) > 0
+@slow
+def test_a_killed_run_resumes(smoke, tmp_path, monkeypatch):
+    "Killed while measuring C-DV's second epoch: the substitutes and the CNN are kept, C-DV's first epoch is not."
+    run, _, doc = smoke
+    run = copy(run, tmp_path)
+    def kill(m, e):
+        if (m, e) == ('C-DV', 2): raise Killed
+    loads(monkeypatch, kill)
+    with pytest.raises(Killed): stability(run, force=True, log=quiet)
+    folder = run.stages('stability')
+    assert sorted(p.name for p in folder.iterdir()) == ['CNN.json', *(f'{s}.pt' for s in SUBS)]
+    seen, log = loads(monkeypatch), Log()
+    doc2 = stability(run, force=True, log=log)
+    assert log.resumed() == ['substitute', 'substitute', 'CNN'] and not folder.exists()
+    assert {m for m, _ in seen} == set(TARGETS) - {'CNN'}   # nothing crafted again, the CNN not loaded
     assert no_time(doc2) == no_time(doc)
 
-def test_two_processes_share_one_study(smoke, tmp_path):
-    """The second (called when the first has measured C-JS, before it saves it) measures the others, CNN among them,
-    ends first and finds C-JS missing; the first takes CNN from it rather than measuring it, and writes the study."""
-    tmp, _, doc = smoke
-    out = tmp_path / 'results'; shutil.copytree(tmp / 'results', out)
-    written = json.loads(Run('mnist', 'smoke', out=out).result('stability').read_text())['total_seconds']
-    parts = parts_of(out)
-    side, said, others = [], [], [m for m in TARGETS if m != 'C-JS']
-    # a temporary file of a third writer, and the file of the version that kept one partial file: the study's end
-    # deletes only its own files (and that one), and keeps the folder while another process writes into it
-    parts.mkdir(); (parts / '.CNN.json.123.tmp').write_text('')
-    legacy = parts.with_name('mnist_stability.partial.json'); legacy.write_text('{}')
-    def second_process(*a):
-        said.append(' '.join(map(str, a)))
-        if ' C-JS: ' in said[-1] and not side:
-            side.append(stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, models=others, log=quiet))
-            side.append(sorted(p.stem for p in parts.glob('*.json')))
-            # the study on disk is untouched until every target is measured
-            side.append(json.loads(Run('mnist', 'smoke', out=out).result('stability').read_text())['total_seconds'])
-    doc3 = stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, models=FIRST, log=second_process)
-    assert side == [None, sorted(others), written]
-    assert [m.split()[1].rstrip(':') for m in said if ' C-JS: ' in m or ' CNN: ' in m] == ['C-JS', 'CNN']
-    assert 'mnist CNN: resumed' in said[-2], said   # taken, not measured again
+@slow
+def test_two_processes_share_one_study(smoke, tmp_path, monkeypatch):
+    """The second (started while the first measures C-JS) measures the others, CNN among them, ends first and finds
+    C-JS missing; the first takes CNN from it rather than measuring it, and writes the study."""
+    run, _, doc = smoke
+    run = copy(run, tmp_path)
+    written = json.loads(run.result('stability').read_text())['total_seconds']
+    folder, others = run.stages('stability'), [m for m in TARGETS if m != 'C-JS']
+    folder.mkdir(); (folder / '.CNN.json.123.tmp').write_text('')   # a third writer's file in progress: kept
+    side, log2 = [], Log()
+    def second_process(m, e):
+        if (m, e) == ('C-JS', 2) and not side:
+            side.append(len(seen))
+            side.append(stability(run, force=True, models=others, log=log2))
+            side.append(sorted(p.stem for p in folder.glob('*.json')))
+            side.append(json.loads(run.result('stability').read_text())['total_seconds'])   # untouched so far
+    seen, log = loads(monkeypatch, second_process), Log()
+    doc3 = stability(run, force=True, models=FIRST, log=log)
+    assert side[1:] == [None, sorted(others), written]
+    assert log2.resumed() == ['substitute', 'substitute'] and any('mnist CNN: 2 epochs' in m for m in log2)
+    assert seen[side[0]:side[0] + 2 * len(others)] == [(m, e) for m in others for e in (1, 2)]   # the second's
+    first = seen[:side[0]] + seen[side[0] + 2 * len(others):]
+    assert first == [(SUBSTITUTE, 1), (SUBSTITUTE, 2), ('C-JS', 1), ('C-JS', 2)] and log.resumed() == ['CNN']
     assert list(doc3['curves']) == TARGETS and no_time(doc3) == no_time(doc)
-    assert [p.name for p in parts.iterdir()] == ['.CNN.json.123.tmp'] and not legacy.exists()
+    assert [p.name for p in folder.iterdir()] == ['.CNN.json.123.tmp']
     # models=[]: nothing measured, None; an unknown model is refused
-    shutil.rmtree(parts)
-    assert stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, models=[], log=quiet) is None
-    with pytest.raises(ValueError, match=r"unknown models \['VGG'\]"):
-        stability(Run('mnist', 'smoke', runs=tmp / 'runs', out=out), force=True, models=['VGG'])
+    shutil.rmtree(folder)
+    assert stability(run, force=True, models=[], log=quiet) is None
+    with pytest.raises(ValueError, match=r"unknown models \['VGG'\]"): stability(run, force=True, models=['VGG'])
 
-def negate(runs, model, epoch):
+def negate(run, model, epoch):
     "Change a checkpoint under the same file name: its linear weights negated."
-    f = Run('mnist', 'smoke', 0, runs).checkpoint(model, epoch); ck = torch.load(f, weights_only=True)
+    f = run.checkpoint(model, epoch); ck = torch.load(f, weights_only=True)
     ck['model'] = {k: -v if v.ndim == 2 else v for k, v in ck['model'].items()}; torch.save(ck, f)
 
+@slow
 @pytest.mark.parametrize('changed, kept', [('C-JS', ['CNN']), (SUBSTITUTE, [])])
-def test_a_changed_checkpoint_is_measured_again(smoke, tmp_path, changed, kept):
+def test_a_changed_checkpoint_is_measured_again(smoke, tmp_path, monkeypatch, changed, kept):
     """A checkpoint changed under the same file name is read again: a target's only that target, the substitute's its
-    examples and every target. Checked through the key: the stored checkpoint SHA-256 is the new file's, and only the
-    stages whose inputs did not change were resumed."""
-    tmp, _, doc = smoke
-    runs, out = tmp_path / 'runs', tmp_path / 'results'; shutil.copytree(tmp / 'runs', runs)
-    stability(Run('mnist', 'smoke', runs=runs, out=out), models=FIRST, log=quiet)
-    parts = parts_of(out)
-    key = lambda m: json.loads((parts / f'{m}.json').read_text())['key']
-    before = {m: key(m) for m in FIRST}
-    e = saved_epochs('mnist', 'smoke', 0, changed, runs)[0]   # a substitute's first of two
-    old_sha = sha256_file(Run('mnist', 'smoke', 0, runs).checkpoint(changed, e))
-    negate(runs, changed, e)
-    new_sha = sha256_file(Run('mnist', 'smoke', 0, runs).checkpoint(changed, e))
-    assert new_sha != old_sha
-    msgs = []
-    stability(Run('mnist', 'smoke', runs=runs, out=out), models=FIRST, log=lambda *a: msgs.append(' '.join(map(str, a))))
-    assert [m.split()[1].rstrip(':') for m in msgs if 'resumed' in m] == \
-        ['substitute'] * (len(doc['substitute']) - (changed == SUBSTITUTE)) + kept
-    after = {m: key(m) for m in FIRST}
-    if changed == SUBSTITUTE:   # every target's key names the new substitute checkpoint
-        for m in FIRST:
-            assert before[m]['substitutes'][str(e)] == old_sha and after[m]['substitutes'][str(e)] == new_sha
-        cache = torch.load(parts / f'{SUBSTITUTE}-epoch{e:03d}.pt', weights_only=True)
-        assert cache['key']['checkpoint'] == new_sha
-    else:                       # only the changed target's key changed, at that epoch
-        assert before[changed]['checkpoints'][str(e)] == old_sha and after[changed]['checkpoints'][str(e)] == new_sha
-        assert after['CNN'] == before['CNN']
+    examples and every target. Checked through the keys: the stored SHA-256 is the new file's, and only the stages
+    whose inputs did not change were resumed."""
+    run, _, doc = smoke
+    run = copy(run, tmp_path, runs=True)
+    stability(run, force=True, models=FIRST, log=quiet)
+    before = {m: stage(run, m)['key']['checkpoints'] for m in FIRST}
+    name, old = f'{changed} epoch 1', sha256_file(run.checkpoint(changed, 1))
+    negate(run, changed, 1)
+    new = sha256_file(run.checkpoint(changed, 1)); assert new != old
+    log = Log()
+    stability(run, force=True, models=FIRST, log=log)
+    assert log.resumed() == ['substitute'] * (2 - (changed == SUBSTITUTE)) + kept
+    after = {m: stage(run, m)['key']['checkpoints'] for m in FIRST}
+    for m in FIRST if changed == SUBSTITUTE else [changed]:   # the keys that read it name the new file
+        assert before[m][name] == old and after[m][name] == new
+        assert {k: v for k, v in after[m].items() if k != name} == {k: v for k, v in before[m].items() if k != name}
+    if changed == SUBSTITUTE:
+        st = torch.load(Store(run.stages('stability')).path(SUBS[0], True), weights_only=True)
+        assert st['key']['checkpoints'] == {name: new}
+    else: assert after['CNN'] == before['CNN']
 
+@slow
+def test_an_epoch_saved_later_is_measured(smoke, tmp_path, monkeypatch):
+    """A target measured while its run had saved fewer epochs is measured again on every epoch now on disk: its rows
+    are always those of the epochs its key names."""
+    run, _, _ = smoke
+    run = copy(run, tmp_path, runs=True)
+    held = tmp_path / 'epoch002.pt'; shutil.move(run.checkpoint('CNN', 2), held)   # not yet saved
+    stability(run, force=True, models=['CNN'], log=quiet)
+    st = stage(run, 'CNN')
+    assert [r['epoch'] for r in st['value']] == [1]
+    assert [k for k in st['key']['checkpoints'] if 'CNN' in k] == ['CNN epoch 1']
+    shutil.move(held, run.checkpoint('CNN', 2))
+    seen, log = loads(monkeypatch), Log()
+    stability(run, force=True, models=['CNN'], log=log)
+    st = stage(run, 'CNN')
+    assert log.resumed() == ['substitute', 'substitute'] and seen == [('CNN', 1), ('CNN', 2)]
+    assert [r['epoch'] for r in st['value']] == [1, 2]
+    assert [k for k in st['key']['checkpoints'] if 'CNN' in k] == ['CNN epoch 1', 'CNN epoch 2']
+
+@slow
+def test_a_damaged_stage_is_computed_again(smoke, tmp_path, monkeypatch):
+    run, _, _ = smoke
+    run = copy(run, tmp_path)
+    stability(run, force=True, models=FIRST, log=quiet)
+    store = Store(run.stages('stability'))
+    key = stage(run, 'C-JS')['key']
+    store.path('C-JS').write_text('{"key": ')                         # cut short
+    store.path(SUBS[0], True).write_bytes(b'not a torch file')
+    seen, log = loads(monkeypatch), Log()
+    stability(run, force=True, models=FIRST, log=log)
+    assert sum('unreadable' in m for m in log) == 2 and log.resumed() == ['substitute', 'CNN']
+    assert seen == [(SUBSTITUTE, 1), ('C-JS', 1), ('C-JS', 2)]
+    assert stage(run, 'C-JS')['key'] == key                            # and repaired
+    assert torch.load(store.path(SUBS[0], True), weights_only=True)['key']['checkpoints'] == \
+        {f'{SUBSTITUTE} epoch 1': sha256_file(run.checkpoint(SUBSTITUTE, 1))}
+
+@slow
 def test_a_run_still_in_training_is_refused(smoke, tmp_path):
-    tmp, _, _ = smoke
-    runs = tmp_path / 'runs'; shutil.copytree(tmp / 'runs', runs)
-    early = Run('mnist', 'smoke', 0, runs).model_dir('C-DV-IE'); shutil.copy(early / 'epoch001.pt', early / 'last.pt')
+    run, _, _ = smoke
+    shutil.copytree(run.runs, tmp_path / 'runs')
+    run = replace(run, runs=tmp_path / 'runs', out=tmp_path / 'early')
+    early = run.model_dir('C-DV-IE'); shutil.copy(early / 'epoch001.pt', early / 'last.pt')
     with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1 of 2: wait for its training to end'):
-        stability(Run('mnist', 'smoke', runs=runs, out=tmp_path / 'early'), models=['C-DV-IE'])
-    with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1'):
-        stability(Run('mnist', 'smoke', runs=runs, out=tmp_path / 'early'))
-    assert not (tmp_path / 'early').exists()   # refused before crafting anything
-    o, e = io.StringIO(), io.StringIO()
+        stability(run, models=['C-DV-IE'])
+    with pytest.raises(Exception, match='C-DV-IE is trained to epoch 1'): stability(run)
+    assert not run.out.exists()   # refused before crafting anything
     for extra in (['--models', 'C-DV-IE'], ['--curves']):
-        with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e := io.StringIO()):
-            assert main(['--dataset', 'mnist', '--profile', 'smoke', '--seeds', '0', '--runs', str(runs), '--out',
-                         str(tmp_path / 'early'), *extra]) == 1
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(e := io.StringIO()):
+            assert main(['--dataset', 'mnist', '--profile', 'smoke', '--seeds', '0', '--runs', str(run.runs), '--out',
+                         str(run.out), *extra]) == 1
         assert e.getvalue().startswith('error: C-DV-IE is trained to epoch 1 of 2') and e.getvalue().count('\n') == 1
 
+@slow
 def test_errors_name_the_fix(smoke):
-    tmp, _, _ = smoke
-    with pytest.raises(Exception, match='LeNet5 has no checkpoint in'):
-        stability(Run('mnist', 'smoke', 7, runs=tmp / 'runs', out=tmp / 'results'))
+    run, _, _ = smoke
+    with pytest.raises(Exception, match='LeNet5 has no checkpoint in'): stability(run.with_seed(7))
     with pytest.raises(ValueError, match='valid profiles'): stability(Run('mnist', 'nope'))
-    with pytest.raises(ValueError, match=r'saved epochs: \[1, 2\]'): _epoch('mnist', 'smoke', 0, 'CNN', tmp / 'runs', 5)
+    with pytest.raises(ValueError, match=r'saved epochs: \[1, 2\]'): _epochs(run, 'CNN', [5])
     with pytest.raises(ValueError, match='not on the attack grid'): _grid((0.1, 0.2), 0.15)
 
 @pytest.mark.parametrize('argv, says', [
@@ -189,22 +266,23 @@ def test_cli_refuses_bad_arguments(argv, says):
 def test_cli_seeds_twice_is_refused():
     with contextlib.redirect_stderr(io.StringIO()): assert main(['--dataset', 'mnist', '--seeds', '0', '0']) == 2
 
+@slow
 def test_cli_runs(smoke, tmp_path):
-    tmp, _, _ = smoke
-    out = tmp_path / 'results'; shutil.copytree(tmp / 'results', out)
-    R, args = out / 'smoke', ['--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'runs'), '--out', str(out)]
-    o = io.StringIO()
-    with contextlib.redirect_stdout(o), contextlib.redirect_stderr(io.StringIO()):   # one model: its partial file only
+    run, _, _ = smoke
+    run = copy(run, tmp_path)
+    R = run.out / 'smoke'
+    args = ['--dataset', 'mnist', '--profile', 'smoke', '--runs', str(run.runs), '--out', str(run.out)]
+    with contextlib.redirect_stdout(o := io.StringIO()), contextlib.redirect_stderr(io.StringIO()):   # one model
         assert main([*args, '--seeds', '0', '--models', 'CNN', '--force']) == 0
-    pm = parts_of(out)
-    assert o.getvalue() == f'mnist: CNN measured, in {pm}; the study is written when every target is\n'
-    assert (pm / 'CNN.json').exists()
+    assert o.getvalue() == (f"mnist: CNN measured, in {run.stages('stability')}; the study is written when every "
+                            'target is\n')
+    assert Store(run.stages('stability')).path('CNN').exists()
     with contextlib.redirect_stdout(o := io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main([*args, '--seeds', '0', '1']) == 0
     for f in ['mnist_stability.json', 'mnist_stability.md', 'mnist_epochs.png', 'mnist_masking.png',
               'mnist_substitutes.png', 'mnist_seeds.png']:
         assert (R / f).exists(), f
-    assert 'written:' in o.getvalue() and [d['seed'] for d in seed_results(out, 'mnist', 'smoke')] == [0, 1]
+    assert 'written:' in o.getvalue() and [d['seed'] for d in seed_results(run)] == [0, 1]
     for f in ['mnist.json', 'mnist_seed1.json', 'mnist_stability.md', 'mnist_epochs.png', 'mnist_masking.png',
               'mnist_substitutes.png', 'mnist_seeds.png']:
         (R / f).unlink()

@@ -1,8 +1,9 @@
 """The substitutes study's machinery (notebook 18) end to end on smoke-trained models (two epochs on 1,000 MNIST images:
 a test of the mechanics, not a result), 40 test images: each source's bits are those of a direct transfer from the
-model of that name, the checkpoints are recorded, a run killed after two sources resumes from them and ends where an
-uninterrupted run does, progress made with another CNN of seed 1 is not resumed, and a checkpoint of another seed in a
-model's slot is one clear error."""
+model of that name (the ensemble's, from its two members), the checkpoints are recorded, a run killed after two
+sources resumes them (one stage per source, keyed on the checkpoints it reads) and ends where an uninterrupted run
+does, after the CNN of seed 1 changed only the sources that read it are computed again, and a checkpoint of another
+seed in a model's slot is one clear error."""
 import json, shutil
 from dataclasses import replace
 import pytest
@@ -11,14 +12,15 @@ from guessfirst_nb.data import load
 from guessfirst_nb.run import Run
 from guessfirst_nb.io import sha256_file
 from guessfirst_nb.models import MODELS, TARGETS
-from guessfirst_nb.profiles import get_profile
-from guessfirst_nb.substitutes import (attacker_substitutes, pack, substitutes, summarize,
+from guessfirst_nb.profiles import PROFILES
+from guessfirst_nb.store import Store
+from guessfirst_nb.substitutes import (Ensemble, attacker_substitutes, pack, substitutes, summarize,
                                        transfer_broken)
 from guessfirst_nb.train import CheckpointError, fit, load_model
 
 pytestmark = pytest.mark.slow
 quiet = lambda *a: None
-CFG40 = replace(get_profile('smoke').attack, n_test=40)
+CFG40 = replace(PROFILES['smoke'].attack, n_test=40)
 
 
 @pytest.fixture(scope='module')
@@ -30,9 +32,14 @@ def runs(tmp_path_factory):
     return r
 
 
+def smoke(runs, out) -> Run:
+    "Seed 0 of the smoke runs under `runs`, its results into `out` beside `runs`."
+    return Run('mnist', 'smoke', runs=runs, out=runs.parent / out)
+
+
 def run(runs, out, **kw):
-    "The substitutes study of seed 0 against the CNN of seed 1, 40 images, into `out` beside `runs`."
-    return substitutes(Run('mnist', 'smoke', runs=runs, out=runs.parent / out), other_seed=1, cfg=CFG40, **kw)
+    "The substitutes study of seed 0 against the CNN of seed 1, 40 images."
+    return substitutes(smoke(runs, out), other_seed=1, cfg=CFG40, **kw)
 
 
 @pytest.fixture(scope='module')
@@ -46,7 +53,8 @@ def test_each_source_transfers_as_the_model_of_its_name(runs, doc):
     assert json.loads(json.dumps(summarize(doc))) == json.loads(json.dumps(doc['results']))
     te = load('mnist', 'test').subset(40, seed=CFG40.seed)
     mdl = lambda m, s=0: load_model(Run('mnist', 'smoke', s, runs), m)[0]
-    for src, model in (('CNN seed 1', mdl('CNN', 1)), ('C-JS', mdl('C-JS'))):
+    ensemble = Ensemble(mdl('LeNet5'), mdl('CNN', 1)).eval()
+    for src, model in (('CNN seed 1', mdl('CNN', 1)), ('LeNet5 + CNN seed 1', ensemble), ('C-JS', mdl('C-JS'))):
         direct = transfer_broken(model, {'C-DV-IE': mdl('C-DV-IE')}, te.images(), te.y, CFG40, log=quiet)
         assert {c: pack(v) for c, v in direct['C-DV-IE'].items()} == doc['broken'][src]['C-DV-IE']
     assert 'C-JS' not in doc['broken']['C-JS']                       # a target is never its own substitute
@@ -63,21 +71,39 @@ def test_the_checkpoints_and_environment_are_recorded(runs, doc):
 class Killed(Exception): pass
 
 
-def kill_at(source):
-    "A log that kills the run when it starts on `source`."
+def kill_at(source, msgs=None):
+    "A log that kills the run when it starts on `source` (and keeps every message in `msgs`)."
     def log(*a):
+        if msgs is not None: msgs.append(' '.join(map(str, a)))
         if a and str(a[0]).startswith(f'mnist from {source}:'): raise Killed
     return log
 
 
+def stages(runs, out) -> list:
+    "The sources finished in the stage store of the run into `out`."
+    return sorted(p.stem for p in smoke(runs, out).stages('substitutes').glob('*.json'))
+
+
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(runs, doc):
     with pytest.raises(Killed): run(runs, 'b', log=kill_at('LeNet5 + CNN seed 1'))
-    partial = Run('mnist', 'smoke', out=runs.parent / 'b').result('substitutes').with_name('mnist_substitutes.partial.json')
-    assert list(json.loads(partial.read_text())['broken']) == ['LeNet5', 'CNN seed 1']
+    assert stages(runs, 'b') == ['CNN seed 1', 'LeNet5']
     msgs = []
     doc_b = run(runs, 'b', log=lambda *a: msgs.append(' '.join(map(str, a))))
     assert [m for m in msgs if m.endswith('resumed')] == ['mnist LeNet5: resumed', 'mnist CNN seed 1: resumed']
-    assert doc_b['broken'] == doc['broken'] and not partial.exists()
+    assert not any(m.startswith(('mnist from LeNet5:', 'mnist from CNN seed 1:')) for m in msgs)   # nothing redone
+    assert doc_b['broken'] == doc['broken'] and not smoke(runs, 'b').stages('substitutes').exists()
+
+
+def test_each_source_is_keyed_on_the_checkpoints_it_reads(runs):
+    "Its own (both of an ensemble's) and those of the targets it attacks, by their SHA-256; nothing else."
+    with pytest.raises(Killed): run(runs, 'k', log=kill_at('C-DV'))
+    r, store = smoke(runs, 'k'), Store(smoke(runs, 'k').stages('substitutes'))
+    sha = lambda m, seed=0: sha256_file(r.with_seed(seed).checkpoint(m))
+    others = lambda skip=None: {t: sha(t) for t in TARGETS if t != skip}
+    want = {'LeNet5': {'LeNet5': sha('LeNet5'), **others()}, 'CNN seed 1': {'CNN seed 1': sha('CNN', 1), **others()},
+            'LeNet5 + CNN seed 1': {'LeNet5': sha('LeNet5'), 'CNN seed 1': sha('CNN', 1), **others()},
+            'CNN': others()}   # a target is its own checkpoint, and attacks the others
+    assert {s: json.loads(store.path(s).read_text())['key']['checkpoints'] for s in want} == want
 
 
 @pytest.fixture
@@ -87,17 +113,19 @@ def runs_copy(runs, tmp_path):
     return tmp_path / 'runs'
 
 
-def test_progress_made_with_another_checkpoint_is_not_resumed(runs_copy):
-    "The same progress, but the CNN of seed 1 has been replaced by another (its weights moved): nothing is resumed."
-    with pytest.raises(Killed): run(runs_copy, 'c', log=kill_at('LeNet5 + CNN seed 1'))
+def test_after_a_checkpoint_changed_the_sources_that_read_it_are_computed_again(runs_copy):
+    """Four sources finished; then the CNN of seed 1 is replaced by another (its weights moved): the two sources made
+    of it are computed again, LeNet5 and the target CNN (which never read it) are resumed."""
+    with pytest.raises(Killed): run(runs_copy, 'c', log=kill_at('C-DV'))
     s1 = runs_copy / 'mnist/smoke/seed1/CNN/last.pt'
     ck1 = torch.load(s1, weights_only=True)
     ck1['model'] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ck1['model'].items()}
     torch.save(ck1, s1)
     msgs = []
-    with pytest.raises(Killed):
-        run(runs_copy, 'c', log=lambda *a: (msgs.append(' '.join(map(str, a))), kill_at('CNN seed 1')(*a)))
-    assert not any('resumed' in m for m in msgs), msgs
+    with pytest.raises(Killed): run(runs_copy, 'c', log=kill_at('C-DV', msgs))
+    assert [m for m in msgs if m.endswith('resumed')] == ['mnist LeNet5: resumed', 'mnist CNN: resumed']
+    assert {m.split(':')[0] for m in msgs if m.startswith('mnist from')} == {
+        'mnist from CNN seed 1', 'mnist from LeNet5 + CNN seed 1', 'mnist from C-DV'}
 
 
 def test_a_checkpoint_of_another_seed_is_one_clear_error(runs_copy):
