@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import measure, time_inference
-from guessfirst_nb.data import get_device, DataError
+from guessfirst_nb.data import DataError
+from guessfirst_nb.command import get_device
 from guessfirst_nb.run import Run
 from guessfirst_nb.io import atomic_write_text
 from guessfirst_nb.models import MODELS, TARGETS, check_model

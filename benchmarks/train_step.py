@@ -7,7 +7,7 @@ followed by a synchronization, so a time is the kernels' and not only their laun
 `measure` and `time_inference` for its GPU report."""
 import argparse, statistics, time
 import torch
-from guessfirst_nb.data import get_device
+from guessfirst_nb.command import get_device
 from guessfirst_nb.models import MODELS, make_model
 from guessfirst_nb.train import make_optimizer, train_step
 

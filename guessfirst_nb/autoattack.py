@@ -9,7 +9,8 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch
-from .data import load, Command
+from .data import load
+from .command import Command
 from .io import atomic_write_text
 from .models import TARGETS
 from .train import CheckpointError

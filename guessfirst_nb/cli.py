@@ -25,8 +25,9 @@ SUBCOMMANDS = {   # name: what it does, in one line; `command_main(name)(argv, p
 
 # %% ../nbs/16_cli.ipynb #4f54ad07
 # the commands whose function is not `main` of the module of their name: the audit is composed with AutoAttack
-# above both chapters (notebook 17), so that the audit's module does not import AutoAttack's
-MAINS = {'audit': 'autoattack:audit_main'}
+# above both chapters (notebook 17), so that the audit's module does not import AutoAttack's; the data
+# command lives with the command line (notebook 00e), which the data chapter does not import
+MAINS = {'audit': 'autoattack:audit_main', 'data': 'command:data_main'}
 
 def command_main(name: str):
     "The function that runs command `name` (`guessfirst_nb.<name>.main` unless `MAINS` names another); imports it."

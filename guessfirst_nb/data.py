@@ -4,17 +4,16 @@
 
 # %% ../nbs/00_data.ipynb #99ed1127
 from __future__ import annotations
-import argparse, errno, gzip, hashlib, json, os, shutil, subprocess, sys, tarfile, tempfile, time
+import gzip, hashlib, os, shutil, subprocess, sys, tarfile, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .io import sha256_file, atomic_write_text, atomic_write
+from .io import sha256_file, atomic_write
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DEVICES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'verify_file',
-           'fetch', 'read_idx', 'ImageSet', 'load', 'check_device', 'get_device', 'add_device_args',
-           'set_deterministic', 'device_from_args', 'FolderError', 'writable_folder', 'Command', 'main']
+__all__ = ['DATASETS', 'SPLITS', 'SOURCES', 'DataError', 'check_dataset', 'data_dir', 'raw_dir', 'verify_file', 'fetch',
+           'read_idx', 'ImageSet', 'load']
 
 # %% ../nbs/00_data.ipynb #2439cc2a
 DATASETS = {
@@ -250,180 +249,3 @@ def load(name: str, split: str = 'train', root=None) -> ImageSet:
     if not ((d / fx).exists() and (d / fy).exists()): fetch(name, root, verbose=True)
     x, y = (read_idx(d / f, files[f], name) for f in (fx, fy))
     return ImageSet(torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64)), name, split)
-
-# %% ../nbs/00_data.ipynb #69c104cf
-DEVICES = ('auto', 'cpu', 'cuda', 'mps')
-
-def check_device(name) -> str:
-    "`name` if it names a kind of device ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), here or not; else a `ValueError`."
-    if str(name).split(':')[0] not in DEVICES:
-        raise ValueError(f"unknown device {name!r}; valid devices: {', '.join(DEVICES)} (or cuda:N)")
-    return name
-
-# %% ../nbs/00_data.ipynb #1ea3c10d
-def _mps() -> bool: return getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
-
-def get_device(name='auto') -> torch.device:
-    "The torch device `name` ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), or a `ValueError` saying what this machine has."
-    if isinstance(name, torch.device): return name
-    if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'mps' if _mps() else 'cpu')
-    kind = check_device(str(name)).split(':')[0]
-    have = ('cpu' + (f', cuda (x{torch.cuda.device_count()})' if torch.cuda.is_available() else '')
-            + (', mps' if _mps() else ''))
-    if kind == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {name!r} asked for, but this PyTorch sees no CUDA GPU (it has: {have}); '
-                         'use --device cpu or auto')
-    if kind == 'mps' and not _mps():
-        raise ValueError(f'device {name!r} asked for, but this PyTorch has no MPS backend here (it has: {have}); '
-                         'use --device cpu or auto')
-    return torch.device(name)
-
-# %% ../nbs/00_data.ipynb #cb08c645
-def add_device_args(p):
-    "The `--device` and `--deterministic` options every command shares."
-    p.add_argument('--device', default='auto',
-                   help=f"where to run: {', '.join(DEVICES)} or cuda:N (default: auto, the first of cuda, mps, cpu)")
-    p.add_argument('--deterministic', action='store_true',
-                   help='deterministic cuDNN/PyTorch kernels on a GPU (the CPU is deterministic already)')
-
-# %% ../nbs/00_data.ipynb #a9cde6d8
-def set_deterministic(on: bool = True):
-    "Deterministic cuDNN and PyTorch kernels (`--deterministic`); a no-op for the CPU, which is deterministic already."
-    if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, False
-    torch.use_deterministic_algorithms(on, warn_only=False)
-
-# %% ../nbs/00_data.ipynb #b92f457d
-def device_from_args(a) -> torch.device:
-    """The device that the parsed `--device` names (a `ValueError` if not here); deterministic kernels if
-    `--deterministic`."""
-    dev = get_device(a.device)
-    if a.deterministic: set_deterministic()
-    return dev
-
-# %% ../nbs/00_data.ipynb #b19f67b0
-class FolderError(ValueError):
-    "A folder given to a command is a file, or cannot be written into; the message names it and the fix."
-
-def writable_folder(path, what: str = 'folder', write: bool = True) -> Path:
-    """`path` if it is a folder that this process may write into, or one it may make (the nearest part of it that
-    exists is such a folder); else a `FolderError` naming the path and the fix. `write=False` checks only that it is
-    (or may become) a folder."""
-    p = Path(path); q = p.absolute()
-    while not q.exists() and q != q.parent: q = q.parent
-    if not q.is_dir():
-        raise FolderError(f'{what} {p} is a file, not a folder; pass a folder (it is made if missing)'
-                          if q == p.absolute() else f'{what} {p} cannot be made: {q} is a file; pass another folder')
-    if write and not os.access(q, os.W_OK | os.X_OK):
-        raise FolderError(f'{what} {p} cannot be written: {q} is not writable here; pass a folder you can write to, '
-                          f'or make {q} writable')
-    return p
-
-# %% ../nbs/00_data.ipynb #35e9f73c
-def _error(e, status: int) -> int:
-    "Print `error: <e>` to stderr, one line per problem, no traceback; return the exit status."
-    print(f'error: {e}', file=sys.stderr); return status
-
-_OS_FIXES = {errno.ENOSPC: 'free space on that disk, or pass a folder on another one',
-             errno.EROFS: 'that disk is read-only: pass a folder on a writable one',
-             errno.EACCES: 'pass a folder you can write to, or change its permissions',
-             errno.EPERM: 'pass a folder you can write to, or change its permissions'}
-
-def _os_error(e: OSError) -> str:
-    "An error of the file system as one line: the path, what went wrong, the fix (or the package's own message)."
-    if e.filename is None: return str(e)
-    where = f'{e.filename} -> {e.filename2}' if e.filename2 else f'{e.filename}'
-    return f"{where}: {e.strerror or e}; fix: {_OS_FIXES.get(e.errno, 'check that path and its folder')}"
-
-class Command(argparse.ArgumentParser):
-    """The argument parser of one guessfirst command, with those of the shared options that it asks for (None or
-    False leaves one out): `--dataset` (default `dataset`; also 'all' if `every_dataset`), `--profile` (default
-    `profile`, one of `profiles`), `--seed` (default `seed`) or `--seeds` (default `seeds`), `--runs` and `--out`
-    (default folders `runs` and `out`), `--force`, and `--device`/`--deterministic` if `device` is 'here' (the command
-    runs on it) or 'jobs' (its jobs do, maybe on other machines). `helps` maps a shared option to the help text that a
-    command gives instead. The command adds its own options with `add_argument`, and runs with `run`."""
-    def __init__(self, prog=None, description=None, *, dataset: str | None = None, every_dataset: bool = True,
-                 profiles=None, profile: str = 'quick', seed: int | None = None, seeds=None, runs: str | None = None,
-                 out: str | None = None, force: bool = False, device: str | None = None, helps: dict | None = None,
-                 **kw):
-        super().__init__(prog=prog, description=description, **kw)
-        if device not in (None, 'here', 'jobs'):
-            raise ValueError(f"device must be None, 'here' or 'jobs', got {device!r}")
-        self.every_dataset, self.profiles, self.device = every_dataset, profiles, device
-        helps = dict(helps or {})
-        def opt(name, text, **k): self.add_argument(name, help=helps.pop(name, text), **k)
-        if dataset is not None:
-            names = (['all'] if every_dataset else []) + list(DATASETS)
-            opt('--dataset', f"one of: {', '.join(names)} (default: {dataset})", default=dataset)
-        if profiles is not None:
-            opt('--profile', f"one of: {', '.join(profiles)} (default: {profile})", default=profile)
-        if seed is not None: opt('--seed', f'seed of the runs, 0 or more (default: {seed})', type=int, default=seed)
-        if seeds is not None:
-            opt('--seeds', f"seeds, each once (default: {' '.join(map(str, seeds))})", type=int, nargs='+',
-                default=list(seeds))
-        if runs is not None: opt('--runs', f'checkpoint folder (default: {runs}/)', default=runs)
-        if out is not None: opt('--out', f'results folder (default: {out}/)', default=out)
-        if force: opt('--force', 'recompute even if the results exist', action='store_true')
-        if device: add_device_args(self)
-        if helps: raise ValueError(f"help texts for options that {prog} does not have: {', '.join(helps)}")
-
-    def check_args(self, a: argparse.Namespace) -> argparse.Namespace:
-        """Check the shared options of the parsed `a`: a `ValueError` that names the bad value and lists the valid ones
-        (a `FolderError` for a folder). Adds `a.datasets`, the list that `--dataset` names, and `a.dev`, the torch
-        device (with `device='here'`)."""
-        if self.get_default('dataset') is not None:
-            every = self.every_dataset and a.dataset == 'all'
-            if not every and a.dataset not in DATASETS:
-                raise ValueError(f"unknown dataset {a.dataset!r}; valid datasets: {', '.join(DATASETS)}"
-                                 + (' (or all)' if self.every_dataset else ''))
-            a.datasets = list(DATASETS) if every else [a.dataset]
-        if self.profiles is not None and a.profile not in self.profiles:
-            raise ValueError(f"unknown profile {a.profile!r}; valid profiles: {', '.join(self.profiles)}")
-        seeds = [a.seed] if self.get_default('seed') is not None else a.seeds if self.get_default('seeds') else []
-        if any(s < 0 for s in seeds):
-            raise ValueError(f"seed {min(seeds)} is negative; give a seed of 0 or more (the runs of seed N live in "
-                             f"seed<N>/, and seed{min(seeds)}/ would read like seed {-min(seeds)})")
-        if self.get_default('seeds') is not None and len(set(a.seeds)) != len(a.seeds):
-            raise ValueError(f"seeds repeat: {' '.join(map(str, a.seeds))}; give each seed once")
-        if self.get_default('runs') is not None: writable_folder(a.runs, '--runs', write=False)  # may be only read
-        if self.get_default('out') is not None: writable_folder(a.out, '--out')                  # results go there
-        if self.device == 'here': a.dev = device_from_args(a)
-        elif self.device == 'jobs': check_device(a.device)
-        return a
-
-    def run(self, argv, body, check=None, fails=(), bad_input=()) -> int:
-        """Parse `argv`, check the shared options (`check_args`) and then the command's own (`check(a)`), run
-        `body(a)`; return the exit status, which `body` returns (None: 0). A `ValueError` from the checks, or an
-        exception of a type in `bad_input` (or a `FolderError`) from `body`, is one `error: ...` line on stderr and
-        status 2; an exception of a type in `fails` (what can go wrong while running: a damaged checkpoint, a diverged
-        run, ...), a `DataError` or an `OSError` (a full disk, a folder that cannot be written) one `error: ...` line
-        and status 1."""
-        a = self.parse_args(argv)
-        try:
-            self.check_args(a)
-            if check is not None: check(a)
-        except ValueError as e: return _error(e, 2)
-        try: status = body(a)
-        except bad_input as e: return _error(e, 2)
-        except fails as e: return _error(e, 1)
-        except FolderError as e: return _error(e, 2)
-        except DataError as e: return _error(e, 1)
-        except OSError as e: return _error(_os_error(e), 1)
-        return 0 if status is None else status
-
-# %% ../nbs/00_data.ipynb #c6dd4bcf
-def main(argv=None, prog='guessfirst-data'):
-    "Console entry point `guessfirst-data` (also `guessfirst data`)."
-    p = Command(prog, 'Fetch and verify MNIST and Fashion-MNIST.')
-    sub = p.add_subparsers(dest='cmd', required=True)
-    f = sub.add_parser('fetch', help='fetch the files that are missing and verify them all')
-    f.add_argument('name', nargs='?', default='all', help=f"one of: all, {', '.join(DATASETS)}")
-    f.add_argument('--root', default=None, help='data directory (default: $GUESSFIRST_DATA or ~/.cache/guessfirst)')
-    f.add_argument('--force', action='store_true', help='delete and fetch again, even files that are present')
-    sub.add_parser('path', help='print the data directory')
-    def body(a):
-        if a.cmd == 'path': print(data_dir()); return
-        for n in list(DATASETS) if a.name == 'all' else [a.name]:
-            d = fetch(check_dataset(n), a.root, force=a.force)
-            print(f'{n}: 4 files verified in {d}')
-    return p.run(argv, body, fails=(DataError, ValueError))

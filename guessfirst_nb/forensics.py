@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 import foolbox as fb
-from .data import load, Command
+from .data import load
+from .command import Command
 from .io import atomic_write_text
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig

@@ -8,7 +8,7 @@ import contextlib, importlib, json, os, re, shlex, shutil, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import submitit
-from .data import Command
+from .command import Command
 from .io import atomic_write_text
 from .models import MODELS, check_model
 from .profiles import PROFILES, Profile, get_profile

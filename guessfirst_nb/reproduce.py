@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 import numpy as np
-from .data import DATASETS, load, Command
+from .data import DATASETS, load
+from .command import Command
 from .io import atomic_write_text, save_figure
 from .stats import wilson
 from .models import TARGETS, SUBSTITUTE, check_targets

@@ -9,7 +9,8 @@ from dataclasses import asdict, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .data import load, Command
+from .data import load
+from .command import Command
 from .io import atomic_write_text, save_figure
 from .models import TARGETS, SUBSTITUTE, check_targets
 from .profiles import PROFILES, AttackConfig, StabilityConfig

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .data import load, Command
+from .data import load
+from .command import Command
 from .io import atomic_write_text, sha256_file
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig

@@ -9,9 +9,10 @@ from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import torch, torch.nn.functional as F
 from . import __version__
-from .data import load, check_dataset, DATASETS, Command, writable_folder
-# the device helpers live in data (notebook 00) with the shared command line, and stay importable from here
-from .data import DEVICES, get_device, add_device_args, device_from_args, set_deterministic
+from .data import load, check_dataset, DATASETS
+from .command import Command, writable_folder
+# the device helpers live with the shared command line (notebook 00e), and stay importable from here
+from .command import DEVICES, get_device, add_device_args, device_from_args, set_deterministic
 from .models import MODELS, TARGETS, SUBSTITUTE, IE_SIGMA2, make_model, check_model
 from .profiles import PROFILES, TrainConfig, get_profile
 from .objectives import get_objective

@@ -3,6 +3,7 @@ import hashlib, io, json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from guessfirst_nb import data
+from guessfirst_nb.command import data_main
 from guessfirst_nb.data import DATASETS, DataError, fetch, load, raw_dir, verify_file
 from conftest import cli
 
@@ -35,7 +36,7 @@ def test_byte_changed_with_size_and_mtime_kept_is_caught(copy_dataset):
     assert (f.stat().st_size, f.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
     with pytest.raises(DataError, match=f'corrupt data file {f}: its sha256 is '): load('mnist', 'test', root)
     with pytest.raises(DataError, match=f'corrupt data file {f}'): fetch('mnist', root, verbose=False)
-    rc, out, err = cli(data.main, 'fetch', 'mnist', '--root', root)
+    rc, out, err = cli(data_main, 'fetch', 'mnist', '--root', root)
     assert rc == 1 and out == '' and err.count('\n') == 1 and err.startswith(f'error: corrupt data file {f}: '), err
 
 @pytest.mark.parametrize('name', ['mnist', 'fashion_mnist'])
@@ -107,10 +108,10 @@ def test_cli(tmp_path, monkeypatch):
     exe = Path(sys.executable).parent / 'guessfirst-data'
     r = subprocess.run([exe, 'fetch', 'mnist'], capture_output=True, text=True)   # the installed console script
     assert r.returncode == 0 and r.stdout == f"mnist: 4 files verified in {raw_dir('mnist')}\n", r.stdout + r.stderr
-    rc, out, err = cli(data.main, 'fetch', 'cifar10')
+    rc, out, err = cli(data_main, 'fetch', 'cifar10')
     assert rc == 1 and err == "error: unknown dataset 'cifar10'; valid datasets: mnist, fashion_mnist\n"
     monkeypatch.setenv('GUESSFIRST_DATA', str(tmp_path))
-    assert cli(data.main, 'path') == (0, f'{tmp_path}\n', '')
+    assert cli(data_main, 'path') == (0, f'{tmp_path}\n', '')
 
 def test_not_an_idx_file(tmp_path):
     f = tmp_path / 'x'; f.write_bytes(b'PK\x03\x04 not idx')
