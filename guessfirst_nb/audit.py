@@ -24,15 +24,15 @@ from .run import Run
 from .store import Store, stage_key, environment
 
 # %% auto #0
-__all__ = ['PGD_ATTACKS', 'GRAD_STATS', 'REPRO_ENTRIES', 'CONDITIONED', 'WORST_ROWS', 'COMPRESSION_ROWS', 'margin',
-           'MarginLinfPGD', 'MarginL2PGD', 'pgd', 'pgd_broken', 'fgsm_broken', 'Saturated', 'Trapped',
-           'input_grad_stats', 'pgd_gradients', 'start_points', 'hsj_dist', 'check_unbounded', 'check_white_vs_black',
-           'check_more_effort', 'check_iterative', 'first_broken', 'sizes', 'accuracy_at', 'worst_case', 'attack_sizes',
-           'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table', 'Gradients', 'plot_grad_norms',
-           'gradient_table', 'representations', 'label_entropy', 'Probe', 'linear_probe', 'compression',
-           'reproduction_entries', 'audit_images', 'attacked_images', 'write_json', 'read_doc', 'command',
-           'model_stages', 'audit', 'add_gradients', 'worst_case_table', 'hsj_table', 'compression_table',
-           'audit_markdown', 'remeasure_gradients']
+__all__ = ['PGD_ATTACKS', 'GRAD_STATS', 'REPRO_ENTRIES', 'READ_FROM_REPRODUCTION', 'CONDITIONED', 'WORST_ROWS',
+           'COMPRESSION_ROWS', 'margin', 'MarginLinfPGD', 'MarginL2PGD', 'pgd', 'pgd_broken', 'fgsm_broken',
+           'Saturated', 'Trapped', 'input_grad_stats', 'pgd_gradients', 'start_points', 'hsj_dist', 'check_unbounded',
+           'check_white_vs_black', 'check_more_effort', 'check_iterative', 'first_broken', 'sizes', 'accuracy_at',
+           'worst_case', 'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table',
+           'Gradients', 'plot_grad_norms', 'gradient_table', 'representations', 'label_entropy', 'Probe',
+           'linear_probe', 'compression', 'reproduction_entries', 'audit_images', 'attacked_images', 'write_json',
+           'read_doc', 'command', 'model_stages', 'audit', 'add_gradients', 'worst_case_table', 'hsj_table',
+           'compression_table', 'audit_markdown', 'remeasure_gradients']
 
 # %% ../nbs/09_audit.ipynb #074c3d6a
 def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -534,6 +534,8 @@ def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int =
 # %% ../nbs/09_audit.ipynb #ec2a6d34
 REPRO_ENTRIES = [('FGSM/white', 'repro FGSM/linf', 'linf'), ('PGD/white', 'repro PGD/linf', 'linf'),
                  ('CW/white', 'repro CW/l2', 'l2'), ('CW/black', 'black:CW/l2', 'l2')]
+# every entry of a model's reproduction results that the audit reads (its stage key holds them)
+READ_FROM_REPRODUCTION = [k for k, _, _ in REPRO_ENTRIES] + ['FGSM/black', 'PGD/black']
 
 def reproduction_entries(r: dict, pos) -> tuple[dict, dict]:
     """One model's reproduction results on the audit's images (positions `pos` of its test subset): (entries for the
@@ -636,7 +638,10 @@ def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=
         c = compression(model, held.images(), held.y, cfg.probe_hypothesis, cfg.probe_steps, seed=cfg.seed)
         return dict(result=r, compression=dict(c, seconds=time.time() - t0))
 
-    key = lambda name: stage_key(cfg, images, {name: run.checkpoint(name), 'reproduction': run.result()})
+    def key(name):   # what a model's stage reads of the reproduction: its attack settings and this model's entries
+        read = {k: repro['results'][name][k] for k in READ_FROM_REPRODUCTION}
+        return stage_key(dict(audit=cfg, reproduction=dict(attack_config=repro['attack_config'], entries=read)),
+                         images, {name: run.checkpoint(name)})
     results, comp, seconds = {}, {}, {}
     for name, rec in model_stages(run, 'audit', names, key, audit_one, log=log, device=device).items():
         r, c = rec['value']['result'], rec['value']['compression']
@@ -648,7 +653,7 @@ def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=
                environment=environment(), seconds=seconds, total_seconds=time.time() - t_start, results=results,
                compression=comp)
     write_json(path, doc)
-    Store(run.stages('audit')).clear()
+    Store(run.stages('audit')).clear(names)   # another call's stages stay
     log(f'wrote {path}')
     return doc
 

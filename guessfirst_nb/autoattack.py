@@ -335,7 +335,11 @@ def add_square(run: Run, cfg: AutoAttackConfig = AutoAttackConfig(), models=None
     x, y = te.images().to(device), te.y.to(device)
     key = lambda name: stage_key(dict(config=cfg, eps=SQUARE_EPS), images, {name: run.checkpoint(name)})
     compute = lambda name, model, say: square_entry(model, x, y, cfg=cfg, log=say)
-    for name, rec in model_stages(run, 'square', models or TARGETS, key, compute, force, log, device).items():
+    names = models or TARGETS
+    done = [m for m in names if not force and 'Square/query' in doc['results'][m]]
+    for m in done: log(f'{run.dataset} {m}: Square already in the reproduction (use --force to run it again)')
+    for name, rec in model_stages(run, 'square', [m for m in names if m not in done], key, compute, force, log,
+                                  device).items():
         doc['results'][name]['Square/query'] = rec['value']
         doc.setdefault('seconds', {})[f'{name} Square'] = rec['seconds']
     atomic_write_text(path, json.dumps(doc, indent=1))

@@ -22,6 +22,8 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
 def _umask() -> int:
     u = os.umask(0); os.umask(u); return u
 
+_MODE = 0o666 & ~_umask()   # what `open` gives a new file; read once, at import (reading the umask sets it)
+
 def atomic_write(path, write) -> Path:
     """Create or replace `path` atomically: `write(tmp)` writes a temporary file `tmp` in the same folder, which is
     flushed to disk and renamed over `path` with the mode `open` would give a new file. On any error the temporary
@@ -31,7 +33,7 @@ def atomic_write(path, write) -> Path:
     try:
         write(Path(tmp))
         with open(tmp, 'rb') as f: os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise

@@ -133,7 +133,9 @@ def test_square_takes_its_stages(cnn, tmp_path):
     run = here(cnn[0], tmp_path)
     repro = json.loads((ROOT / 'results' / 'paper-lite' / 'mnist.json').read_text())
     repro['attack_config']['n_test'] = 30
-    run.result().parent.mkdir(parents=True); run.result().write_text(json.dumps(repro, indent=1))
+    for m in TARGETS: repro['results'][m].pop('Square/query', None)   # a reproduction without Square
+    fresh = lambda: run.result().write_text(json.dumps(repro, indent=1))
+    run.result().parent.mkdir(parents=True); fresh()
     cfg = AutoAttackConfig(square_queries=20, batch_size=30)
     def go(**kw):
         log = Log(); return add_square(run, cfg, models=['CNN'], log=log, **kw), log
@@ -143,11 +145,13 @@ def test_square_takes_its_stages(cnn, tmp_path):
     assert json.loads(run.result().read_text()) == doc1 and run.result().with_suffix('.md').exists()
     assert all(doc1['results'][m] == repro['results'][m] for m in TARGETS if m != 'CNN')   # the others as they were
     assert doc1['seconds']['CNN Square'] > 0
-    doc, log = go()
+    doc, log = go()             # Square is in the reproduction now: nothing attacked, nothing taken
+    assert any('Square already in the reproduction' in m for m in log) and not log.resumed and doc == doc1
+    fresh(); doc, log = go()    # the reproduction without it again: the stage is taken
     assert log.resumed and doc['results']['CNN']['Square/query'] == e
     doc, log = go(force=True)   # computed again: the same seeded attack, the same entry
     assert not log.resumed and doc['results']['CNN']['Square/query'] == e
-    retrain(run, 'CNN'); doc, log = go()
+    fresh(); retrain(run, 'CNN'); doc, log = go()
     assert not log.resumed
 
 

@@ -46,22 +46,25 @@ def test_a_stage_finished_by_another_process_meanwhile_is_taken(tmp_path):
 
 @pytest.mark.slow
 def test_a_process_killed_while_saving_leaves_no_stage(tmp_path):
-    # a stage whose value takes long to serialize: killed during the write, nothing counts as finished
+    "Killed with half the stage's file written: nothing counts as finished, and the next run computes and saves it."
     code = textwrap.dedent('''
-        import sys, json
-        from guessfirst_nb import store
-        st = store.Store(sys.argv[1])
-        slow_dumps = json.dumps
-        def dumps(o, **k):
-            print('writing', flush=True); import time; time.sleep(30); return slow_dumps(o, **k)
-        store.json.dumps = dumps
-        st.put('big', dict(k=1), list(range(10)))
+        import sys, pathlib, time
+        from guessfirst_nb.store import Store
+        def half(self, text, *a, **k):   # every text write stops half way, and the process is killed there
+            with open(self, 'w') as f: f.write(text[:len(text) // 2]); f.flush()
+            print('writing', flush=True); time.sleep(60)
+        pathlib.Path.write_text = half
+        Store(sys.argv[1]).put('big', dict(k=1), list(range(1000)))
     ''')
     p = subprocess.Popen([sys.executable, '-c', code, str(tmp_path / 's')], stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline().strip() == 'writing'
-    p.send_signal(signal.SIGKILL); p.wait(10)
+    try: assert p.stdout.readline().strip() == 'writing'
+    finally: p.send_signal(signal.SIGKILL); p.wait(10)
     st = Store(tmp_path / 's', log=lambda *a: None)
-    assert st.get('big', dict(k=1)) is None and not st.path('big').exists()
+    left = [q.name for q in st.folder.iterdir()]
+    assert not st.path('big').exists() and st.get('big', dict(k=1)) is None
+    assert len(left) == 1 and left[0].startswith('.big.json.') and left[0].endswith('.tmp'), left   # the half file
+    assert st.run('big', dict(k=1), lambda: list(range(1000)))['resumed'] is False
+    assert st.get('big', dict(k=1))['value'] == list(range(1000))
 
 def test_records_say_what_made_them(tmp_path):
     st = Store(tmp_path / 's', log=lambda *a: None)
