@@ -193,12 +193,12 @@ def test_a_changed_checkpoint_or_reproduction_is_audited_again(smoke, tmp_path, 
     fb = doc['results']['CNN']['PGD/white']['first_broken']; fb[0] = -1 if fb[0] != -1 else 0
     r2.result().write_text(json.dumps(doc))                    # an entry it reads changed: audited again
     assert audit_cnn() == 1 and audit_cnn() == 0
-    other = r2.stages('audit') / 'C-JS.json'; other.write_text('{}')   # a stage of another call
-    A.audit(r2, AuditConfig(n=50, autoattack=False, n_probe=100), force=True, models=['CNN'], log=quiet)
-    assert other.exists() and not (r2.stages('audit') / 'CNN.json').exists()   # only this call's stages cleared
     ck = torch.load(r2.checkpoint('CNN'), weights_only=True)
     torch.save(dict(ck, note='retrained'), r2.checkpoint('CNN'))   # the checkpoint changed: audited again
     assert audit_cnn() == 1 and audit_cnn() == 0
+    other = r2.stages('audit') / 'C-JS.json'; other.write_text('{}')   # a stage of another call
+    A.audit(r2, AuditConfig(n=50, autoattack=False, n_probe=100), force=True, models=['CNN'], log=quiet)
+    assert other.exists() and not (r2.stages('audit') / 'CNN.json').exists()   # only this call's stages cleared
 
 @pytest.mark.slow
 def test_audit_errors(smoke, tmp_path):
