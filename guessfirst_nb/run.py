@@ -34,7 +34,7 @@ class Run:
         if isinstance(self.profile, str): object.__setattr__(self, 'profile', get_profile(self.profile))
         if not isinstance(self.profile, Profile):
             raise TypeError(f'profile must be a Profile or the name of one, got {type(self.profile).__name__}')
-        if isinstance(self.seed, bool) or int(self.seed) != self.seed:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, float)) or int(self.seed) != self.seed:
             raise ValueError(f'seed {self.seed!r} is not a whole number; give a seed of 0 or more')
         if self.seed < 0:
             raise ValueError(f'seed {self.seed} is negative; give a seed of 0 or more '
