@@ -91,6 +91,8 @@ def test_extending_an_audit_takes_only_its_own_stages(cnn, tmp_path):
     assert again['results']['CNN']['attacks'] == r['attacks']
     again, log = go()        # the audit without it, again: the same images are attacked, the stage is taken
     assert log.resumed and again['results']['CNN']['attacks'] == r['attacks']
+    again, log = go(doc1, force=True)   # forced on the extended audit: AutoAttack attacks what the audit's own
+    assert again['results']['CNN']['attacks']['APGD-CE/linf']['attacked'] == left.sum(1).tolist()   # attacks left
 
     stage = run.stages('autoattack') / 'CNN.json'
     def plant():   # mark the stage's entries, to see whether they are taken
