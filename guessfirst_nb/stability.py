@@ -4,12 +4,11 @@
 
 # %% ../nbs/10_stability.ipynb #2bbab356
 from __future__ import annotations
-import json, math, re, sys, time
+import json, math, sys, time
 from dataclasses import asdict, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .data import load
 from .command import Command
 from .io import atomic_write_text, save_figure
 from .models import TARGETS, SUBSTITUTE, check_targets
@@ -17,7 +16,7 @@ from .profiles import PROFILES, AttackConfig, StabilityConfig
 from .train import load_model, check_finished, CheckpointError, TrainingDiverged
 from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 from .audit import pgd_broken, input_grad_stats
-from .reproduce import reproduce, paper_table, TABLE_ROWS, PALETTE, _acc, markdown_table
+from .reproduce import reproduce, attack_images, paper_table, TABLE_ROWS, PALETTE, _acc, markdown_table
 from .stats import wilson
 from .run import Run
 from .store import Store, stage_key, environment
@@ -120,7 +119,7 @@ def stability(run: Run, cfg: StabilityConfig | None = None, force: bool = False,
     t_start = time.time()
     for name in [SUBSTITUTE, *(TARGETS if models is None else models)]:   # one may still be training
         check_finished(run, name)
-    te = load(run.dataset, 'test').subset(acfg.n_test, seed=acfg.seed); x, y = te.images(), te.y
+    x, y = attack_images(run)   # the reproduction's test images
     store, say = Store(run.stages('stability'), log), lambda msg: log(f'{run.dataset} {msg}')
     files = lambda m, epochs: {f'{m} epoch {e}': run.checkpoint(m, e) for e in epochs}
     key = lambda checkpoints: stage_key(dict(stability=cfg, attack=acfg), dict(n=acfg.n_test, seed=acfg.seed),
