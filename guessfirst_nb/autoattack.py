@@ -26,7 +26,7 @@ from .store import stage_key
 __all__ = ['AUTOATTACK', 'AA_NORMS', 'TOL_EPS', 'RESTATED', 'SQUARE_EPS', 'AutoAttackConfig', 'make_attack', 'check_perturbation',
            'attack_broken', 'boundary_distance', 'cells', 'survivors', 'autoattack_entries', 'restate_cascade',
            'rederive_audit', 'cascade_table', 'audit_autoattack_config', 'with_autoattack', 'autoattack_step',
-           'full_audit', 'audit_main', 'add_autoattack', 'square_entry', 'add_square', 'main']
+           'full_audit', 'audit_main', 'missing', 'add_autoattack', 'square_entry', 'add_square', 'main']
 
 # %% ../nbs/17_autoattack.ipynb #b2a16a79
 @dataclass(frozen=True)
@@ -274,6 +274,13 @@ def audit_main(argv=None, prog='guessfirst-audit'):
     return p.run(argv, body, fails=(FileNotFoundError, CheckpointError))
 
 # %% ../nbs/17_autoattack.ipynb #d6dc6762
+def missing(run: Run, names, what: str, force: bool, log, present) -> list:
+    """`names` without those whose document already holds what they would add (`present(name)`; each logged as
+    `what`), unless `force`: extending a document does not redo hours of attacks that are in it."""
+    skip = [] if force else [m for m in names if present(m)]
+    for m in skip: log(f'{run.dataset} {m}: {what} (use --force to run it again)')
+    return [m for m in names if m not in skip]
+
 def add_autoattack(run: Run, cfg: AutoAttackConfig | None = None, models=None, force: bool = False, log=print,
                    device='cpu') -> dict:
     """Add AutoAttack's entries to the audit of `run` (`run.result('audit')`) and rewrite it, with its markdown.
@@ -291,11 +298,9 @@ def add_autoattack(run: Run, cfg: AutoAttackConfig | None = None, models=None, f
         return stage_key(cfg, dict(test_subset=doc['images']['test_subset'], positions=doc['images']['positions'],
                                    attacked=left), {name: run.checkpoint(name)})
     def compute(name, model, say): return autoattack_entries(model, x, y, base[name], acfg, cfg, say)
-    names = models or list(doc['results'])
-    done = [m for m in names if not force and all(f'{a}/linf' in doc['results'][m]['attacks'] for a in AUTOATTACK)]
-    for m in done: log(f'{run.dataset} {m}: AutoAttack already in the audit (use --force to run it again)')
-    for name, rec in model_stages(run, 'autoattack', [m for m in names if m not in done], key, compute, force, log,
-                                  device).items():
+    names = missing(run, models or list(doc['results']), 'AutoAttack already in the audit', force, log,
+                    lambda m: all(f'{a}/linf' in doc['results'][m]['attacks'] for a in AUTOATTACK))
+    for name, rec in model_stages(run, 'autoattack', names, key, compute, force, log, device).items():
         with_autoattack(doc['results'][name], rec['value'], acfg)
         doc['seconds'][f'{name} AutoAttack'] = rec['seconds']
     doc['autoattack_config'] = asdict(cfg)
@@ -335,11 +340,9 @@ def add_square(run: Run, cfg: AutoAttackConfig = AutoAttackConfig(), models=None
     x, y = te.images().to(device), te.y.to(device)
     key = lambda name: stage_key(dict(config=cfg, eps=SQUARE_EPS), images, {name: run.checkpoint(name)})
     compute = lambda name, model, say: square_entry(model, x, y, cfg=cfg, log=say)
-    names = models or TARGETS
-    done = [m for m in names if not force and 'Square/query' in doc['results'][m]]
-    for m in done: log(f'{run.dataset} {m}: Square already in the reproduction (use --force to run it again)')
-    for name, rec in model_stages(run, 'square', [m for m in names if m not in done], key, compute, force, log,
-                                  device).items():
+    names = missing(run, models or TARGETS, 'Square already in the reproduction', force, log,
+                    lambda m: 'Square/query' in doc['results'][m])
+    for name, rec in model_stages(run, 'square', names, key, compute, force, log, device).items():
         doc['results'][name]['Square/query'] = rec['value']
         doc.setdefault('seconds', {})[f'{name} Square'] = rec['seconds']
     atomic_write_text(path, json.dumps(doc, indent=1))
