@@ -606,7 +606,7 @@ def model_stages(run: Run, study: str, names, key, compute, force: bool = False,
         say = lambda *a, name=name: log(f'{run.dataset} {name}:', *a)
         work = lambda: compute(name, load_model(run, name, device=device)[0], say)
         out[name] = rec = store.run(name, key(name), work)
-        if rec['resumed']: say(f'resumed from {store.path(name)}')
+        if rec.resumed: say(f'resumed from {store.path(name)}')
     return out
 
 # %% ../nbs/09_audit.ipynb #9cfab9a8
@@ -644,7 +644,7 @@ def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=
                          images, {name: run.checkpoint(name)})
     results, comp, seconds = {}, {}, {}
     for name, rec in model_stages(run, 'audit', names, key, audit_one, log=log, device=device).items():
-        r, c = rec['value']['result'], rec['value']['compression']
+        r, c = rec.value['result'], rec.value['compression']
         results[name], seconds[name] = r, r['seconds']
         if c: comp[name], seconds[f'{name} compression'] = c, c['seconds']
     doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, audit_config=asdict(cfg),

@@ -301,8 +301,8 @@ def add_autoattack(run: Run, cfg: AutoAttackConfig | None = None, models=None, f
     names = missing(run, models or list(doc['results']), 'AutoAttack already in the audit', force, log,
                     lambda m: all(f'{a}/linf' in doc['results'][m]['attacks'] for a in AUTOATTACK))
     for name, rec in model_stages(run, 'autoattack', names, key, compute, force, log, device).items():
-        with_autoattack(doc['results'][name], rec['value'], acfg)
-        doc['seconds'][f'{name} AutoAttack'] = rec['seconds']
+        with_autoattack(doc['results'][name], rec.value, acfg)
+        doc['seconds'][f'{name} AutoAttack'] = rec.seconds
     doc['autoattack_config'] = asdict(cfg)
     write_json(path, doc)
     atomic_write_text(path.with_suffix('.md'), audit_markdown(doc) + '\n')
@@ -343,8 +343,8 @@ def add_square(run: Run, cfg: AutoAttackConfig = AutoAttackConfig(), models=None
     names = missing(run, models or TARGETS, 'Square already in the reproduction', force, log,
                     lambda m: 'Square/query' in doc['results'][m])
     for name, rec in model_stages(run, 'square', names, key, compute, force, log, device).items():
-        doc['results'][name]['Square/query'] = rec['value']
-        doc.setdefault('seconds', {})[f'{name} Square'] = rec['seconds']
+        doc['results'][name]['Square/query'] = rec.value
+        doc.setdefault('seconds', {})[f'{name} Square'] = rec.seconds
     atomic_write_text(path, json.dumps(doc, indent=1))
     atomic_write_text(path.with_suffix('.md'), table_markdown(doc) + '\n')
     return doc

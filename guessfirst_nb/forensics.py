@@ -263,7 +263,7 @@ def forensics(run: Run, device='cpu', n: int | None = None, models=TARGETS, log=
     def stage(name, files, compute):   # files: the published weight files it reads
         rec = store.run(name, stage_key(dict(attack=cfg, seed=run.seed), dict(n=len(y), seed=cfg.seed), files),
                         compute)
-        log(f'{run.dataset} {name}: ' + ('resumed' if rec['resumed'] else f"computed in {rec['seconds']:.0f}s"))
+        log(f'{run.dataset} {name}: ' + ('resumed' if rec.resumed else f"computed in {rec.seconds:.0f}s"))
         return rec
     white = {r['model'] for r in forensics_rows(doc, {}) if '/white ' in r['cell']}
     recs = {f'white {m}': stage(f'white {m}', {m: file(m)}, lambda: white_variants(m, targets[m], x, y, cfg, run.seed))
@@ -274,7 +274,7 @@ def forensics(run: Run, device='cpu', n: int | None = None, models=TARGETS, log=
                           lambda: black_variants(targets, subs(), x, y, cfg, run.seed))
     variants = {}
     for rec in recs.values():
-        for v, cells in rec['value'].items():
+        for v, cells in rec.value.items():
             for c, per in cells.items(): variants.setdefault(v, {}).setdefault(c, {}).update(per)
     res = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, n=len(y), models=list(models),
                attack_config=asdict(cfg), environment=environment(), seconds={s: r['seconds'] for s, r in recs.items()},

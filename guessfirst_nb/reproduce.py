@@ -23,7 +23,7 @@ from .store import Store, environment, stage_key
 
 # %% auto #0
 __all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'STAGES', 'TABLE_RULE', 'PALETTE', 'paper_table', 'to_json', 'attack_images',
-           'attack_stages', 'Stage', 'attack_all', 'reproduce', 'training_histories', 'table', 'markdown_table',
+           'attack_stages', 'attack_all', 'reproduce', 'training_histories', 'table', 'markdown_table',
            'table_markdown', 'figure3', 'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown',
            'paper_heatmap', 'heatmap_panels', 'write_paper_heatmaps']
 
@@ -93,21 +93,11 @@ def attack_stages(run: Run, only: list | None = None) -> dict:
                          {m: run.checkpoint(m) for m in ([*TARGETS, SUBSTITUTE] if s == 'black' else [s])})
             for s in (STAGES if only is None else only)}
 
-# %% ../nbs/08_reproduce.ipynb #984aacda
-@dataclass(frozen=True)
-class Stage:
-    """A finished stage of the attacks: its `entries` ({target: {'PGD/white': curve, ...}}, as the results file holds
-    them), the `seconds` it took, the `commit` of the code that ran it, and whether it was `resumed` (taken from the
-    store: finished before, by this process or another)."""
-    entries: dict
-    seconds: float
-    commit: str | None
-    resumed: bool
-
 # %% ../nbs/08_reproduce.ipynb #841aa8d7
 def attack_all(nets: dict, run: Run, log=print, only: list | None = None) -> dict | None:
     """The reproduction's attacks on `nets` (every target and the substitute), stage by stage in the store
-    `run.stages()`: {stage: Stage}. A stage finished under its key, by this process before it was killed or by another
+    `run.stages()`: {stage: `store.Stage`}, each stage's value {target: {'PGD/white': curve, ...}}. A stage finished
+    under its key, by this process before it was killed or by another
     (also while this one runs), is taken; the others are computed and saved. `only`: run just these targets'
     white-box stages and return None."""
     (x, y), cfg, store = attack_images(run), run.profile.attack, Store(run.stages(), log)
@@ -117,8 +107,7 @@ def attack_all(nets: dict, run: Run, log=print, only: list | None = None) -> dic
         return {m: _curves(r, len(y)) for m, r in res.items()}
     done = {}
     for s, key in attack_stages(run, only).items():
-        rec = store.run(s, key, lambda: compute(s))
-        done[s] = st = Stage(rec['value'], rec['seconds'], rec['commit'], rec['resumed'])
+        done[s] = st = store.run(s, key, lambda: compute(s))
         if st.resumed: log(f'{s}: taken from {store.path(s)} (commit {st.commit})')
         elif s != 'black': log(f'{s}: white-box attacks done in {st.seconds:.0f}s')
     return None if only is not None else done
@@ -150,7 +139,7 @@ def reproduce(run: Run, force: bool = False, progress: bool = True, log=print, r
     stages, (x, y) = attack_all(nets, run, log), attack_images(run)
     results = {m: {'clean': (predict(nets[m], x) == y).sum().item() / len(y)} for m in TARGETS}
     for st in stages.values():
-        for m, entries in st.entries.items(): results[m].update(entries)
+        for m, entries in st.value.items(): results[m].update(entries)
     resumed = {s: st.commit for s, st in stages.items() if st.resumed}
     doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, train_profile=run.profile.train_record(),
                attack_config=asdict(cfg),

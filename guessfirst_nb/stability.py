@@ -132,9 +132,9 @@ def stability(run: Run, cfg: StabilityConfig | None = None, force: bool = False,
     for e in _epochs(run, SUBSTITUTE, cfg.substitute_epochs):
         subs[e] = r = store.run(f'{SUBSTITUTE}-epoch{e}', key(files(SUBSTITUTE, [e])), lambda: craft_on(e),
                                 tensors=True)
-        say(f'substitute epoch {e}: ' + (f'examples resumed from {store.folder}' if r['resumed'] else
-                                         f"clean {r['value']['clean']:.3f}, examples crafted in {r['seconds']:.0f}s"))
-    crafted = {str(e): r['value']['crafted'] for e, r in subs.items()}
+        say(f'substitute epoch {e}: ' + (f'examples resumed from {store.folder}' if r.resumed else
+                                         f"clean {r.value['clean']:.3f}, examples crafted in {r.seconds:.0f}s"))
+    crafted = {str(e): r.value['crafted'] for e, r in subs.items()}
     # a target's rows are kept under the SHA-256 of every checkpoint they read: its epochs', the substitutes'
     target_key = lambda m, epochs: key(files(m, epochs) | files(SUBSTITUTE, subs))
     def row(m, e):
@@ -144,18 +144,18 @@ def stability(run: Run, cfg: StabilityConfig | None = None, force: bool = False,
     for m in TARGETS if models is None else models:   # one measured meanwhile by another process is taken
         epochs = _epochs(run, m, cfg.epochs)   # the key's: a run still saving epochs cannot add one the rows lack
         r = store.run(m, target_key(m, epochs), lambda: [row(m, e) for e in epochs])
-        curves[m] = r['value']
-        say(f'{m}: ' + (f'resumed from {store.folder}' if r['resumed'] else
-                        f"{len(epochs)} epochs in {r['seconds']:.0f}s"))
+        curves[m] = r.value
+        say(f'{m}: ' + (f'resumed from {store.folder}' if r.resumed else
+                        f"{len(epochs)} epochs in {r.seconds:.0f}s"))
     for m in TARGETS:   # measured by others, on the checkpoints now on disk
         if m not in curves and store.path(m).exists():
-            if r := store.get(m, target_key(m, _epochs(run, m, cfg.epochs))): curves[m] = r['value']
+            if r := store.get(m, target_key(m, _epochs(run, m, cfg.epochs))): curves[m] = r.value
     if missing := [m for m in TARGETS if m not in curves]:
         say(f'{missing} not measured yet; the study is written when they are (a run without models measures them)')
         return None
     doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, config=asdict(cfg),
                attack_config=asdict(acfg), n=len(y), n_white=min(cfg.n_white, len(y)),
-               substitute={str(e): dict(epoch=e, clean=r['value']['clean'], seconds=r['seconds'])
+               substitute={str(e): dict(epoch=e, clean=r.value['clean'], seconds=r.seconds)
                            for e, r in subs.items()},
                curves={m: curves[m] for m in TARGETS}, environment=environment(), total_seconds=time.time() - t_start)
     atomic_write_text(path, json.dumps(doc, indent=1))

@@ -4,15 +4,15 @@
 
 # %% ../nbs/07a_store.ipynb #2c1348a5
 from __future__ import annotations
-import json, platform, subprocess, time
-from dataclasses import asdict, is_dataclass
+import json, platform, subprocess, time, types, typing
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 import torch
 from . import __version__
 from .io import atomic_write_text, atomic_torch_save, sha256_file
 
 # %% auto #0
-__all__ = ['git_commit', 'environment', 'plain', 'stage_key', 'Store']
+__all__ = ['git_commit', 'environment', 'plain', 'stage_key', 'typed', 'Stage', 'Store']
 
 # %% ../nbs/07a_store.ipynb #2b19c22d
 def git_commit() -> str | None:
@@ -48,7 +48,60 @@ def stage_key(config, images, checkpoints: dict) -> dict:
     return plain(dict(config=config, images=images,
                       checkpoints={k: sha256_file(p) for k, p in sorted(checkpoints.items())}))
 
+# %% ../nbs/07a_store.ipynb #4d1e0bcd
+def typed(cls, data, where: str = 'document'):
+    """`data` (plain JSON data, as `plain` writes it) read as `cls`: a dataclass from a dict by its fields' types,
+    recursively through `list[T]`, `tuple[T, ...]`, `dict[str, T]` and `T | None`; plain types are checked. A key
+    the schema does not have, a missing field without a default, or a value of the wrong type raises one ValueError
+    naming where in the document it is."""
+    origin, args = typing.get_origin(cls), typing.get_args(cls)
+    if cls is typing.Any or cls is object: return data
+    if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in args: return None
+        last = None
+        for a in (a for a in args if a is not type(None)):
+            try: return typed(a, data, where)
+            except ValueError as e: last = e
+        raise last
+    if is_dataclass(cls):
+        if not isinstance(data, dict): raise ValueError(f'{where}: expected an object for {cls.__name__}, got {type(data).__name__}')
+        hints, fs = typing.get_type_hints(cls), {f.name: f for f in fields(cls) if f.init}
+        if extra := set(data) - set(fs): raise ValueError(f'{where}: {cls.__name__} has no field {", ".join(sorted(map(repr, extra)))}')
+        kw = {}
+        for name, f in fs.items():
+            if name in data: kw[name] = typed(hints[name], data[name], f'{where}.{name}')
+            elif f.default is MISSING and f.default_factory is MISSING: raise ValueError(f'{where}: {cls.__name__} lacks {name!r}')
+        return cls(**kw)
+    if origin in (list, tuple):
+        if not isinstance(data, (list, tuple)): raise ValueError(f'{where}: expected a list, got {type(data).__name__}')
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(data): raise ValueError(f'{where}: expected {len(args)} items, got {len(data)}')
+            return tuple(typed(a, v, f'{where}[{i}]') for i, (a, v) in enumerate(zip(args, data)))
+        t = args[0] if args else typing.Any
+        out = [typed(t, v, f'{where}[{i}]') for i, v in enumerate(data)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if not isinstance(data, dict): raise ValueError(f'{where}: expected an object, got {type(data).__name__}')
+        kt, vt = args if args else (typing.Any, typing.Any)
+        return {typed(kt, k, where): typed(vt, v, f'{where}[{k!r}]') for k, v in data.items()}
+    if cls is float and isinstance(data, int) and not isinstance(data, bool): return float(data)
+    if isinstance(cls, type) and not (isinstance(data, cls) and not (cls is int and isinstance(data, bool))):
+        raise ValueError(f'{where}: expected {cls.__name__}, got {data!r}')
+    return data
+
+
 # %% ../nbs/07a_store.ipynb #9379d1b7
+@dataclass(frozen=True)
+class Stage:
+    """One finished stage: the `key` it was computed under, its `value`, the `seconds` it took, the `commit` of the
+    code that computed it, and whether it was `resumed` (taken from the store, finished before by this process or
+    another) rather than computed now."""
+    key: object
+    value: object
+    seconds: float
+    commit: str | None
+    resumed: bool = False
+
 class Store:
     """The finished stages of one study: a folder `folder` with one file per stage, {key, value, seconds, commit},
     each written atomically once the stage is done. Two processes share a study by computing different stages;
@@ -60,29 +113,31 @@ class Store:
         "The file of `stage`."
         return self.folder / f"{stage}.{'pt' if tensors else 'json'}"
 
-    def get(self, stage: str, key, tensors: bool = False) -> dict | None:
-        """The record of `stage` ({key, value, seconds, commit}) if it is finished under `key`; None if it is not
-        there, cannot be read, or was made under another key."""
+    def get(self, stage: str, key, tensors: bool = False) -> Stage | None:
+        """`stage` as a resumed `Stage` if it is finished under `key`; None if it is not there, cannot be read, or
+        was made under another key."""
         p = self.path(stage, tensors)
         if not p.exists(): return None
         try: rec = torch.load(p, weights_only=True) if tensors else json.loads(p.read_text())
         except Exception as e:
             self.log(f'{p}: unreadable ({type(e).__name__}), computed again'); return None
-        return rec if isinstance(rec, dict) and rec.get('key') == plain(key) else None
+        if not isinstance(rec, dict) or rec.get('key') != plain(key): return None
+        return Stage(rec.get('key'), rec.get('value'), rec.get('seconds', 0.0), rec.get('commit'), resumed=True)
 
-    def put(self, stage: str, key, value, seconds: float = 0.0, tensors: bool = False) -> dict:
-        "Save `value` as `stage` finished under `key`, atomically; its record."
-        rec = dict(key=plain(key), value=value if tensors else plain(value), seconds=seconds, commit=git_commit())
+    def put(self, stage: str, key, value, seconds: float = 0.0, tensors: bool = False) -> Stage:
+        "Save `value` as `stage` finished under `key`, atomically; the `Stage`."
+        st = Stage(plain(key), value if tensors else plain(value), seconds, git_commit())
+        rec = dict(key=st.key, value=st.value, seconds=st.seconds, commit=st.commit)   # the file: {key, value, ...}
         if tensors: atomic_torch_save(rec, self.path(stage, True))
         else: atomic_write_text(self.path(stage), json.dumps(rec))
-        return rec
+        return st
 
-    def run(self, stage: str, key, compute, tensors: bool = False) -> dict:
-        """The record of `stage` under `key`: taken if finished (by this process before it was killed, or by
-        another), else `compute()`d now and saved. The record says which: `resumed` is True if it was taken."""
-        if (rec := self.get(stage, key, tensors)) is not None: return dict(rec, resumed=True)
+    def run(self, stage: str, key, compute, tensors: bool = False) -> Stage:
+        """`stage` under `key`: taken if finished (by this process before it was killed, or by another), else
+        `compute()`d now and saved. The `Stage` says which: `resumed` is True if it was taken."""
+        if (st := self.get(stage, key, tensors)) is not None: return st
         t0 = time.time(); value = compute()
-        return dict(self.put(stage, key, value, time.time() - t0, tensors), resumed=False)
+        return self.put(stage, key, value, time.time() - t0, tensors)
 
     def clear(self, stages=None):
         "Remove the files of `stages` (all if None), and the folder if nothing else is left in it."

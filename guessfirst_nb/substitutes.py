@@ -138,8 +138,8 @@ def substitutes(run: Run, other_seed: int = 1, cfg: AttackConfig | None = None, 
             b = transfer_broken(source, targets, x, y, cfg, log=lambda *a: log(f'{run.dataset} from {s}:', *a))
             return {t: {c: pack(v) for c, v in cells.items()} for t, cells in b.items()}
         rec = store.run(s, stage_key(cell_config(cfg), images, read), compute)
-        if rec['resumed']: log(f'{run.dataset} {s}: resumed')
-        broken[s], seconds[s] = rec['value'], rec['seconds']
+        if rec.resumed: log(f'{run.dataset} {s}: resumed')
+        broken[s], seconds[s] = rec.value, rec.seconds
     doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, other_seed=other_seed, n=len(y),
                attack_config=asdict(cell_config(cfg)), images=images, sources=list(broken), checkpoints=ckpts,
                environment=environment(), seconds=seconds, broken=broken)

@@ -17,7 +17,7 @@ WORKER = textwrap.dedent('''
             with open(Path(folder).parent / 'computed.log', 'a') as f: f.write(f'{me} {s}\\n')
             return dict(stage=s, by=me)
         r = st.run(s, dict(stage=s), compute)
-        print(s, r['value']['by'], r['resumed'], flush=True)
+        print(s, r.value['by'], r.resumed, flush=True)
 ''')
 
 def _worker(tmp, me, stages, delay=0.0):
@@ -63,16 +63,16 @@ def test_a_process_killed_while_saving_leaves_no_stage(tmp_path):
     left = [q.name for q in st.folder.iterdir()]
     assert not st.path('big').exists() and st.get('big', dict(k=1)) is None
     assert len(left) == 1 and left[0].startswith('.big.json.') and left[0].endswith('.tmp'), left   # the half file
-    assert st.run('big', dict(k=1), lambda: list(range(1000)))['resumed'] is False
-    assert st.get('big', dict(k=1))['value'] == list(range(1000))
+    assert st.run('big', dict(k=1), lambda: list(range(1000))).resumed is False
+    assert st.get('big', dict(k=1)).value == list(range(1000))
 
 def test_records_say_what_made_them(tmp_path):
     st = Store(tmp_path / 's', log=lambda *a: None)
     rec = st.run('one', dict(config=(1, 2)), lambda: dict(v=(3, 4)))
     on_disk = json.loads(st.path('one').read_text())
     assert on_disk['key'] == {'config': [1, 2]} and on_disk['value'] == {'v': [3, 4]}
-    assert on_disk['commit'] == git_commit() and on_disk['seconds'] >= 0 and rec['resumed'] is False
-    assert st.get('one', dict(config=[1, 2]))['value'] == {'v': [3, 4]}      # a tuple key reads back as a list
+    assert on_disk['commit'] == git_commit() and on_disk['seconds'] >= 0 and rec.resumed is False
+    assert st.get('one', dict(config=[1, 2])).value == {'v': [3, 4]}      # a tuple key reads back as a list
 
 def test_a_key_names_each_checkpoint_by_its_bytes(tmp_path):
     p = tmp_path / 'last.pt'; p.write_bytes(b'1')

@@ -375,10 +375,10 @@ MUTANTS = [
       'a reproduction or stability run given models attacks a model still in training'),
     # Store.run reads a stage's file just before computing it: the bug is stages read once, at the start
     M('reproduce-stage-not-rechecked', NB08,
-      "    for s, key in attack_stages(run, only).items():\n        rec = store.run(s, key, lambda: compute(s))\n",
+      "    for s, key in attack_stages(run, only).items():\n        done[s] = st = store.run(s, key, lambda: compute(s))\n",
       "    first = {s: store.get(s, key) for s, key in attack_stages(run, only).items()}   # read once, at the start\n"
       "    for s, key in attack_stages(run, only).items():\n"
-      "        rec = dict(first[s], resumed=True) if first[s] else dict(store.put(s, key, compute(s)), resumed=False)\n",
+      "        done[s] = st = first[s] or store.put(s, key, compute(s))\n",
       [T_REPRO], 'a reproduction runs again a stage another process finished while it ran'),
     M('reproduce-stages-clear-all', NB08, "Store(run.stages(), log).clear(STAGES)", "Store(run.stages(), log).clear()",
       [T_REPRO], 'a finished reproduction deletes the stage file another process is still writing'),
@@ -400,13 +400,13 @@ MUTANTS = [
     M('stability-others-not-reread', NB10,
       "    for m in TARGETS:   # measured by others, on the checkpoints now on disk\n"
       "        if m not in curves and store.path(m).exists():\n"
-      "            if r := store.get(m, target_key(m, _epochs(run, m, cfg.epochs))): curves[m] = r['value']\n",
+      "            if r := store.get(m, target_key(m, _epochs(run, m, cfg.epochs))): curves[m] = r.value\n",
       "", [NB10, T_STAB], 'two processes sharing a study both stop without writing it'),
     # was stability-model-not-rechecked: each target goes through Store.run, which reads its stage again just before
     # computing it; the bug is a target stage computed without asking the store
     M('stability-target-stage-never-taken', NB10,
       "        r = store.run(m, target_key(m, epochs), lambda: [row(m, e) for e in epochs])\n",
-      "        r = dict(store.put(m, target_key(m, epochs), [row(m, e) for e in epochs]), resumed=False)\n",
+      "        r = store.put(m, target_key(m, epochs), [row(m, e) for e in epochs])\n",
       [NB10, T_STAB], 'a study measures again a model another process measured while it ran, or a killed run '
       'measured before it was killed'),
     M('stability-measures-unfinished', NB10,
