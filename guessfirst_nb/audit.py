@@ -5,7 +5,7 @@
 # %% ../nbs/09_audit.ipynb #b62b82e0
 from __future__ import annotations
 import json, math, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, fields, is_dataclass, replace
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -18,21 +18,24 @@ from .mmd import ie_regularizer
 from .profiles import AttackConfig, AuditConfig, TOL, TOL_ZERO
 from .train import load_model, check_checkpoints
 from .attacks import fmodel, device_of, predict, check_advs, fixed_eps_advs, broken_fixed, _batches
-from .reproduce import paper_table, markdown_table
+from .reproduce import paper_table, markdown_table, reproduction, entry
 from .stats import wilson
 from .run import Run
-from .store import Store, stage_key, environment
+from .store import Store, stage_key, environment, plain, typed
 
 # %% auto #0
-__all__ = ['PGD_ATTACKS', 'GRAD_STATS', 'REPRO_ENTRIES', 'READ_FROM_REPRODUCTION', 'CONDITIONED', 'WORST_ROWS',
+__all__ = ['PGD_ATTACKS', 'GRAD_STATS', 'Entry', 'CHECKS', 'REPRO_ENTRIES', 'READ_FROM_REPRODUCTION', 'CONDITIONED', 'WORST_ROWS',
            'COMPRESSION_ROWS', 'margin', 'MarginLinfPGD', 'MarginL2PGD', 'pgd', 'pgd_broken', 'fgsm_broken',
-           'Saturated', 'Trapped', 'input_grad_stats', 'pgd_gradients', 'start_points', 'hsj_dist', 'check_unbounded',
-           'check_white_vs_black', 'check_more_effort', 'check_iterative', 'first_broken', 'sizes', 'accuracy_at',
-           'worst_case', 'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table',
-           'Gradients', 'plot_grad_norms', 'gradient_table', 'representations', 'label_entropy', 'Probe',
-           'linear_probe', 'compression', 'reproduction_entries', 'audit_images', 'attacked_images', 'write_json',
-           'read_doc', 'command', 'model_stages', 'audit', 'add_gradients', 'worst_case_table', 'hsj_table',
-           'compression_table', 'audit_markdown', 'remeasure_gradients']
+           'Saturated', 'Trapped', 'input_grad_stats', 'pgd_gradients', 'start_points', 'hsj_dist', 'Row', 'Check',
+           'Worst', 'cell_key', 'attack_key', 'GridEntry', 'HsjEntry', 'GivenEntry', 'CascadeEntry', 'Gradients',
+           'ModelResult', 'Compression', 'Subset', 'Images', 'Source', 'PgdSettings', 'PgdSeen', 'PgdGradients',
+           'AuditDoc', 'audit_doc', 'to_plain', 'check_unbounded', 'check_white_vs_black', 'check_more_effort',
+           'check_iterative', 'first_broken', 'grid_sizes', 'sizes', 'accuracy_at', 'worst_case', 'model_result',
+           'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table',
+           'plot_grad_norms', 'gradient_table', 'representations', 'label_entropy', 'Probe', 'linear_probe',
+           'compression', 'reproduction_entries', 'audit_images', 'attacked_images', 'write_json', 'read_doc',
+           'command', 'seconds_key', 'model_stages', 'ModelStage', 'audit', 'add_gradients', 'worst_case_table',
+           'hsj_table', 'compression_table', 'audit_markdown', 'remeasure_gradients']
 
 # %% ../nbs/09_audit.ipynb #074c3d6a
 def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -208,16 +211,187 @@ def hsj_dist(model, x, y, norm: str = 'linf', steps: int = 32, init_evals: int =
     return dict(dist=dist.tolist(), norm=norm, seconds=time.time() - t0, steps=steps, init_evals=init_evals,
                 max_evals=max_evals, no_start=int((~found & ~wrong).sum()))
 
+# %% ../nbs/09_audit.ipynb #a5c4e002
+@dataclass(frozen=True)
+class Row:
+    "One comparison of a check: `attack` at `eps`, its accuracy `value` against the reference `ref`, `ok` if it holds."
+    attack: str; eps: float; value: float; ref: float; ok: bool
+
+@dataclass(frozen=True)
+class Check:
+    "One check of the checklist: its name, whether it `passed`, its tolerance, its comparisons, a one-line `summary`."
+    check: str; passed: bool; tol: float; rows: list[Row]; summary: str
+
+@dataclass(frozen=True)
+class Worst:
+    """The worst case at one (norm, eps) over the attacks in that norm (`worst_case`): robust accuracy `acc`, `k` of
+    `n` images, its 95% Wilson interval [`lo`, `hi`]; each attack's own accuracy (`single`; None for AutoAttack's
+    entries, which attacked only what the others left and so have none of their own) and the images only it broke
+    (`only`). Where HopSkipJump ran, the same on its subset with and without it."""
+    eps: float; acc: float; k: int; n: int; lo: float; hi: float
+    single: dict[str, float | None]; only: dict[str, int]
+    hsj_subset: Worst | None = None; hsj_subset_without_hsj: Worst | None = None
+
+def cell_key(norm: str, eps: float) -> str:
+    "The key of the worst case at (`norm`, `eps`) among a model's `worst_case`, e.g. 'linf 0.15', 'l2 2'."
+    return f'{norm} {eps:g}'
+
+def attack_key(attack: str, norm: str) -> str:
+    "The key of an attack entry among a model's `attacks`, e.g. 'PGD-ce/linf', 'HSJ/l2', 'black:FGSM/linf'."
+    return f'{attack}/{norm}'
+
+# %% ../nbs/09_audit.ipynb #a5c4e003
+@dataclass(frozen=True, kw_only=True)
+class GridEntry:
+    """The audit's FGSM or PGD (`fgsm_broken`, `pgd_broken`) on its grid `eps` (0 first): its `seconds`, `loss`,
+    `steps`, `restarts`, PGD's `stepsize` per eps and broken counts after each restart; the accuracy `acc` at each eps
+    of `n` images and each image's `first_broken` grid index (-1: never)."""
+    eps: list[int | float]; seconds: float; norm: str; loss: str; steps: int; restarts: int
+    stepsize: list[float] | None = None; broken_after_restart: list[list[int]] | None = None
+    kind: str; acc: list[float]; n: int; first_broken: list[int]
+
+@dataclass(frozen=True, kw_only=True)
+class HsjEntry:
+    """HopSkipJump (`hsj_dist`) on the images at positions `index`: each one's example size `dist` (0: misclassified
+    clean, None: none found), its budgets, and the `no_start` images it had no starting point for."""
+    dist: list[float | None]; norm: str; seconds: float; steps: int; init_evals: int; max_evals: int; no_start: int
+    kind: str; index: list[int]
+
+@dataclass(frozen=True, kw_only=True)
+class GivenEntry:
+    """An attack taken from elsewhere, on the audit's images: the reproduction's curves (`eps`, `first_broken`) and
+    C&W distances, the black-box transfer's sizes (`dist`; None: never broken)."""
+    kind: str; norm: str
+    eps: list[int | float] | None = None; first_broken: list[int] | None = None; dist: list[float | None] | None = None
+
+@dataclass(frozen=True, kw_only=True)
+class CascadeEntry:
+    """One of AutoAttack's attacks in its cascade (notebook 17) on the grid `eps` (0 first) of `n` images: at each
+    eps > 0 it `attacked` only the images every attack before it left and broke `broken_among_attacked` of them;
+    `first_broken` as elsewhere, its budgets `config`, Square's `queries` per image. No accuracy: only the worst case
+    counts it."""
+    kind: str; norm: str; eps: list[int | float]; n: int; first_broken: list[int]
+    attacked: list[int]; broken_among_attacked: list[int]; cascade: bool; config: dict
+    queries: list[list[int | None]] | None = None
+
+Entry = GridEntry | HsjEntry | GivenEntry | CascadeEntry   # an attack entry, told apart by its keys
+
+# %% ../nbs/09_audit.ipynb #a5c4e004
+@dataclass(frozen=True)
+class Gradients:
+    """One model's `input_grad_stats` on the audit's images, per image (4 significant digits): the largest entry
+    `max_abs`, the fraction of zero entries `zero_frac`, the l2 `norm` in float64 and `norm_f32` in float32."""
+    max_abs: list[float]; zero_frac: list[float]; norm: list[float]; norm_f32: list[float]
+
+@dataclass(frozen=True, kw_only=True)
+class ModelResult:
+    """One model's audit: `n` images, `clean` accuracy, its `attacks` by `attack_key`, the `checks` 'a' to 'd', the
+    `worst_case` by `cell_key`, the `seconds` it took, the cross-entropy's input `gradients` (last, where older audits
+    had them added); older audits' gradient norms `grad_norms`, `grad_norms_f32`."""
+    n: int; clean: float; attacks: dict[str, Entry]
+    grad_norms: list[float] | None = None; grad_norms_f32: list[float] | None = None
+    checks: dict[str, Check]; worst_case: dict[str, Worst]; seconds: float; gradients: Gradients | None = None
+
+    def worst(self, norm: str, eps: float) -> Worst: return self.worst_case[cell_key(norm, eps)]
+
+@dataclass(frozen=True)
+class Compression:
+    """`compression` of one model on the held-out images and the `seconds` it took: the IE regularizer `mmd` (beta = 1;
+    mean and sd over `mmd_batches` batches), the linear probe under `hypothesis` (accuracy, cross-entropy on its test
+    and train halves, L2 penalty), `H_Y`, `I_lower` = H_Y - probe_ce, the halves' sizes and h_r's `dim`."""
+    mmd: float; mmd_sd: float; mmd_batches: int; hypothesis: int
+    probe_acc: float; probe_ce: float; probe_train_ce: float; probe_wd: float; H_Y: float; I_lower: float
+    n_train: int; n_test: int; dim: int; seconds: float
+
+@dataclass(frozen=True)
+class Subset:
+    "A seeded subset of the test images: `n` of them, drawn with `seed` (`subset` of notebook 01)."
+    n: int; seed: int
+
+@dataclass(frozen=True)
+class Images:
+    """The images an audit reads: the reproduction's `test_subset`, the `positions` attacked in it, HopSkipJump's
+    `hsj_positions` among those (None: no HopSkipJump), the `held_out` images of the compression."""
+    test_subset: Subset; positions: list[int]; hsj_positions: list[int] | None; held_out: Subset
+
+@dataclass(frozen=True)
+class Source:
+    "The reproduction an audit read: its results file `path` and the commit that computed it."
+    path: str; git_commit: str | None
+
+@dataclass(frozen=True, kw_only=True)
+class PgdSettings:
+    "The PGD of `pgd_gradients` in an audit: `loss`, `seed`, l-inf `eps`, `steps`, on the first `n` images."
+    loss: str = 'ce'; seed: int = 0; eps: float; steps: int; n: int | None = None; rel_stepsize: float | None = None
+
+@dataclass(frozen=True)
+class PgdSeen:
+    "What `pgd_gradients` saw per image, rounded to 4 digits (`broken`, `clean_ok`: 1.0 true, 0.0 false)."
+    nonzero_min: list[float]; blind_steps: list[float]; broken: list[float]; clean_ok: list[float]
+
+@dataclass(frozen=True)
+class PgdGradients:
+    "`pgd_gradients` of every model in an audit: its settings `config` and what it saw, by model (`results`)."
+    config: PgdSettings; results: dict[str, PgdSeen]
+
+@dataclass(frozen=True)
+class AuditDoc:
+    """The results document of one audit (`run.result('audit')`): the run (`dataset`, `profile`, `seed`), the
+    `audit_config` (read as `config`) and the reproduction's `attack_config` as written, the
+    `images`, the `reproduction` it read, the `environment`, wall times (`seconds` by model and `seconds_key`,
+    `total_seconds`), the `results` by model, the `compression` of the conditioned models and the CNN. Later additions,
+    absent where not made: a `note`, `autoattack_config` (`add_autoattack`, notebook 17), `restated`
+    (`rederive_audit`), `pgd_gradients`, `gradients_source` and `gradients_check` (`remeasure_gradients`)."""
+    dataset: str; profile: str; seed: int; audit_config: dict; attack_config: dict; images: Images
+    reproduction: Source; environment: dict; seconds: dict[str, float]; total_seconds: float
+    results: dict[str, ModelResult]; compression: dict[str, Compression]
+    note: str | None = None; autoattack_config: dict | None = None; restated: str | None = None
+    pgd_gradients: PgdGradients | None = None; gradients_source: str | None = None
+    gradients_check: dict[str, float] | None = None
+
+    @property
+    def config(self) -> AuditConfig: return _config(AuditConfig, self.audit_config)   # older audits: later defaults
+
+def _config(cls, d: dict):
+    "The configuration `cls` written as `d` (its tuples as lists)."
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+def _kind(e: dict) -> type:
+    "The class of an attack entry given as JSON data, by the key that tells it apart."
+    return CascadeEntry if 'cascade' in e else HsjEntry if 'index' in e else GridEntry if 'loss' in e else GivenEntry
+
+def audit_doc(doc) -> AuditDoc:
+    """An audit's results document (JSON data, or already an `AuditDoc`) as its `AuditDoc`; a malformed attack entry
+    is reported against its own kind (`typed` reports an `Entry` against the union's first class)."""
+    if isinstance(doc, AuditDoc): return doc
+    try: return typed(AuditDoc, doc, 'audit')
+    except ValueError as err:
+        for m, r in (doc.get('results') or {}).items():
+            for k, e in (r.get('attacks') or {}).items(): typed(_kind(e), e, f'audit.results[{m!r}].attacks[{k!r}]')
+        raise err
+
+# %% ../nbs/09_audit.ipynb #a5c4e005
+def to_plain(obj):
+    """`obj` (an `AuditDoc` or any part of it) as the audit's JSON stores it: `plain`, except that an optional field
+    (default None) that is None is left out, as the key was absent (older documents lack the later additions, an entry
+    the other kinds' keys), and a non-finite number is written as None."""
+    def strip(o):
+        if is_dataclass(o) and not isinstance(o, type):
+            return {f.name: strip(v) for f in fields(o) if (v := getattr(o, f.name)) is not None or f.default is not None}
+        if isinstance(o, dict): return {k: strip(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)): return [strip(v) for v in o]
+        return None if isinstance(o, (float, np.floating)) and not math.isfinite(o) else o
+    return plain(strip(obj))
+
 # %% ../nbs/09_audit.ipynb #388c8a05
-def _result(check, rows, tol, what):
+def _result(check, rows, tol, what) -> Check:
     "A check's verdict on `rows` (attack, eps, value, reference, ok), as the audit stores it."
     if not rows: raise ValueError(f'check {check!r}: no (attack, eps) pair to compare; the inputs must share epsilons')
     bad = [f'{a} at {e:g} ({v:.2f} vs {r:.2f})' for a, e, v, r, ok in rows if not ok]
-    return dict(check=check, passed=not bad, tol=tol,
-                rows=[dict(attack=a, eps=e, value=v, ref=r, ok=ok) for a, e, v, r, ok in rows],
-                summary=f"{'FAIL' if bad else 'PASS'}: {what}" + (' -- violated by ' + '; '.join(bad) if bad else ''))
+    return Check(check, not bad, tol, [Row(*r) for r in rows],
+                 f"{'FAIL' if bad else 'PASS'}: {what}" + (' -- violated by ' + '; '.join(bad) if bad else ''))
 
-def check_unbounded(acc: dict, eps=(0.5, 1.0), tol: float = TOL_ZERO) -> dict:
+def check_unbounded(acc: dict, eps=(0.5, 1.0), tol: float = TOL_ZERO) -> Check:
     "(a) At l-inf 0.5 and 1.0 every attack leaves accuracy <= tol. `acc`: {attack: {eps: accuracy}}."
     rows = [(a, e, v[e], tol, v[e] <= tol) for a, v in acc.items() for e in eps]
     return _result('a: unbounded attacks reach ~0% accuracy', rows, tol,
@@ -248,13 +422,18 @@ def first_broken(broken: np.ndarray) -> list:
     return np.where(b.any(0), b.argmax(0), -1).tolist()
 
 # %% ../nbs/09_audit.ipynb #c7e3d09d
-def sizes(entry: dict) -> np.ndarray:
-    """Per-sample size of the smallest perturbation that broke the sample (0: misclassified clean, inf: never), from
-    'dist' (C&W, HopSkipJump; None = never) if present, else from the grid 'eps' and 'first_broken' (or 'broken')."""
-    if 'dist' in entry: return np.array([math.inf if d is None else d for d in entry['dist']], float)
-    fb_ = np.asarray(entry['first_broken'] if 'first_broken' in entry else first_broken(entry['broken']))
-    e = np.asarray(entry['eps'], float)
+def grid_sizes(eps, first_broken) -> np.ndarray:
+    "Per-sample sizes from a grid: the eps at each sample's `first_broken` index (-1: never, inf)."
+    fb_, e = np.asarray(first_broken), np.asarray(eps, float)
     return np.where(fb_ >= 0, e[np.maximum(fb_, 0)], math.inf)
+
+def sizes(e: Entry) -> np.ndarray:
+    """Per-sample size of the smallest perturbation that broke the sample (0: misclassified clean, inf: never), of the
+    attack entry `e`: from its distances `dist` (C&W, HopSkipJump, transfer; None = never) if it has them, else from
+    its grid `eps` and `first_broken`."""
+    dist = e.dist if isinstance(e, (HsjEntry, GivenEntry)) else None
+    if dist is not None: return np.array([math.inf if d is None else d for d in dist], float)
+    return grid_sizes(e.eps, e.first_broken)
 
 # %% ../nbs/09_audit.ipynb #332a23cb
 def accuracy_at(s, eps: float) -> float:
@@ -278,98 +457,101 @@ def worst_case(sizes_by_attack: dict, eps: float) -> dict:
                 only={a: int((broken[i] & (broken.sum(0) == 1)).sum()) for i, a in enumerate(names)})
 
 # %% ../nbs/09_audit.ipynb #7b2f8a1d
-def attack_sizes(res: dict, norm: str) -> dict:
-    """{attack: per-sample sizes} of every attack in `norm` in one model's audit; HopSkipJump counts as never broken
-    outside its subset."""
-    out = {}
-    for name, e in res['attacks'].items():
-        if e['norm'] != norm: continue
+def model_result(r) -> ModelResult:
+    "One model's audit result (JSON data, or already a `ModelResult`) as its `ModelResult`."
+    return r if isinstance(r, ModelResult) else typed(ModelResult, r, 'result')
+
+def attack_sizes(res: ModelResult, norm: str) -> dict:
+    """{attack: per-sample sizes} of every attack in `norm` in one model's audit `res` (a `ModelResult`, or its JSON);
+    HopSkipJump counts as never broken outside its subset."""
+    res, out = model_result(res), {}
+    for name, e in res.attacks.items():
+        if e.norm != norm: continue
         s = sizes(e)
-        if 'index' in e: full = np.full(res['n'], math.inf); full[e['index']] = s; s = full
+        if isinstance(e, HsjEntry): full = np.full(res.n, math.inf); full[e.index] = s; s = full
         out[name] = s
     return out
 
 # %% ../nbs/09_audit.ipynb #cfd662ed
 def _acc(s, eps): return {e: accuracy_at(s, e) for e in eps}
 
-def run_checks(res: dict, cfg: AuditConfig) -> dict:
+def run_checks(res: ModelResult, cfg: AuditConfig) -> dict[str, Check]:
     "Checks (a)-(d) on one model's audit ((b) only where black-box results are present)."
-    S = attack_sizes(res, 'linf')
-    pgd_ = {l: np.minimum(S[f'PGD-{l}/linf'], S[f'PGD-{l}-unbounded/linf']) for l in ('ce', 'margin')}
-    every = tuple(cfg.linf_eps) + tuple(cfg.unbounded_eps)
-    out = {'a': check_unbounded({'FGSM': _acc(S['FGSM/linf'], cfg.unbounded_eps),
-                                 **{f'PGD-{l}': _acc(s, cfg.unbounded_eps) for l, s in pgd_.items()}},
-                                cfg.unbounded_eps, cfg.tol_zero)}
-    if 'black:FGSM/linf' in S and 'black:PGD/linf' in S:
-        out['b'] = check_white_vs_black({'FGSM': (_acc(S['FGSM/linf'], cfg.linf_eps),
-                                                  _acc(S['black:FGSM/linf'], cfg.linf_eps)),
-                                         'PGD-ce': (_acc(S['PGD-ce/linf'], cfg.linf_eps),
-                                                    _acc(S['black:PGD/linf'], cfg.linf_eps))}, cfg.tol)
-    out['c'] = check_more_effort({f'PGD-{l}': (_acc(S[f'PGD-{l}-weak/linf'], cfg.linf_eps),
-                                               _acc(S[f'PGD-{l}/linf'], cfg.linf_eps))
-                                  for l in ('ce', 'margin')}, cfg.tol)
-    out['d'] = check_iterative(_acc(S['FGSM/linf'], every), {f'PGD-{l}': _acc(s, every) for l, s in pgd_.items()},
-                               cfg.tol)
-    return out
+    S, L = attack_sizes(res, 'linf'), ('ce', 'margin')
+    def acc(eps, *attacks):   # accuracy at each eps of the per-sample minimum size over these l-inf attacks
+        return _acc(np.min([S[attack_key(a, 'linf')] for a in attacks], 0), eps)
+    every, black = tuple(cfg.linf_eps) + tuple(cfg.unbounded_eps), ('black:FGSM', 'black:PGD')
+    pgd_ = lambda l, eps: acc(eps, f'PGD-{l}', f'PGD-{l}-unbounded')
+    out = dict(a=check_unbounded({'FGSM': acc(cfg.unbounded_eps, 'FGSM'),
+                                  **{f'PGD-{l}': pgd_(l, cfg.unbounded_eps) for l in L}}, cfg.unbounded_eps,
+                                 cfg.tol_zero),
+               b=check_white_vs_black({'FGSM': (acc(cfg.linf_eps, 'FGSM'), acc(cfg.linf_eps, 'black:FGSM')),
+                                       'PGD-ce': (acc(cfg.linf_eps, 'PGD-ce'), acc(cfg.linf_eps, 'black:PGD'))}, cfg.tol)
+                 if all(attack_key(a, 'linf') in S for a in black) else None,
+               c=check_more_effort({f'PGD-{l}': (acc(cfg.linf_eps, f'PGD-{l}-weak'), acc(cfg.linf_eps, f'PGD-{l}'))
+                                    for l in L}, cfg.tol),
+               d=check_iterative(acc(every, 'FGSM'), {f'PGD-{l}': pgd_(l, every) for l in L}, cfg.tol))
+    return {k: c for k, c in out.items() if c is not None}
 
 # %% ../nbs/09_audit.ipynb #6fc814d2
-def worst_cases(res: dict, cfg: AuditConfig) -> dict:
-    """The worst case at each reported (norm, eps): on all images, and on the HopSkipJump subset with and without
-    HopSkipJump."""
+def worst_cases(res: ModelResult, cfg: AuditConfig) -> dict[str, Worst]:
+    """The worst case at each reported (norm, eps), by `cell_key`: on all images, and on the HopSkipJump subset with
+    and without HopSkipJump."""
     out = {}
-    hsj = next((e['index'] for e in res['attacks'].values() if 'index' in e), None)
+    hsj = next((e.index for e in res.attacks.values() if isinstance(e, HsjEntry)), None)
     for norm, eps in [('linf', e) for e in cfg.linf_eps] + [('l2', e) for e in cfg.l2_eps]:
         S = attack_sizes(res, norm)
-        w = worst_case(S, eps)
-        if hsj is not None:
-            sub = {a: s[hsj] for a, s in S.items()}
-            w['hsj_subset'] = worst_case(sub, eps)
-            w['hsj_subset_without_hsj'] = worst_case({a: s for a, s in sub.items() if not a.startswith('HSJ')}, eps)
-        out[f'{norm} {eps:g}'] = w
+        sub = {} if hsj is None else {a: s[hsj] for a, s in S.items()}
+        out[cell_key(norm, eps)] = Worst(**worst_case(S, eps), **{} if hsj is None else dict(
+            hsj_subset=Worst(**worst_case(sub, eps)),
+            hsj_subset_without_hsj=Worst(**worst_case({a: s for a, s in sub.items() if not a.startswith('HSJ')}, eps))))
     return out
 
 # %% ../nbs/09_audit.ipynb #14cdf556
-def _entry(r: dict, kind: str) -> dict:
-    """A pgd_broken / fgsm_broken result as JSON: the reproduction's format (eps, acc, n, first_broken) plus the
+def _entry(r: dict, kind: str) -> GridEntry:
+    """A pgd_broken / fgsm_broken result as an entry: the reproduction's format (eps, acc, n, first_broken) plus the
     settings."""
     b = r.pop('broken')
-    return dict(r, kind=kind, acc=(1 - b.mean(1)).tolist(), n=b.shape[1], first_broken=first_broken(b))
+    return GridEntry(**r, kind=kind, acc=(1 - b.mean(1)).tolist(), n=b.shape[1], first_broken=first_broken(b))
 
-def _grad_json(stats: dict) -> dict:
-    "`input_grad_stats` as JSON lists, 4 significant digits."
-    return {k: [float(f'{v:.4g}') for v in stats[k]] for k in GRAD_STATS}
+def _grad_json(stats: dict) -> Gradients:
+    "`input_grad_stats` as the audit stores them, 4 significant digits."
+    return Gradients(*([float(f'{v:.4g}') for v in stats[k]] for k in GRAD_STATS))
 
 def _dist(d) -> list:
     "Per-sample distances as JSON: None where never broken (inf)."
     return [None if math.isinf(v) else float(v) for v in d]
 
 def audit_model(model, x, y, cfg: AuditConfig = AuditConfig(), black: dict | None = None, extra: dict | None = None,
-                hsj_index=None, log=print) -> dict:
+                hsj_index=None, log=print) -> ModelResult:
     """Every audit attack on one model, then the checklist and the worst case. `black`: {'FGSM': sizes, 'PGD': sizes}
-    of black-box transfer on the same images; `extra`: {name: entry} of other attacks to count (each with 'norm');
-    `hsj_index`: the positions HopSkipJump attacks. Also the input gradients of the cross-entropy (`input_grad_stats`)."""
+    of black-box transfer on the same images; `extra`: {name: entry} of other attacks to count; `hsj_index`: the
+    positions HopSkipJump attacks. Also the input gradients of the cross-entropy (`input_grad_stats`)."""
     model.eval(); t0, c = time.time(), cfg
-    res = dict(n=len(y), clean=float((predict(model, x) == y).float().mean()))
     A = {'FGSM/linf': _entry(fgsm_broken(model, x, y, (*c.linf_eps, *c.unbounded_eps), c.batch_size), 'white')}
     for loss in ('ce', 'margin'):
         def pgd_entry(eps, norm, steps, restarts):
             return _entry(pgd_broken(model, x, y, eps, norm, loss, steps, restarts, c.rel_stepsize, c.batch_size,
                                      c.seed), 'white')
-        A[f'PGD-{loss}/linf'] = pgd_entry(c.linf_eps, 'linf', c.steps, c.restarts)
-        A[f'PGD-{loss}-weak/linf'] = pgd_entry(c.linf_eps, 'linf', c.weak_steps, c.weak_restarts)
-        A[f'PGD-{loss}-unbounded/linf'] = pgd_entry(c.unbounded_eps, 'linf', c.unbounded_steps, 1)
-        if c.l2_eps: A[f'PGD-{loss}/l2'] = pgd_entry(c.l2_eps, 'l2', c.steps, c.restarts)
+        A[attack_key(f'PGD-{loss}', 'linf')] = pgd_entry(c.linf_eps, 'linf', c.steps, c.restarts)
+        A[attack_key(f'PGD-{loss}-weak', 'linf')] = pgd_entry(c.linf_eps, 'linf', c.weak_steps, c.weak_restarts)
+        A[attack_key(f'PGD-{loss}-unbounded', 'linf')] = pgd_entry(c.unbounded_eps, 'linf', c.unbounded_steps, 1)
+        if c.l2_eps: A[attack_key(f'PGD-{loss}', 'l2')] = pgd_entry(c.l2_eps, 'l2', c.steps, c.restarts)
     if hsj_index is not None and len(hsj_index):
         idx = torch.as_tensor(hsj_index)
         for norm in c.hsj_norms:
             h = hsj_dist(model, x[idx], y[idx], norm, c.hsj_steps, c.hsj_init_evals, c.hsj_max_evals, pool=x,
                          batch_size=c.batch_size, seed=c.seed)
-            A[f'HSJ/{norm}'] = dict(h, kind='decision', index=idx.tolist(), dist=_dist(h['dist']))
-    A |= {f'black:{a}/linf': dict(kind='black', norm='linf', dist=_dist(s)) for a, s in (black or {}).items()}
-    res.update(attacks=A | (extra or {}), gradients=_grad_json(input_grad_stats(model, x, y, c.batch_size)))
-    res.update(checks=run_checks(res, c), worst_case=worst_cases(res, c), seconds=time.time() - t0)
-    log(f"audited in {res['seconds']:.0f}s: "
-        + ', '.join(f"{k} {'pass' if v['passed'] else 'FAIL'}" for k, v in res['checks'].items()))
+            d = _dist(h.pop('dist'))
+            A[attack_key('HSJ', norm)] = HsjEntry(**h, dist=d, kind='decision', index=idx.tolist())
+    A |= {attack_key(f'black:{a}', 'linf'): GivenEntry(kind='black', norm='linf', dist=_dist(s))
+          for a, s in (black or {}).items()}
+    res = ModelResult(n=len(y), clean=float((predict(model, x) == y).float().mean()), attacks=A | (extra or {}),
+                      checks={}, worst_case={}, seconds=0.0,
+                      gradients=_grad_json(input_grad_stats(model, x, y, c.batch_size)))
+    res = replace(res, checks=run_checks(res, c), worst_case=worst_cases(res, c), seconds=time.time() - t0)
+    log(f"audited in {res.seconds:.0f}s: " + ', '.join(f"{k} {'pass' if v.passed else 'FAIL'}"
+                                                      for k, v in res.checks.items()))
     return res
 
 # %% ../nbs/09_audit.ipynb #7119e884
@@ -377,42 +559,44 @@ def transfer_sizes(targets: dict, substitute, x, y, eps, cfg: AttackConfig = Att
     """Black-box transfer (notebook 07's FGSM and PGD, crafted once on `substitute`): {target: {'FGSM': sizes, 'PGD':
     sizes}}."""
     advs = {a: fixed_eps_advs(a, substitute, x, y, eps, cfg) for a in ('FGSM', 'PGD')}
-    return {n: {a: sizes(dict(eps=[0, *eps], broken=broken_fixed(m, x, y, advs[a], eps))) for a in advs}
+    return {n: {a: grid_sizes([0, *eps], first_broken(broken_fixed(m, x, y, advs[a], eps))) for a in advs}
             for n, m in targets.items()}
 
 # %% ../nbs/09_audit.ipynb #f9252189
-def checks_table(doc_or_results: dict):
+def _results(doc_or_results) -> dict[str, ModelResult]:
+    "{model: `ModelResult`} of an audit document (typed or JSON) or of {model: result}."
+    if isinstance(doc_or_results, AuditDoc) or 'dataset' in doc_or_results: return audit_doc(doc_or_results).results
+    return {m: model_result(r) for m, r in doc_or_results.items()}
+
+CHECKS = {'a': '(a) unbounded -> ~0%', 'b': '(b) white <= black', 'c': '(c) more effort <= less',
+          'd': '(d) iterative <= single-step'}
+
+def checks_table(doc_or_results):
     """Pass or FAIL of checks (a)-(d) per model, with the largest violation (accuracy %, value vs reference) of a failed
-    one."""
+    one. `doc_or_results`: an audit document or {model: result}."""
     import pandas as pd
-    res = doc_or_results.get('results', doc_or_results)
-    names = {'a': '(a) unbounded -> ~0%', 'b': '(b) white <= black', 'c': '(c) more effort <= less',
-             'd': '(d) iterative <= single-step'}
-    def cell(c):
+    def cell(c: Check | None):
         if c is None: return 'n/a'
-        if c['passed']: return 'pass'
-        r = max((r for r in c['rows'] if not r['ok']), key=lambda r: r['value'] - r['ref'])
-        return f"FAIL ({r['attack']} @{r['eps']:g}: {100*r['value']:.1f} vs {100*r['ref']:.1f})"
-    return pd.DataFrame({m: {names[k]: cell(r['checks'].get(k)) for k in names} for m, r in res.items()})
+        if c.passed: return 'pass'
+        r = max((r for r in c.rows if not r.ok), key=lambda r: r.value - r.ref)
+        return f"FAIL ({r.attack} @{r.eps:g}: {100*r.value:.1f} vs {100*r.ref:.1f})"
+    return pd.DataFrame({m: {name: cell(r.checks.get(k)) for k, name in CHECKS.items()}
+                         for m, r in _results(doc_or_results).items()})
 
 # %% ../nbs/09_audit.ipynb #3fa80972
-@dataclass(frozen=True)
-class Gradients:
-    "One model's `input_grad_stats` as the audit stores them, each an array over its images."
-    max_abs: np.ndarray; zero_frac: np.ndarray; norm: np.ndarray; norm_f32: np.ndarray
-
-def _grads(m: str, r: dict) -> Gradients:
-    if 'gradients' not in r:
+def _grads(m: str, r: ModelResult) -> Gradients:
+    "Model `m`'s gradients in its result `r`, as arrays."
+    if r.gradients is None:
         raise ValueError(f"{m}: these audit results have no 'gradients' (made before input_grad_stats); measure them: "
                          'add_gradients(doc, models)')
-    return Gradients(**{k: np.asarray(r['gradients'][k], float) for k in GRAD_STATS})
+    return Gradients(*(np.asarray(getattr(r.gradients, k), float) for k in GRAD_STATS))
 
-def plot_grad_norms(doc_or_results: dict, ax=None, floor: float = 1e-46, points: int = 300):
+def plot_grad_norms(doc_or_results, ax=None, floor: float = 1e-46, points: int = 300):
     """Per-sample l2 norm of the cross-entropy's input gradient (float64), per model, on a log scale; a gradient that is
     0 in every entry is drawn at `floor`; the box covers every image, the dots a random `points` of them. Under each
     model's name: the % of images whose gradient is 0 in every entry, and the % whose float32 l2 norm underflows to 0."""
     import matplotlib.pyplot as plt
-    res = doc_or_results.get('results', doc_or_results)
+    res = _results(doc_or_results)
     if ax is None: _, ax = plt.subplots(figsize=(1.4 * len(res) + 2.5, 3.6))
     rng, G = np.random.default_rng(0), {m: _grads(m, r) for m, r in res.items()}
     V = {m: np.log10(np.maximum(g.norm, floor)) for m, g in G.items()}
@@ -433,13 +617,15 @@ def plot_grad_norms(doc_or_results: dict, ax=None, floor: float = 1e-46, points:
     return ax
 
 # %% ../nbs/09_audit.ipynb #96c77bab
-def gradient_table(doc_or_results: dict, pgd: dict | None = None):
+def gradient_table(doc_or_results, pgd: PgdGradients | None = None):
     """What the gradient attacks see, per model: the share of images whose cross-entropy input gradient is 0 in every
     entry, whose float32 l2 norm is 0, the share of zero entries and the size of the largest entry; with `pgd`
-    (`doc['pgd_gradients']`), what that PGD saw on the images whose float32 norm is 0 and on the others."""
+    (an audit's `pgd_gradients`, taken from `doc_or_results` if it is a document), what that PGD saw on the images
+    whose float32 norm is 0 and on the others."""
     import pandas as pd
-    res = doc_or_results.get('results', doc_or_results)
-    pgd = doc_or_results.get('pgd_gradients') if pgd is None and 'results' in doc_or_results else pgd
+    res = _results(doc_or_results)
+    if pgd is None and (isinstance(doc_or_results, AuditDoc) or 'dataset' in doc_or_results):
+        pgd = audit_doc(doc_or_results).pgd_gradients
     pc, cols = lambda v: f'{100 * np.mean(v):.1f}', {}
     for m, r in res.items():
         g = _grads(m, r); u = g.norm_f32 == 0
@@ -450,11 +636,11 @@ def gradient_table(doc_or_results: dict, pgd: dict | None = None):
              'largest entry: median over images': f'{np.median(g.max_abs):.1e}',
              'largest entry where the float32 norm is 0': (f'{g.max_abs[u].min():.0e} to {g.max_abs[u].max():.0e}'
                                                            if u.any() else '-')}
-        if pgd and m in pgd['results']:
-            ok, br, blind, nzm = (np.array(pgd['results'][m][k]) for k in ('clean_ok', 'broken', 'blind_steps',
-                                                                            'nonzero_min'))
+        if pgd and m in pgd.results:
+            s, p = pgd.results[m], pgd.config
+            ok, br, blind, nzm = (np.array(v) for v in (s.clean_ok, s.broken, s.blind_steps, s.nonzero_min))
             n = len(br); uu, ok, br = u[:n], ok.astype(bool), br.astype(bool)
-            what = 'PGD-{steps} {loss} at l-inf {eps:g}'.format(**pgd['config'])
+            what = f'PGD-{p.steps} {p.loss} at l-inf {p.eps:g}'
             c |= {f'{what}: images with a blind step (no nonzero entry)': f'{(blind > 0).sum()} of {n}',
                   f'{what}: nonzero entries, min over steps, median where the float32 norm is 0 (%)':
                       f'{100 * np.median(nzm[uu]):.1f}' if uu.any() else '-',
@@ -532,20 +718,20 @@ def compression(model, x, y, hypothesis: int = 0, steps: int = 100, batch: int =
                 n_train=half, n_test=len(y) - half, dim=h.shape[-1])
 
 # %% ../nbs/09_audit.ipynb #ec2a6d34
-REPRO_ENTRIES = [('FGSM/white', 'repro FGSM/linf', 'linf'), ('PGD/white', 'repro PGD/linf', 'linf'),
-                 ('CW/white', 'repro CW/l2', 'l2'), ('CW/black', 'black:CW/l2', 'l2')]
-# every entry of a model's reproduction results that the audit reads (its stage key holds them)
-READ_FROM_REPRODUCTION = [k for k, _, _ in REPRO_ENTRIES] + ['FGSM/black', 'PGD/black']
+REPRO_ENTRIES = [(('FGSM', 'white'), 'repro FGSM/linf', 'linf'), (('PGD', 'white'), 'repro PGD/linf', 'linf'),
+                 (('CW', 'white'), 'repro CW/l2', 'l2'), (('CW', 'black'), 'black:CW/l2', 'l2')]
+# every curve of a model's reproduction results that the audit reads (its stage key holds them)
+READ_FROM_REPRODUCTION = [k for k, _, _ in REPRO_ENTRIES] + [('FGSM', 'black'), ('PGD', 'black')]
 
 def reproduction_entries(r: dict, pos) -> tuple[dict, dict]:
-    """One model's reproduction results on the audit's images (positions `pos` of its test subset): (entries for the
-    worst case, black-box {'FGSM', 'PGD'} sizes)."""
+    """One model's reproduction results `r` ({entry: `Curve`} of a `Reproduction`) on the audit's images (positions
+    `pos` of its test subset): (entries for the worst case, black-box {'FGSM', 'PGD'} sizes)."""
     pos = [int(i) for i in pos]
-    def at(e, **kw):   # the entry `e` on the audit's images
-        if 'dist' in e: return dict(kw, dist=[e['dist'][i] for i in pos])
-        return dict(kw, eps=e['eps'], first_broken=[e['first_broken'][i] for i in pos])
-    extra = {name: at(r[key], kind=key.split('/')[1], norm=norm) for key, name, norm in REPRO_ENTRIES}
-    return extra, {a: sizes(at(r[f'{a}/black'])) for a in ('FGSM', 'PGD')}
+    def at(c, kind, norm):   # the curve `c` on the audit's images
+        if c.dist is not None: return GivenEntry(kind=kind, norm=norm, dist=[c.dist[i] for i in pos])
+        return GivenEntry(kind=kind, norm=norm, eps=c.eps, first_broken=[c.first_broken[i] for i in pos])
+    extra = {name: at(r[entry(*key)], key[1], norm) for key, name, norm in REPRO_ENTRIES}
+    return extra, {a: sizes(at(r[entry(a, 'black')], 'black', 'linf')) for a in ('FGSM', 'PGD')}
 
 # %% ../nbs/09_audit.ipynb #aef47577
 CONDITIONED = ['C-DV', 'C-JS', 'C-DV-IE', 'C-JS-IE']
@@ -556,34 +742,24 @@ def _positions(n_total: int, n: int, seed: int) -> torch.Tensor:
     if n == n_total: return torch.arange(n_total)
     return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
-def audit_images(attack_config: dict, cfg: AuditConfig) -> dict:
-    """The images an audit reads, as its document records them: the reproduction's test subset (its `attack_config`),
-    the positions attacked in it, HopSkipJump's positions among those, and the held-out images of the compression."""
-    n = attack_config['n_test']
-    pos = _positions(n, min(cfg.n, n), cfg.seed)
+def audit_images(attack: AttackConfig, cfg: AuditConfig) -> Images:
+    """The images an audit reads, as its document records them: the reproduction's test subset (its `attack`
+    configuration), the positions attacked in it, HopSkipJump's positions among those, and the held-out images of the
+    compression."""
+    pos = _positions(attack.n_test, min(cfg.n, attack.n_test), cfg.seed)
     hsj = _positions(len(pos), min(cfg.n_hsj, len(pos)), cfg.seed + 1).tolist() if cfg.n_hsj else None
-    return dict(test_subset=dict(n=n, seed=attack_config['seed']), positions=pos.tolist(), hsj_positions=hsj,
-                held_out=dict(n=cfg.n_probe, seed=cfg.seed + 1))
+    return Images(Subset(attack.n_test, attack.seed), pos.tolist(), hsj, Subset(cfg.n_probe, cfg.seed + 1))
 
-def attacked_images(dataset: str, images: dict, device='cpu') -> tuple[torch.Tensor, torch.Tensor]:
+def attacked_images(dataset: str, images: Images, device='cpu') -> tuple[torch.Tensor, torch.Tensor]:
     "The images (x, y) an audit attacked: its test subset at its positions (`images` as the audit records them)."
-    te = load(dataset, 'test').subset(**images['test_subset'])
-    pos = torch.as_tensor(images['positions'])
+    te = load(dataset, 'test').subset(**asdict(images.test_subset))
+    pos = torch.as_tensor(images.positions)
     return te.images()[pos].to(device), te.y[pos].to(device)
 
 # %% ../nbs/09_audit.ipynb #aa8beec8
-def _json_safe(o):
-    "JSON-ready copy: tuples as lists, numpy scalars as Python numbers, non-finite floats as None."
-    if isinstance(o, dict): return {k: _json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_json_safe(v) for v in o]
-    if isinstance(o, (np.floating, float)): return float(o) if math.isfinite(o) else None
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, np.bool_): return bool(o)
-    return o
-
-def write_json(path, doc: dict) -> Path:
-    "A results document as the audit writes it: indented, non-finite numbers as null, atomically."
-    return atomic_write_text(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
+def write_json(path, doc) -> Path:
+    "A results document (an `AuditDoc`, or JSON data) as the audit writes it: `to_plain`, indented, atomically."
+    return atomic_write_text(path, json.dumps(to_plain(doc), indent=1, allow_nan=False))
 
 def read_doc(path, what: str, command: str) -> dict:
     "The JSON document at `path`, or a `FileNotFoundError` that names the command that writes it."
@@ -593,6 +769,10 @@ def read_doc(path, what: str, command: str) -> dict:
 def command(run: Run, name: str) -> str:
     "The command that writes the results `name` ('reproduce', 'audit') of `run`."
     return f'guessfirst-{name} --dataset {run.dataset} --profile {run.profile.name} --seed {run.seed}'
+
+def seconds_key(model: str, step: str) -> str:
+    "The key of a later step's wall time among a document's `seconds`, e.g. 'C-JS compression', 'CNN AutoAttack'."
+    return f'{model} {step}'
 
 def model_stages(run: Run, study: str, names, key, compute, force: bool = False, log=print, device='cpu') -> dict:
     """{name: record} of one stage per model `name` of `run`, in order, in the stage store of `study`: under `key(name)`,
@@ -610,8 +790,14 @@ def model_stages(run: Run, study: str, names, key, compute, force: bool = False,
     return out
 
 # %% ../nbs/09_audit.ipynb #9cfab9a8
+@dataclass(frozen=True)
+class ModelStage:
+    "What one model's stage of the audit keeps: its `result`, its `compression` (None: not a conditioned model or CNN)."
+    result: ModelResult
+    compression: Compression | None
+
 def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=None, log=print, device='cpu',
-          autoattack=None) -> dict:
+          autoattack=None) -> AuditDoc:
     """Audit the trained models of the reproduction of `run`: adaptive and gradient-free attacks, the checklist, the
     worst case and the compression measurements; written atomically to `run.result('audit')`. One stage per model in
     `run.stages('audit')`, removed once the audit is written. `autoattack(model, x, y, result, cfg, log)` adds
@@ -622,104 +808,103 @@ def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=
                          'given: audit with guessfirst_nb.autoattack.full_audit (notebook 17), which gives it then')
     path = run.result('audit')
     if path.exists() and not force:
-        log(f'audit exists: {path} (use --force to recompute)'); return json.loads(path.read_text())
-    repro = read_doc(run.result(), 'reproduction results', command(run, 'reproduce'))
+        log(f'audit exists: {path} (use --force to recompute)'); return audit_doc(json.loads(path.read_text()))
+    repro = reproduction(read_doc(run.result(), 'reproduction results', command(run, 'reproduce')))
     t_start, names = time.time(), models or TARGETS
-    images = audit_images(repro['attack_config'], cfg)
+    images = audit_images(_config(AttackConfig, repro.attack_config), cfg)
     x, y = attacked_images(run.dataset, images)
-    held = load(run.dataset, 'test').subset(**images['held_out'])
+    held = load(run.dataset, 'test').subset(**asdict(images.held_out))
 
     def audit_one(name, model, say):
-        extra, black = reproduction_entries(repro['results'][name], images['positions'])
-        r = audit_model(model, x, y, cfg, black, extra, images['hsj_positions'], say)
+        extra, black = reproduction_entries(repro.results[name], images.positions)
+        r = audit_model(model, x, y, cfg, black, extra, images.hsj_positions, say)
         if autoattack: r = autoattack(model, x, y, r, cfg, say)
-        if name not in CONDITIONED + ['CNN']: return dict(result=r, compression=None)
+        if name not in CONDITIONED + ['CNN']: return ModelStage(r, None)
         t0 = time.time()
         c = compression(model, held.images(), held.y, cfg.probe_hypothesis, cfg.probe_steps, seed=cfg.seed)
-        return dict(result=r, compression=dict(c, seconds=time.time() - t0))
+        return ModelStage(r, Compression(**c, seconds=time.time() - t0))
 
     def key(name):   # what a model's stage reads of the reproduction: its attack settings and this model's entries
-        read = {k: repro['results'][name][k] for k in READ_FROM_REPRODUCTION}
-        return stage_key(dict(audit=cfg, reproduction=dict(attack_config=repro['attack_config'], entries=read)),
+        read = {entry(*k): repro.results[name][entry(*k)] for k in READ_FROM_REPRODUCTION}
+        return stage_key(dict(audit=cfg, reproduction=dict(attack_config=repro.attack_config, entries=read)),
                          images, {name: run.checkpoint(name)})
     results, comp, seconds = {}, {}, {}
     for name, rec in model_stages(run, 'audit', names, key, audit_one, log=log, device=device).items():
-        r, c = rec.value['result'], rec.value['compression']
-        results[name], seconds[name] = r, r['seconds']
-        if c: comp[name], seconds[f'{name} compression'] = c, c['seconds']
-    doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, audit_config=asdict(cfg),
-               attack_config=repro['attack_config'], images=images,
-               reproduction=dict(path=str(run.result()), git_commit=repro.get('environment', {}).get('git_commit')),
-               environment=environment(), seconds=seconds, total_seconds=time.time() - t_start, results=results,
-               compression=comp)
+        st = typed(ModelStage, rec.value, f'stage {name}')
+        results[name], seconds[name] = st.result, st.result.seconds
+        if st.compression: comp[name], seconds[seconds_key(name, 'compression')] = st.compression, st.compression.seconds
+    doc = AuditDoc(dataset=run.dataset, profile=run.profile.name, seed=run.seed, audit_config=plain(cfg),
+                   attack_config=repro.attack_config, images=images,
+                   reproduction=Source(str(run.result()), (repro.environment or {}).get('git_commit')),
+                   environment=environment(), seconds=seconds, total_seconds=time.time() - t_start, results=results,
+                   compression=comp)
     write_json(path, doc)
     Store(run.stages('audit')).clear(names)   # another call's stages stay
     log(f'wrote {path}')
     return doc
 
 # %% ../nbs/09_audit.ipynb #4a620762
-def add_gradients(doc: dict, models: dict, pgd: dict | None = None, source: str = '', batch_size: int = 500) -> dict:
-    """Measure `input_grad_stats` of `models` ({name: model}) on the images of the audit `doc` and store them in
-    `doc['results'][name]['gradients']`; with `pgd` (eps, steps, n, loss='ce', seed=0), also `pgd_gradients` on the
-    first n images, in `doc['pgd_gradients']`. Returns `doc`."""
-    if unknown := sorted(set(models) - set(doc['results'])):
-        raise ValueError(f"models {unknown} are not in this audit; it has {list(doc['results'])}")
-    x, y = attacked_images(doc['dataset'], doc['images'])
-    for name, model in models.items():
-        r = doc['results'][name]; r.pop('grad_norms', None)
-        r['gradients'] = _grad_json(input_grad_stats(model, x, y, batch_size))
-    if pgd:
-        cfg = dict(loss='ce', seed=0, **pgd); n = cfg['n'] = min(cfg.get('n', len(y)), len(y))
-        runs = {name: pgd_gradients(model, x[:n], y[:n], cfg['eps'], cfg['loss'], cfg['steps'], batch_size=batch_size,
-                                    seed=cfg['seed']) for name, model in models.items()}
-        cfg['rel_stepsize'] = next(iter(runs.values()))['rel_stepsize']
-        doc['pgd_gradients'] = dict(config=cfg, results={name: {k: [round(float(v), 4) for v in r[k]] for k in
-                                                                ('nonzero_min', 'blind_steps', 'broken', 'clean_ok')}
-                                                         for name, r in runs.items()})
-    doc['gradients_source'] = source
-    return doc
+def add_gradients(doc: AuditDoc, models: dict, pgd: dict | None = None, source: str = '', batch_size: int = 500) -> AuditDoc:
+    """The audit `doc` with `input_grad_stats` of `models` ({name: model}), measured on its images, as their
+    `gradients` (an older result's `grad_norms` dropped); with `pgd` (eps, steps, n, loss='ce', seed=0), also
+    `pgd_gradients` on the first n images; and `source`, where the gradients come from."""
+    if unknown := sorted(set(models) - set(doc.results)):
+        raise ValueError(f"models {unknown} are not in this audit; it has {list(doc.results)}")
+    x, y = attacked_images(doc.dataset, doc.images)
+    results = doc.results | {name: replace(doc.results[name], grad_norms=None,
+                                           gradients=_grad_json(input_grad_stats(model, x, y, batch_size)))
+                             for name, model in models.items()}
+    doc = replace(doc, results=results, gradients_source=source)
+    if not pgd: return doc
+    cfg = PgdSettings(**pgd); cfg = replace(cfg, n=min(cfg.n or len(y), len(y)))
+    runs = {name: pgd_gradients(model, x[:cfg.n], y[:cfg.n], cfg.eps, cfg.loss, cfg.steps, batch_size=batch_size,
+                                seed=cfg.seed) for name, model in models.items()}
+    cfg = replace(cfg, rel_stepsize=next(iter(runs.values()))['rel_stepsize'])
+    seen = {name: PgdSeen(*([round(float(v), 4) for v in r[k]] for k in ('nonzero_min', 'blind_steps', 'broken',
+                                                                        'clean_ok'))) for name, r in runs.items()}
+    return replace(doc, pgd_gradients=PgdGradients(cfg, seen))
 
 # %% ../nbs/09_audit.ipynb #a718a4c7
 WORST_ROWS = [('linf', 0.15, 'PGD', 'repro PGD/linf'), ('linf', 0.3, 'PGD', 'repro PGD/linf'),
               ('l2', 2.0, 'CW', 'repro CW/l2')]
 
-def worst_case_table(doc: dict, paper: dict | None = None):
-    """Accuracy (%) per model: the paper's white-box value, the single attacks, and the worst case over every attack
-    [95% Wilson]."""
+def worst_case_table(doc, paper: dict | None = None):
+    """Accuracy (%) per model of the audit `doc`: the paper's white-box value, the single attacks, and the worst case
+    over every attack [95% Wilson]."""
     import pandas as pd
+    doc = audit_doc(doc)
     paper = paper_table() if paper is None else paper
-    cfg, rows, index = doc['audit_config'], [], []
+    cfg, rows, index = doc.config, [], []
     for norm, eps, atk, rname in WORST_ROWS:
-        key = f'{norm} {eps:g}'
-        if not all(key in r['worst_case'] for r in doc['results'].values()): continue
+        key = cell_key(norm, eps)
+        if not all(key in r.worst_case for r in doc.results.values()): continue
         lab, an = f"{'l-inf' if norm == 'linf' else 'l2'} {eps:.2f}", 'C&W' if atk == 'CW' else atk
-        w = {m: r['worst_case'][key] for m, r in doc['results'].items()}
-        pct = lambda name: {m: None if name not in w[m]['single'] else 100 * w[m]['single'][name] for m in w}
+        w = {m: r.worst_case[key] for m, r in doc.results.items()}
+        pct = lambda name: {m: None if name not in w[m].single else 100 * w[m].single[name] for m in w}
         for what, vals in [(f'paper: {an} white-box',
-                            {m: paper.get((doc['dataset'], atk, 'white', eps), {}).get(m) for m in w}),
+                            {m: paper.get((doc.dataset, atk, 'white', eps), {}).get(m) for m in w}),
                            (f'reproduction: {an} white-box', pct(rname)),
-                           (f"audit: PGD margin ({cfg['steps']} x {cfg['restarts']})", pct(f'PGD-margin/{norm}')),
-                           (f"audit: PGD cross-entropy ({cfg['steps']} x {cfg['restarts']})", pct(f'PGD-ce/{norm}'))]:
+                           (f"audit: PGD margin ({cfg.steps} x {cfg.restarts})", pct(attack_key('PGD-margin', norm))),
+                           (f"audit: PGD cross-entropy ({cfg.steps} x {cfg.restarts})", pct(attack_key('PGD-ce', norm)))]:
             rows.append({m: '' if v is None else f'{v:.1f}' for m, v in vals.items()}); index.append((lab, what))
-        rows.append({m: f"{100*v['acc']:.1f} [{100*v['lo']:.1f}, {100*v['hi']:.1f}]" for m, v in w.items()})
-        index.append((lab, f"worst case, {len(next(iter(w.values()))['single'])} attacks [95% CI]"))
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index), columns=list(doc['results']))
+        rows.append({m: f"{100*v.acc:.1f} [{100*v.lo:.1f}, {100*v.hi:.1f}]" for m, v in w.items()})
+        index.append((lab, f"worst case, {len(next(iter(w.values())).single)} attacks [95% CI]"))
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index), columns=list(doc.results))
 
 # %% ../nbs/09_audit.ipynb #64c81267
-def hsj_table(doc: dict):
+def hsj_table(doc):
     """On HopSkipJump's subset: worst-case accuracy (%) without and with HopSkipJump, and the samples only HopSkipJump
     broke."""
     import pandas as pd
     rows = {}
-    for m, r in doc['results'].items():
-        for key, w in r['worst_case'].items():
-            if 'hsj_subset' not in w: continue
-            h = f"HSJ/{key.split()[0]}"
-            if h not in w['hsj_subset']['only']: continue
+    for m, r in audit_doc(doc).results.items():
+        for key, w in r.worst_case.items():
+            h = attack_key('HSJ', key.split()[0])
+            if w.hsj_subset is None or h not in w.hsj_subset.only: continue
             lab = key.replace('linf', 'l-inf')
-            rows.setdefault(m, {})[f'{lab}: without HSJ'] = f"{100*w['hsj_subset_without_hsj']['acc']:.1f}"
-            rows[m][f'{lab}: with HSJ'] = f"{100*w['hsj_subset']['acc']:.1f}"
-            rows[m][f'{lab}: only HSJ broke'] = f"{w['hsj_subset']['only'][h]} of {w['hsj_subset']['n']}"
+            rows.setdefault(m, {}).update({f'{lab}: without HSJ': f"{100*w.hsj_subset_without_hsj.acc:.1f}",
+                                           f'{lab}: with HSJ': f"{100*w.hsj_subset.acc:.1f}",
+                                           f'{lab}: only HSJ broke': f"{w.hsj_subset.only[h]} of {w.hsj_subset.n}"})
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_audit.ipynb #dfe66f7e
@@ -727,39 +912,39 @@ COMPRESSION_ROWS = {'IE regularizer (beta=1)': '{mmd:.4f}', 'probe accuracy (hyp
                     'probe CE (nats)': '{probe_ce:.3f}', 'H(Y) (nats)': '{H_Y:.3f}', 'I(h_r; Y) >= (nats)': '{I_lower:.3f}',
                     'probe L2 penalty': '{probe_wd:g}'}
 
-def compression_table(doc: dict):
+def compression_table(doc):
     "The compression measurements per model (the CNN's 256-unit layer as an unregularized reference)."
     import pandas as pd
-    return pd.DataFrame({m: {k.format(**c): v.format(**c) for k, v in COMPRESSION_ROWS.items()}
-                         for m, c in doc['compression'].items()}).T
+    return pd.DataFrame({m: {k.format(**asdict(c)): v.format(**asdict(c)) for k, v in COMPRESSION_ROWS.items()}
+                         for m, c in audit_doc(doc).compression.items()}).T
 
 # %% ../nbs/09_audit.ipynb #ef86889c
-def audit_markdown(doc: dict) -> str:
-    "The worst-case, HopSkipJump, checklist, compression and input-gradient tables as GitHub markdown."
-    md = markdown_table
-    parts = [f"# Audit: {doc['dataset']}, profile {doc['profile']}, seed {doc['seed']}",
+def audit_markdown(doc) -> str:
+    "The worst-case, HopSkipJump, checklist, compression and input-gradient tables of the audit `doc` as GitHub markdown."
+    md, doc = markdown_table, audit_doc(doc)
+    parts = [f"# Audit: {doc.dataset}, profile {doc.profile}, seed {doc.seed}",
              '## Accuracy (%): worst case over every attack', md(worst_case_table(doc)),
              '## Checklist (Carlini et al. 2019)', md(checks_table(doc))]
     if len(hsj_table(doc)): parts += ['## HopSkipJump subset', md(hsj_table(doc))]
-    if doc.get('compression'): parts += ['## Compression (held-out test images)', md(compression_table(doc))]
-    if all('gradients' in r for r in doc['results'].values()):
+    if doc.compression: parts += ['## Compression (held-out test images)', md(compression_table(doc))]
+    if all(r.gradients is not None for r in doc.results.values()):
         parts += ["## Input gradients of the cross-entropy (what FGSM and PGD follow)", md(gradient_table(doc))]
     return '\n\n'.join(parts) + '\n'
 
 # %% ../nbs/09_audit.ipynb #f119395a
-def remeasure_gradients(path, pgd: dict | None = None, batch_size: int = 500) -> dict:
+def remeasure_gradients(path, pgd: dict | None = None, batch_size: int = 500) -> AuditDoc:
     """`add_gradients` on the audit file `path` with the published weights of its dataset, profile and seed (notebook
     12's `load_pretrained`), written back atomically with its markdown; `gradients_check` compares the float32 norms."""
     from guessfirst_nb.pretrained import load_pretrained   # notebook 12 builds on this one: imported when needed
-    path = Path(path); doc = json.loads(path.read_text())
-    old = {m: r.get('grad_norms') for m, r in doc['results'].items()}
-    models = {m: load_pretrained(doc['dataset'], m, doc['profile'], doc['seed']) for m in doc['results']}
+    path = Path(path); doc = audit_doc(json.loads(path.read_text()))
+    old = {m: r.grad_norms for m, r in doc.results.items()}
+    models = {m: load_pretrained(doc.dataset, m, doc.profile, doc.seed) for m in doc.results}
     cmd = f"python -c \"from guessfirst_nb.audit import *; remeasure_gradients({str(path)!r}, pgd={pgd!r})\""
-    add_gradients(doc, models, pgd, source=f'the published weights (load_pretrained), measured by: {cmd}',
-                  batch_size=batch_size)
-    doc['gradients_check'] = {m: float(np.mean((np.asarray(o, float) == 0) ==
-                                               (np.asarray(doc['results'][m]['gradients']['norm_f32']) == 0)))
-                              for m, o in old.items() if o is not None}
+    doc = add_gradients(doc, models, pgd, source=f'the published weights (load_pretrained), measured by: {cmd}',
+                        batch_size=batch_size)
+    doc = replace(doc, gradients_check={m: float(np.mean((np.asarray(o, float) == 0) ==
+                                                         (np.asarray(doc.results[m].gradients.norm_f32) == 0)))
+                                        for m, o in old.items() if o is not None})
     write_json(path, doc)
     atomic_write_text(path.with_suffix('.md'), audit_markdown(doc))
     return doc

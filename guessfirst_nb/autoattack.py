@@ -5,7 +5,7 @@
 # %% ../nbs/17_autoattack.ipynb #0eb645d4
 from __future__ import annotations
 import json, math, sys, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,18 +15,20 @@ from .io import atomic_write_text
 from .models import TARGETS
 from .train import CheckpointError
 from .attacks import device_of, _seeded
-from .reproduce import table_markdown
-from .profiles import PROFILES, AuditConfig
-from .audit import (audit, audit_markdown, attack_sizes, attacked_images, first_broken, run_checks,
-                                 worst_cases, read_doc, write_json, command, model_stages, _json_safe)
+from .reproduce import table_markdown, reproduction, entry
+from .profiles import PROFILES, AttackConfig, AuditConfig
+from .audit import (audit, audit_markdown, audit_doc, attack_key, attack_sizes, attacked_images,
+                                 cell_key, first_broken, run_checks, worst_cases, read_doc, write_json, command,
+                                 model_stages, seconds_key, to_plain, AuditDoc, CascadeEntry, ModelResult)
 from .run import Run
-from .store import stage_key
+from .store import stage_key, typed
 
 # %% auto #0
 __all__ = ['AUTOATTACK', 'AA_NORMS', 'TOL_EPS', 'RESTATED', 'SQUARE_EPS', 'AutoAttackConfig', 'make_attack', 'check_perturbation',
-           'attack_broken', 'boundary_distance', 'cells', 'survivors', 'autoattack_entries', 'restate_cascade',
-           'rederive_audit', 'cascade_table', 'audit_autoattack_config', 'with_autoattack', 'autoattack_step',
-           'full_audit', 'audit_main', 'missing', 'add_autoattack', 'square_entry', 'add_square', 'main']
+           'attack_broken', 'boundary_distance', 'cells', 'survivors', 'autoattack_entries', 'restated_entry',
+           'restate_cascade', 'rederive_audit', 'cascade_table', 'audit_autoattack_config', 'with_autoattack',
+           'autoattack_step', 'full_audit', 'audit_main', 'missing', 'add_autoattack', 'square_entry', 'add_square',
+           'main']
 
 # %% ../nbs/17_autoattack.ipynb #b2a16a79
 @dataclass(frozen=True)
@@ -124,16 +126,16 @@ def cells(acfg: AuditConfig) -> list:
     "The audit's cells, by norm: [(norm, its eps grid)] for each norm the audit attacks at some eps."
     return [(norm, tuple(grid)) for norm, grid in (('linf', acfg.linf_eps), ('l2', acfg.l2_eps)) if grid]
 
-def survivors(res: dict, norm: str, grid) -> np.ndarray:
+def survivors(res: ModelResult, norm: str, grid) -> np.ndarray:
     """(len(grid), n): the images that every attack in `norm` of one model's audit result `res` left unbroken at each
     eps of `grid` (every image where `res` has no attack in `norm`)."""
     S = list(attack_sizes(res, norm).values())
-    if not S: return np.ones((len(grid), res['n']), bool)
+    if not S: return np.ones((len(grid), res.n), bool)
     return (np.stack(S) > np.asarray(grid, float)[:, None, None]).all(1)
 
 # %% ../nbs/17_autoattack.ipynb #a9252ed1
-def autoattack_entries(model, x, y, res: dict, acfg: AuditConfig, cfg: AutoAttackConfig = AutoAttackConfig(),
-                       log=print) -> dict:
+def autoattack_entries(model, x, y, res: ModelResult, acfg: AuditConfig, cfg: AutoAttackConfig = AutoAttackConfig(),
+                       log=print) -> dict[str, CascadeEntry]:
     "{'APGD-CE/linf': entry, ...}: AutoAttack's cascade at the audit's cells, on the images its attacks left."
     dev = device_of(model)   # the audit keeps its images on the CPU; the model may be on a GPU
     x, y = x.to(dev), y.to(dev)
@@ -155,74 +157,83 @@ def autoattack_entries(model, x, y, res: dict, acfg: AuditConfig, cfg: AutoAttac
                 log(f'{a} {norm} {eps:g}: {int(b.sum())} of {len(idx)} broken in {time.time() - t0:.0f}s')
         for a, bb in broken.items():
             bb[0] = clean_wrong
-            out[f'{a}/{norm}'] = dict(kind='query' if a == 'Square' else 'white', norm=norm, eps=[0.0, *grid], n=len(y),
-                                      first_broken=first_broken(bb), attacked=attacked[a],
-                                      broken_among_attacked=bb[1:].sum(1).tolist(), cascade=True, config=asdict(cfg))
-        out[f'Square/{norm}']['queries'] = [[None if math.isnan(v) else int(v) for v in row] for row in queries]
+            out[attack_key(a, norm)] = CascadeEntry(
+                kind='query' if a == 'Square' else 'white', norm=norm, eps=[0.0, *grid], n=len(y),
+                first_broken=first_broken(bb), attacked=attacked[a], broken_among_attacked=bb[1:].sum(1).tolist(),
+                cascade=True, config=asdict(cfg),
+                queries=[[None if math.isnan(v) else int(v) for v in row] for row in queries] if a == 'Square' else None)
     return out
 
 # %% ../nbs/17_autoattack.ipynb #c0917aa2
-def restate_cascade(r: dict) -> dict:
-    """One model's audit result `r` (changed in place, and returned) with AutoAttack's entries in the stored format:
-    `attacked` and `broken_among_attacked` per eps of the grid, no `acc` (an earlier entry's is re-derived, checked),
-    and None for them in the worst case's `single`."""
+def restated_entry(e: dict, clean: float, name: str = 'entry') -> dict:
+    """An AutoAttack entry `e` of a model of `clean` accuracy, as JSON data, in the stored format: an entry of the
+    earlier format (`acc[i]` = 1 - (broken among attacked at eps i) / n, clean first) with `broken_among_attacked`
+    (after `attacked`) in place of its `acc`, which must be whole counts; any other entry as it is."""
+    if 'acc' not in e: return e
+    acc, n = e['acc'], e['n']
+    if abs(acc[0] - clean) > 1e-6: raise ValueError(f'{name}: acc[0] {acc[0]} is not clean')
+    k = [round((1 - v) * n) for v in acc[1:]]
+    if any(abs(kk / n - (1 - v)) > 1e-9 for kk, v in zip(k, acc[1:])):
+        raise ValueError(f'{name}: acc {acc} is not whole counts of {n} images')
+    items = [(key, v) for key, v in e.items() if key != 'acc']
+    at = [key for key, _ in items].index('attacked') + 1
+    return dict(items[:at] + [('broken_among_attacked', k)] + items[at:])
+
+def restate_cascade(r: ModelResult) -> ModelResult:
+    """One model's audit result `r` with its AutoAttack entries checked (per eps: broken of attacked, agreeing with
+    `first_broken`; each attack attacked what the one before it left) and None for them in its worst case's
+    `single`: they have no accuracy of their own."""
     for norm in ('linf', 'l2'):
         before = None
         for a in AUTOATTACK:
-            name, e = f'{a}/{norm}', r['attacks'].get(f'{a}/{norm}')
+            name = attack_key(a, norm); e = r.attacks.get(name)
             if e is None: before = None; continue
-            if 'acc' in e:   # the earlier format: acc[i] = 1 - (broken among attacked at eps i) / n, clean first
-                if abs(e['acc'][0] - r['clean']) > 1e-6: raise ValueError(f'{name}: acc[0] {e["acc"][0]} is not clean')
-                k = [round((1 - v) * e['n']) for v in e['acc'][1:]]
-                if any(abs(kk / e['n'] - (1 - v)) > 1e-9 for kk, v in zip(k, e['acc'][1:])):
-                    raise ValueError(f"{name}: acc {e['acc']} is not whole counts of {e['n']} images")
-                items = [(key, v) for key, v in e.items() if key != 'acc']
-                at = [key for key, _ in items].index('attacked') + 1
-                e = r['attacks'][name] = dict(items[:at] + [('broken_among_attacked', k)] + items[at:])
-            k, t, fb = e['broken_among_attacked'], e['attacked'], np.asarray(e['first_broken'])
-            if not len(k) == len(t) == len(e['eps']) - 1 or any(not 0 <= x <= y for x, y in zip(k, t)):
-                raise ValueError(f'{name}: broken {k} of attacked {t} on the grid {e["eps"]}')
+            k, t, fb = e.broken_among_attacked, e.attacked, np.asarray(e.first_broken)
+            if not len(k) == len(t) == len(e.eps) - 1 or any(not 0 <= x <= y for x, y in zip(k, t)):
+                raise ValueError(f'{name}: broken {k} of attacked {t} on the grid {e.eps}')
             if int((fb == 1).sum()) != k[0] or any(int((fb == i + 1).sum()) > k[i] for i in range(len(k))):
                 raise ValueError(f'{name}: broken {k} disagrees with first_broken')
             left = None if before is None else [x - y for x, y in zip(*before)]   # what the attack before it left
             if left is not None and t != left:
                 raise ValueError(f'{name}: attacked {t}, but the attack before it left {left}')
             before = (t, k)
-    for w in r.get('worst_case', {}).values():
-        for part in (w, w.get('hsj_subset'), w.get('hsj_subset_without_hsj')):
-            for name in (part or {}).get('single', {}):
-                if r['attacks'][name].get('cascade'): part['single'][name] = None
-    return r
+    def none(w):
+        if w is None: return None
+        return replace(w, single={a: None if isinstance(r.attacks[a], CascadeEntry) else v for a, v in w.single.items()})
+    return replace(r, worst_case={key: replace(none(w), hsj_subset=none(w.hsj_subset),
+                                               hsj_subset_without_hsj=none(w.hsj_subset_without_hsj))
+                                  for key, w in r.worst_case.items()})
 
 # %% ../nbs/17_autoattack.ipynb #f268a7ec
 RESTATED = ("AutoAttack's entries restated as images broken among those attacked (broken_among_attacked, from the "
             "stored acc; no attack rerun) by guessfirst_nb.autoattack.rederive_audit")
 
 def rederive_audit(path) -> bool:
-    """Restate the AutoAttack entries of the audit file at `path` (`restate_cascade`) and rewrite it atomically if that
-    changes it, noting it under `restated`. True if rewritten."""
+    """Restate the AutoAttack entries of the audit file at `path` (`restated_entry`, `restate_cascade`) and rewrite it
+    atomically if that changes it, noting it under `restated`. True if rewritten."""
     text = Path(path).read_text()
-    doc = json.loads(text)
-    for r in doc['results'].values(): restate_cascade(r)
-    new = json.dumps(_json_safe(doc), indent=1, allow_nan=False)
-    if new == text: return False
-    doc['restated'] = RESTATED
-    atomic_write_text(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
+    data = json.loads(text)
+    for r in data['results'].values():   # the earlier format is not the schema's: restated as JSON data first
+        r['attacks'] = {k: restated_entry(e, r['clean'], k) for k, e in r['attacks'].items()}
+    doc = audit_doc(data)
+    doc = replace(doc, results={m: restate_cascade(r) for m, r in doc.results.items()})
+    if json.dumps(to_plain(doc), indent=1, allow_nan=False) == text: return False
+    write_json(path, replace(doc, restated=RESTATED))
     return True
 
 # %% ../nbs/17_autoattack.ipynb #9778c59d
-def cascade_table(doc: dict):
+def cascade_table(doc):
     """AutoAttack in an audit as what it measured: per model and cell, 'broken of attacked' for each of its attacks
     (attacked: the images every attack before it left) and the worst case's accuracy (%) after all of them."""
     import pandas as pd
     rows = {}
-    for m, r in doc['results'].items():
+    for m, r in audit_doc(doc).results.items():
         for norm in ('linf', 'l2'):
-            es = [r['attacks'].get(f'{a}/{norm}') for a in AUTOATTACK]
+            es = [r.attacks.get(attack_key(a, norm)) for a in AUTOATTACK]
             if not all(es): continue
-            for i, eps in enumerate(es[0]['eps'][1:]):
-                row = {a: f"{e['broken_among_attacked'][i]} of {e['attacked'][i]}" for a, e in zip(AUTOATTACK, es)}
-                row['worst case (%)'] = f"{100 * r['worst_case'][f'{norm} {eps:g}']['acc']:.1f}"
+            for i, eps in enumerate(es[0].eps[1:]):
+                row = {a: f"{e.broken_among_attacked[i]} of {e.attacked[i]}" for a, e in zip(AUTOATTACK, es)}
+                row['worst case (%)'] = f"{100 * r.worst(norm, eps).acc:.1f}"
                 rows[(m, f"{'l-inf' if norm == 'linf' else 'l2'} {eps:g}")] = row
     return pd.DataFrame(rows).T
 
@@ -233,20 +244,18 @@ def audit_autoattack_config(acfg: AuditConfig) -> AutoAttackConfig:
                             seed=acfg.seed, batch_size=acfg.batch_size)
 
 # %% ../nbs/17_autoattack.ipynb #2236adb9
-def with_autoattack(r: dict, entries: dict, acfg: AuditConfig) -> dict:
+def with_autoattack(r: ModelResult, entries: dict, acfg: AuditConfig) -> ModelResult:
     """One model's audit result `r` with AutoAttack's `entries` in it: the checklist and the worst case computed again,
-    the entries in the stored format (`restate_cascade`). In place; returns `r`."""
-    r['attacks'].update(entries)
-    r['checks'], r['worst_case'] = run_checks(r, acfg), worst_cases(r, acfg)
-    return restate_cascade(r)
+    the entries checked and kept out of `single` (`restate_cascade`)."""
+    r = replace(r, attacks=r.attacks | entries)
+    return restate_cascade(replace(r, checks=run_checks(r, acfg), worst_case=worst_cases(r, acfg)))
 
-def autoattack_step(model, x, y, r: dict, acfg: AuditConfig, log=print) -> dict:
+def autoattack_step(model, x, y, r: ModelResult, acfg: AuditConfig, log=print) -> ModelResult:
     """AutoAttack in notebook 09's audit of one model (its `autoattack`): the cascade at the audit's own budgets on the
     images the audit's attacks left, put in its result `r` (`with_autoattack`), its time added to the model's."""
     t0 = time.time()
-    with_autoattack(r, autoattack_entries(model, x, y, r, acfg, audit_autoattack_config(acfg), log), acfg)
-    r['seconds'] += time.time() - t0
-    return r
+    r = with_autoattack(r, autoattack_entries(model, x, y, r, acfg, audit_autoattack_config(acfg), log), acfg)
+    return replace(r, seconds=r.seconds + time.time() - t0)
 
 # %% ../nbs/17_autoattack.ipynb #9844532a
 def full_audit(run: Run, cfg: AuditConfig | None = None, **kw) -> dict:
@@ -282,28 +291,30 @@ def missing(run: Run, names, what: str, force: bool, log, present) -> list:
     return [m for m in names if m not in skip]
 
 def add_autoattack(run: Run, cfg: AutoAttackConfig | None = None, models=None, force: bool = False, log=print,
-                   device='cpu') -> dict:
+                   device='cpu') -> AuditDoc:
     """Add AutoAttack's entries to the audit of `run` (`run.result('audit')`) and rewrite it, with its markdown.
     `cfg`: None for the audit's own budgets. One stage per model in `run.stages('autoattack')`."""
     path = run.result('audit')
-    doc = read_doc(path, 'audit', command(run, 'audit'))
-    acfg = AuditConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc['audit_config'].items()})
+    doc = audit_doc(read_doc(path, 'audit', command(run, 'audit')))
+    acfg = doc.config
     cfg = audit_autoattack_config(acfg) if cfg is None else cfg
-    x, y = attacked_images(run.dataset, doc['images'], device)
-    base = {m: dict(r, attacks={k: e for k, e in r['attacks'].items() if not e.get('cascade')})
-            for m, r in doc['results'].items()}   # the audit's own attacks
+    x, y = attacked_images(run.dataset, doc.images, device)
+    base = {m: replace(r, attacks={k: e for k, e in r.attacks.items() if not isinstance(e, CascadeEntry)})
+            for m, r in doc.results.items()}   # the audit's own attacks
     def key(name):   # the images AutoAttack attacks: at each cell, those the audit's own attacks left
-        left = {f'{norm} {eps:g}': np.flatnonzero(s).tolist() for norm, grid in cells(acfg)
+        left = {cell_key(norm, eps): np.flatnonzero(s).tolist() for norm, grid in cells(acfg)
                 for eps, s in zip(grid, survivors(base[name], norm, grid))}
-        return stage_key(cfg, dict(test_subset=doc['images']['test_subset'], positions=doc['images']['positions'],
+        return stage_key(cfg, dict(test_subset=doc.images.test_subset, positions=doc.images.positions,
                                    attacked=left), {name: run.checkpoint(name)})
     def compute(name, model, say): return autoattack_entries(model, x, y, base[name], acfg, cfg, say)
-    names = missing(run, models or list(doc['results']), 'AutoAttack already in the audit', force, log,
-                    lambda m: all(f'{a}/linf' in doc['results'][m]['attacks'] for a in AUTOATTACK))
+    names = missing(run, models or list(doc.results), 'AutoAttack already in the audit', force, log,
+                    lambda m: all(attack_key(a, 'linf') in doc.results[m].attacks for a in AUTOATTACK))
+    results, seconds = dict(doc.results), dict(doc.seconds)
     for name, rec in model_stages(run, 'autoattack', names, key, compute, force, log, device).items():
-        with_autoattack(doc['results'][name], rec.value, acfg)
-        doc['seconds'][f'{name} AutoAttack'] = rec.seconds
-    doc['autoattack_config'] = asdict(cfg)
+        entries = {k: typed(CascadeEntry, e, f'stage {name}[{k!r}]') for k, e in rec.value.items()}
+        results[name] = with_autoattack(doc.results[name], entries, acfg)
+        seconds[seconds_key(name, 'AutoAttack')] = rec.seconds
+    doc = replace(doc, results=results, seconds=seconds, autoattack_config=asdict(cfg))
     write_json(path, doc)
     atomic_write_text(path.with_suffix('.md'), audit_markdown(doc) + '\n')
     log(f'wrote {path}')
@@ -332,19 +343,22 @@ def square_entry(model, x, y, eps=SQUARE_EPS, cfg: AutoAttackConfig = AutoAttack
 def add_square(run: Run, cfg: AutoAttackConfig = AutoAttackConfig(), models=None, force: bool = False, log=print,
                device='cpu') -> dict:
     """Add `Square/query` to each target of the reproduction of `run` (`run.result()`) and rewrite it, with its
-    markdown. One stage per model in `run.stages('square')`, keyed on `cfg`, the images and the model's checkpoint."""
+    markdown. One stage per model in `run.stages('square')`, keyed on `cfg`, the images and the model's checkpoint.
+    The reproduction's document (notebook 08) is extended as JSON data, so that its other keys stay as they are."""
     path = run.result()
     doc = read_doc(path, 'reproduction', command(run, 'reproduce'))
-    images = dict(n=doc['attack_config']['n_test'], seed=doc['attack_config']['seed'])
+    rep, sq = reproduction(doc), entry('Square', 'query')
+    a = AttackConfig(**rep.attack_config)
+    images = dict(n=a.n_test, seed=a.seed)
     te = load(run.dataset, 'test').subset(**images)
     x, y = te.images().to(device), te.y.to(device)
     key = lambda name: stage_key(dict(config=cfg, eps=SQUARE_EPS), images, {name: run.checkpoint(name)})
     compute = lambda name, model, say: square_entry(model, x, y, cfg=cfg, log=say)
     names = missing(run, models or TARGETS, 'Square already in the reproduction', force, log,
-                    lambda m: 'Square/query' in doc['results'][m])
+                    lambda m: rep.curve(m, 'Square', 'query') is not None)
     for name, rec in model_stages(run, 'square', names, key, compute, force, log, device).items():
-        doc['results'][name]['Square/query'] = rec.value
-        doc.setdefault('seconds', {})[f'{name} Square'] = rec.seconds
+        doc['results'][name][sq] = rec.value
+        doc.setdefault('seconds', {})[seconds_key(name, 'Square')] = rec.seconds
     atomic_write_text(path, json.dumps(doc, indent=1))
     atomic_write_text(path.with_suffix('.md'), table_markdown(doc) + '\n')
     return doc

@@ -5,7 +5,7 @@
 # %% ../nbs/13_forensics.ipynb #76b51fb1
 from __future__ import annotations
 import json, math, sys
-from dataclasses import asdict, replace
+from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,17 +17,17 @@ from .io import atomic_write_text
 from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig
 from .attacks import device_of, predict, fixed_eps_advs, check_advs, broken_fixed, _batches
-from .reproduce import TABLE_ROWS, paper_table, _acc
+from .reproduce import TABLE_ROWS, paper_table, reproduction
 from .stats import wilson
 from .pretrained import load_pretrained, pretrained_file
-from .store import environment, stage_key, Store
+from .store import environment, plain, stage_key, typed, Store
 from .run import Run
 
 
 # %% auto #0
-__all__ = ['OUTPUT_LAYER', 'KAPPAS', 'SUBSTITUTES', 'OutputLayer', 'output_layer', 'fgsm_search', 'pgd_linf', 'pgd_bisect',
-           'fb2_pgd_white', 'cell_key', 'white_variants', 'black_variants', 'forensics_rows', 'forensics',
-           'forensics_markdown', 'main']
+__all__ = ['OUTPUT_LAYER', 'Variants', 'KAPPAS', 'SUBSTITUTES', 'OutputLayer', 'output_layer', 'fgsm_search', 'pgd_linf',
+           'pgd_bisect', 'fb2_pgd_white', 'cell_key', 'Count', 'white_variants', 'black_variants', 'Row',
+           'forensics_rows', 'Forensics', 'merge_variants', 'forensics', 'forensics_markdown', 'main']
 
 # %% ../nbs/13_forensics.ipynb #0ddb68ac
 OUTPUT_LAYER = {'CNN': 'softmax', 'C-DV': None, 'C-JS': 'sigmoid', 'C-DV-IE': None, 'C-JS-IE': 'sigmoid',
@@ -148,11 +148,22 @@ def fb2_pgd_white(model, x, y, generator=None, batch_size: int = 500) -> dict:
 # %% ../nbs/13_forensics.ipynb #d90e8bcc
 def cell_key(atk: str, mode: str, eps: float) -> str: return 'clean' if atk == 'clean' else f'{atk}/{mode} {eps:g}'
 
-# %% ../nbs/13_forensics.ipynb #6162d2e0
-def _count(broken) -> dict: b = np.asarray(broken); return dict(correct=int((~b).sum()), n=int(b.size))
+# %% ../nbs/13_forensics.ipynb #56fc6035
+@dataclass(frozen=True)
+class Count:
+    "One variant's result for one model in one cell: `correct` of the `n` attacked test images stayed correct."
+    correct: int; n: int
 
-def white_variants(name: str, model, x, y, cfg: AttackConfig, seed: int = 0) -> dict:
-    "{variant: {cell: {name: counts}}} of the white-box variants of the model `name` (the shape of `black_variants`)."
+    @property
+    def pct(self) -> float: return 100 * self.correct / self.n
+
+Variants = dict[str, dict[str, dict[str, Count]]]   # {variant: {cell (a cell_key): {model: Count}}}
+
+# %% ../nbs/13_forensics.ipynb #6162d2e0
+def _count(broken) -> Count: b = np.asarray(broken); return Count(int((~b).sum()), int(b.size))
+
+def white_variants(name: str, model, x, y, cfg: AttackConfig, seed: int = 0) -> Variants:
+    "The white-box variants of the model `name` (the shape of `black_variants`)."
     out, layers = {}, {'': model}
     if OUTPUT_LAYER[name]: layers['output layer'] = output_layer(model, name)
     for tag, m in layers.items():
@@ -180,14 +191,11 @@ KAPPAS = (0, 5, 10, 20, 40)
 def _transfer(targets, x, y, adv, size, eps) -> dict:
     """Broken per target at `eps` by examples `adv` of l-inf `size` (inf: none): misclassified clean, or size <= eps and
     fooled."""
-    out = {}
-    for name, t in targets.items():
-        wrong0, fooled = predict(t, x) != y, predict(t, adv) != y
-        out[name] = (wrong0 | (fooled & (size <= eps + 1e-9))).numpy()
-    return out
+    return {n: ((predict(t, x) != y) | ((predict(t, adv) != y) & (size <= eps + 1e-9))).numpy()
+            for n, t in targets.items()}
 
-def black_variants(targets: dict, subs: dict, x, y, cfg: AttackConfig, seed: int = 0, kappas=KAPPAS) -> dict:
-    "{variant: {cell: {model: counts}}} of the transfer variants; `subs`: {tag: substitute}, '' the reproduction's."
+def black_variants(targets: dict, subs: dict, x, y, cfg: AttackConfig, seed: int = 0, kappas=KAPPAS) -> Variants:
+    "The transfer variants; `subs`: {tag: substitute}, '' the reproduction's."
     out = {}
     for stag, sub in subs.items():
         for otag, s in [('', sub), ('substitute output layer', output_layer(sub, SUBSTITUTE))]:
@@ -196,19 +204,16 @@ def black_variants(targets: dict, subs: dict, x, y, cfg: AttackConfig, seed: int
                 if not v: continue   # the reproduction's own attacks
                 cells = {}
                 for atk in ('FGSM', 'PGD'):
-                    if sem:
+                    if sem:   # {eps: {target: broken}}
                         adv, size = (fgsm_search(s, x, y, eps_max=0.3) if atk == 'FGSM'
                                      else pgd_bisect(s, x, y, generator=torch.Generator().manual_seed(seed)))
-                        for e in (0.15, 0.3):
-                            cells[cell_key(atk, 'black', e)] = {
-                                n: _count(b) for n, b in _transfer(targets, x, y, adv, size, e).items()}
+                        at = {e: _transfer(targets, x, y, adv, size, e) for e in (0.15, 0.3)}
                     else:
                         eps = cfg.fgsm_eps if atk == 'FGSM' else cfg.pgd_eps
                         advs = fixed_eps_advs(atk, s, x, y, eps, replace(cfg, seed=seed))
-                        for n, t in targets.items():
-                            b = broken_fixed(t, x, y, advs, eps)
-                            for e in (0.15, 0.3):
-                                cells.setdefault(cell_key(atk, 'black', e), {})[n] = _count(b[1 + list(eps).index(e)])
+                        b = {n: broken_fixed(t, x, y, advs, eps) for n, t in targets.items()}
+                        at = {e: {n: bn[1 + list(eps).index(e)] for n, bn in b.items()} for e in (0.15, 0.3)}
+                    cells.update({cell_key(atk, 'black', e): {n: _count(v) for n, v in at[e].items()} for e in at})
                 out[v] = cells
         for k in kappas:
             atk = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=cfg.cw_binary_search_steps, steps=cfg.cw_steps,
@@ -224,36 +229,64 @@ def black_variants(targets: dict, subs: dict, x, y, cfg: AttackConfig, seed: int
                 n: _count(b) for n, b in _transfer(targets, x, y, adv, torch.zeros(len(x)), 0).items()}}
     return out
 
+# %% ../nbs/13_forensics.ipynb #96936905
+@dataclass(frozen=True)
+class Row:
+    """A discrepant `cell` (a `cell_key`) of `model`: the `paper`'s accuracy, `ours` with its 95% interval `ours_ci`; of
+    the `n_variants` that evaluated it the `closest` to the paper's (None: none did), its `value` and interval `ci`,
+    and whether `ci` holds the paper's value (`explained`). All in %."""
+    cell: str; model: str; paper: float; ours: float; ours_ci: tuple[float, float]
+    closest: str | None = None; value: float | None = None; ci: tuple[float, float] | None = None
+    explained: bool = False; n_variants: int = 0
+
 # %% ../nbs/13_forensics.ipynb #bd4b0963
-def forensics_rows(doc: dict, variants: dict, paper: dict | None = None) -> list[dict]:
-    "One row per discrepant cell of `doc` (a reproduction): the paper, ours, and the closest variant with its interval."
-    paper, pc = paper_table() if paper is None else paper, lambda c: 100 * c['correct'] / c['n']
-    rows = []
+def forensics_rows(doc, variants: Variants, paper: dict | None = None) -> list[Row]:
+    "One `Row` per discrepant cell of `doc` (a reproduction's document): the paper, ours, and the closest variant."
+    paper, rows, rep = paper_table() if paper is None else paper, [], reproduction(doc)
     for atk, mode, eps in TABLE_ROWS:
         for m in TARGETS:
-            pv = paper.get((doc['dataset'], atk, mode, eps), {}).get(m)
+            pv = paper.get((rep.dataset, atk, mode, eps), {}).get(m)
             if pv is None: continue
-            acc, n = _acc(doc, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)
+            acc, n = rep.cell(m, atk, mode, eps)
             lo, hi = wilson(round(acc * n), n)
             if lo <= pv / 100 <= hi: continue
             cell = cell_key(atk, mode, eps)
             found = {v: c for v, cells in variants.items() if (c := cells.get(cell, {}).get(m))}
-            row = dict(cell=cell, model=m, paper=pv, ours=100 * acc, ours_ci=[100 * lo, 100 * hi],
-                       closest=None, value=None, ci=None, explained=False, n_variants=len(found))
+            row = Row(cell, m, pv, 100 * acc, (100 * lo, 100 * hi), n_variants=len(found))
             if found:   # the closest to the paper's value (of equals, the first by name)
-                v = min(found, key=lambda v: (abs(pc(found[v]) - pv), v))
-                l, h = wilson(found[v]['correct'], found[v]['n'])
-                row.update(closest=v, value=pc(found[v]), ci=[100 * l, 100 * h], explained=100 * l <= pv <= 100 * h)
+                v = min(found, key=lambda v: (abs(found[v].pct - pv), v))
+                l, h = wilson(found[v].correct, found[v].n)
+                row = replace(row, closest=v, value=found[v].pct, ci=(100 * l, 100 * h),
+                              explained=100 * l <= pv <= 100 * h)
             rows.append(row)
     return rows
+
+# %% ../nbs/13_forensics.ipynb #fd18c23d
+@dataclass(frozen=True)
+class Forensics:
+    """`run.result('forensics')`: the reproduction explained (`dataset`, `profile`, `seed`), `n` test images, the
+    `models` attacked, the `attack_config` and `environment` as plain data, the `seconds` per stage, every variant's
+    counts (`variants`: {variant: {cell: {model: Count}}}) and the table's `rows`."""
+    dataset: str; profile: str; seed: int; n: int; models: list[str]
+    attack_config: dict[str, object]; environment: dict[str, object]; seconds: dict[str, float]
+    variants: Variants; rows: list[Row]
+
+# %% ../nbs/13_forensics.ipynb #f6293500
+def merge_variants(stages) -> Variants:
+    "The variants of the stages' values (each {variant: {cell: {model: counts}}}, as stored) as one `Variants`."
+    out = {}
+    for value in stages:
+        for v, cells in typed(Variants, value).items():
+            for c, per in cells.items(): out.setdefault(v, {}).setdefault(c, {}).update(per)
+    return out
 
 # %% ../nbs/13_forensics.ipynb #7c78b889
 # variant tag -> profile of the published LeNet5 it uses
 SUBSTITUTES = {'': 'paper', 'substitute 10 epochs': 'paper-lite'}
 
-def forensics(run: Run, device='cpu', n: int | None = None, models=TARGETS, log=print, weights=None) -> dict:
+def forensics(run: Run, device='cpu', n: int | None = None, models=TARGETS, log=print, weights=None) -> Forensics:
     """Evaluate the variants on the published models of `run` (from the weights folder `weights`: see
-    `load_pretrained`) and write `run.result('forensics')`: the variants' counts and the rows of the discrepant cells.
+    `load_pretrained`) and write `run.result('forensics')`, the `Forensics` document: returned.
     Its stages: 'white <model>' for each model with a discrepant white-box cell, then 'black'."""
     cfg, doc = run.profile.attack, json.loads(run.result().read_text())
     te = load(run.dataset, 'test').subset(n or cfg.n_test, seed=cfg.seed); x, y = te.images(), te.y
@@ -265,34 +298,31 @@ def forensics(run: Run, device='cpu', n: int | None = None, models=TARGETS, log=
                         compute)
         log(f'{run.dataset} {name}: ' + ('resumed' if rec.resumed else f"computed in {rec.seconds:.0f}s"))
         return rec
-    white = {r['model'] for r in forensics_rows(doc, {}) if '/white ' in r['cell']}
+    white = {r.model for r in forensics_rows(doc, {}) if '/white ' in r.cell}
     recs = {f'white {m}': stage(f'white {m}', {m: file(m)}, lambda: white_variants(m, targets[m], x, y, cfg, run.seed))
             for m in models if m in white}
     lenets = {f'{SUBSTITUTE} {p}': file(SUBSTITUTE, p) for p in SUBSTITUTES.values()}
     subs = lambda: {tag: get(SUBSTITUTE, p) for tag, p in SUBSTITUTES.items()}
     recs['black'] = stage('black', {m: file(m) for m in models} | lenets,
                           lambda: black_variants(targets, subs(), x, y, cfg, run.seed))
-    variants = {}
-    for rec in recs.values():
-        for v, cells in rec.value.items():
-            for c, per in cells.items(): variants.setdefault(v, {}).setdefault(c, {}).update(per)
-    res = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, n=len(y), models=list(models),
-               attack_config=asdict(cfg), environment=environment(), seconds={s: r['seconds'] for s, r in recs.items()},
-               variants=variants, rows=forensics_rows(doc, variants))
-    atomic_write_text(run.result('forensics'), json.dumps(res, indent=1)); store.clear()
+    variants = merge_variants(r.value for r in recs.values())
+    res = Forensics(run.dataset, run.profile.name, run.seed, len(y), list(models), plain(cfg), environment(),
+                    {s: r.seconds for s, r in recs.items()}, variants, forensics_rows(doc, variants))
+    atomic_write_text(run.result('forensics'), json.dumps(plain(res), indent=1)); store.clear()
     return res
 
 # %% ../nbs/13_forensics.ipynb #9354363b
-def forensics_markdown(res: dict) -> str:
+def forensics_markdown(res: Forensics) -> str:
     "The forensics table as markdown: one row per discrepant cell."
     lines = ['| cell | model | paper | ours [95%] | closest variant | its value [95%] | explained |',
              '|---|---|---|---|---|---|---|']
-    for r in res['rows']:
-        its = '{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]'.format(**r) if r['closest'] else '–'
-        lines.append('| {cell} | {model} | {paper:.1f} | {ours:.1f} [{ours_ci[0]:.1f}, {ours_ci[1]:.1f}] | '.format(**r)
-                     + f"{r['closest'] or 'none applies'} | {its} | {'explained' if r['explained'] else 'no'} |")
-    end = '{} of {} discrepant cells explained ({dataset}, profile {profile}, n={n}).'
-    return '\n'.join(lines + ['', end.format(sum(r['explained'] for r in res['rows']), len(res['rows']), **res)])
+    for r in res.rows:
+        its = f'{r.value:.1f} [{r.ci[0]:.1f}, {r.ci[1]:.1f}]' if r.closest else '–'
+        ours = f'{r.ours:.1f} [{r.ours_ci[0]:.1f}, {r.ours_ci[1]:.1f}]'
+        lines.append(f"| {r.cell} | {r.model} | {r.paper:.1f} | {ours} | {r.closest or 'none applies'} | {its} | "
+                     f"{'explained' if r.explained else 'no'} |")
+    end = f'{sum(r.explained for r in res.rows)} of {len(res.rows)} discrepant cells explained'
+    return '\n'.join(lines + ['', f'{end} ({res.dataset}, profile {res.profile}, n={res.n}).'])
 
 # %% ../nbs/13_forensics.ipynb #0103d722
 def main(argv=None, prog='guessfirst-forensics'):
@@ -310,6 +340,6 @@ def main(argv=None, prog='guessfirst-forensics'):
             raise ValueError(f'no reproduction at {a.run.result()}: run guessfirst-reproduce first')
     def body(a):
         res = forensics(a.run, device=a.dev, n=a.n, log=lambda *m: print(*m, file=sys.stderr), weights=a.weights)
-        atomic_write_text(a.run.result('forensics').with_suffix('.md'), forensics_markdown(res) + '\n')
-        print(forensics_markdown(res))
+        atomic_write_text(a.run.result('forensics').with_suffix('.md'), (md := forensics_markdown(res)) + '\n')
+        print(md)
     return p.run(argv, body, check, bad_input=(ValueError,))   # a missing or damaged weights file: PretrainedError

@@ -5,22 +5,24 @@
 # %% ../nbs/19_pipelines.ipynb #2a8df957
 from __future__ import annotations
 import functools, itertools, json, math, re
-from dataclasses import dataclass, asdict, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau
 from .io import atomic_write_text
 from .models import TARGETS
-from .reproduce import TABLE_ROWS, paper_table, _acc
+from .reproduce import TABLE_ROWS, paper_table
 from .stats import wilson
-from .forensics import OUTPUT_LAYER, cell_key
+from .forensics import OUTPUT_LAYER, Forensics, cell_key
+from .results import build_table
 from .run import Run
-
+from .store import plain, typed
 
 # %% auto #0
-__all__ = ['KINDS', 'AS_REPRODUCED', 'NAMED', 'kind_of', 'options', 'inside', 'Cell', 'table_cells', 'variant_count',
-           'pipeline_cells', 'row_tau', 'Score', 'score', 'whole_pipeline', 'Candidate', 'grid', 'consistent', 'Chance',
-           'chance', 'pipelines_report', 'pipelines_markdown', 'write_pipelines']
+__all__ = ['KINDS', 'AS_REPRODUCED', 'Counts', 'NAMED', 'kind_of', 'Sources', 'evidence', 'options', 'inside', 'Cell',
+           'table_cells', 'under_variant', 'pipeline_cells', 'row_tau', 'Score', 'score', 'whole_pipeline', 'Candidate',
+           'grid', 'consistent', 'Chance', 'chance', 'Named', 'Unavailable', 'Compared', 'Grid', 'Pipelines',
+           'named_pipeline', 'pipelines_report', 'pipelines_markdown', 'write_pipelines']
 
 # %% ../nbs/19_pipelines.ipynb #99c57d99
 KINDS = {'white FGSM/PGD': ('FGSM/white', 'PGD/white'), 'white C&W': ('CW/white',),
@@ -31,13 +33,36 @@ def kind_of(cell: str) -> str | None:
     "The kind of a cell (a `forensics.cell_key`, e.g. 'PGD/white 0.3'); None for the clean row, which no variant changes."
     return next((k for k, attacks in KINDS.items() if cell.split(' ')[0] in attacks), None)
 
+# %% ../nbs/19_pipelines.ipynb #b4d8b0cf
+Counts = dict[tuple[str, str], tuple[int, int]]   # {(cell, model): (correct, n)}
+_SIDE = {'clean': '', 'white': 'white', 'transfer': 'black'}   # the table's mode -> a cell's side (`cell_key`)
+
+@dataclass(frozen=True)
+class Sources:
+    "The files, relative to the results folder, whose rows of the results table a pipelines document reads."
+    forensics: str; reproduction: str
+
+def evidence(table, foren: Forensics) -> tuple[Sources, Counts, dict[str, Counts]]:
+    """The `Sources` of `foren`'s run and, from their rows in `table` (the results table), the reproduction's counts and
+    each variant's, in the forensics file's order (it fixes the grid's order and chance's draws)."""
+    run = Run(foren.dataset, foren.profile, foren.seed, out='')
+    src, found = Sources(run.result('forensics').as_posix(), run.result().as_posix()), {}
+    for r in table[table.source.isin([src.reproduction, src.forensics])].itertuples(index=False):
+        if r.mode not in _SIDE: continue   # Square's query rows: no cell of the paper's table
+        cell = cell_key(r.attack or 'clean', _SIDE[r.mode], r.eps)
+        found.setdefault(r.variant, {})[cell, r.model] = (int(r.correct), int(r.n))
+    if not (ours := found.pop('', {})): raise ValueError(f'no rows of {src.reproduction} in the table: rebuild it')
+    variants = {v: found.pop(v, {}) for v in foren.variants}
+    if found or not all(variants.values()): raise ValueError(f'{src.forensics}: the table has other variants: rebuild it')
+    return src, ours, variants
+
 # %% ../nbs/19_pipelines.ipynb #22130537
-def options(foren: dict) -> dict[str, list[str]]:
-    "Per kind, the choices a pipeline has: 'as reproduced', then every variant of `foren` that evaluated a cell of it."
+def options(variants: dict[str, Counts]) -> dict[str, list[str]]:
+    "Per kind, the choices a pipeline has: 'as reproduced', then every variant (of `evidence`) that evaluated a cell of it."
     out = {k: [AS_REPRODUCED] for k in KINDS}
-    for v, cells in foren['variants'].items():
-        for k in dict.fromkeys(kind_of(c) for c in cells):
-            if k is None: raise ValueError(f"variant {v!r} evaluates a cell of no known kind: {sorted(cells)}")
+    for v, got in variants.items():
+        for k in dict.fromkeys(kind_of(cell) for cell, _ in got):
+            if k is None: raise ValueError(f"variant {v!r} evaluates a cell of no known kind: {sorted({c for c, _ in got})}")
             out[k].append(v)
     return out
 
@@ -52,52 +77,41 @@ def inside(paper: float, k: int, n: int) -> bool:
 class Cell:
     """One model's cell of the paper's table: its `paper` value (%) and `k` correct of `n` under one evaluation;
     `discrepant`: the paper's value lies outside the reproduction's interval; `measured`: the evaluation ran on it."""
-    cell: str
-    model: str
-    paper: float
-    k: int
-    n: int
-    discrepant: bool = False
-    measured: bool = True
+    cell: str; model: str; paper: float; k: int; n: int
+    discrepant: bool = False; measured: bool = True
 
     @property
     def value(self) -> float: return 100 * self.k / self.n
     @property
     def inside(self) -> bool: return inside(self.paper, self.k, self.n)
 
-def table_cells(repro: dict, paper: dict | None = None) -> list[Cell]:
-    "Every cell of the paper's table for `repro`'s dataset, in the table's order: its paper value and our count."
+def table_cells(dataset: str, ours: Counts, paper: dict | None = None) -> list[Cell]:
+    "Every cell of the paper's table for `dataset`, in the table's order: its paper value and our count (`ours`)."
     paper = paper_table() if paper is None else paper
     out = []
-    for atk, mode, eps in TABLE_ROWS:
-        for m in TARGETS:
-            pv = paper.get((repro['dataset'], atk, mode, eps), {}).get(m)
-            if pv is None: continue
-            acc, n = _acc(repro, m, 'clean' if atk == 'clean' else f'{atk}/{mode}', eps)
-            k = round(acc * n)
-            out.append(Cell(cell_key(atk, mode, eps), m, pv, k, n, discrepant=not inside(pv, k, n)))
+    for (atk, mode, eps), m in itertools.product(TABLE_ROWS, TARGETS):
+        pv, key = paper.get((dataset, atk, mode, eps), {}).get(m), cell_key(atk, mode, eps)
+        if pv is None: continue
+        if (key, m) not in ours: raise ValueError(f'the reproduction has no count of {m} at {key}')
+        k, n = ours[key, m]
+        out.append(Cell(key, m, pv, k, n, discrepant=not inside(pv, k, n)))
     return out
 
 # %% ../nbs/19_pipelines.ipynb #34f17d1a
-def variant_count(c: Cell, variants: dict, tag: str) -> tuple[int, int, bool]:
-    "Cell `c`'s (correct, n, measured) under variant `tag` of `variants` (a forensics file's); see the text."
-    if tag == AS_REPRODUCED: return c.k, c.n, True
-    got = variants.get(tag, {}).get(c.cell, {}).get(c.model)
-    if got: return got['correct'], got['n'], True
+def under_variant(c: Cell, variants: dict[str, Counts], tag: str) -> Cell:
+    "Cell `c` as variant `tag` of `variants` (of `evidence`) counted it; `measured` False if it did not (see the text)."
+    if tag == AS_REPRODUCED: return c
+    if (got := variants.get(tag, {}).get((c.cell, c.model))) is not None: return replace(c, k=got[0], n=got[1])
     parts = tag.split(' + ')
-    if 'output layer' in parts and c.model in OUTPUT_LAYER and OUTPUT_LAYER[c.model] is None:
-        return variant_count(c, variants, ' + '.join(p for p in parts if p != 'output layer') or AS_REPRODUCED)
-    return c.k, c.n, False
+    if 'output layer' in parts and OUTPUT_LAYER.get(c.model, 0) is None:   # no output layer of its own: the model itself
+        return under_variant(c, variants, ' + '.join(p for p in parts if p != 'output layer') or AS_REPRODUCED)
+    return replace(c, measured=False)
 
 # %% ../nbs/19_pipelines.ipynb #571903e8
-def pipeline_cells(cells: list[Cell], variants: dict, pipeline: dict) -> list[Cell]:
+def pipeline_cells(cells: list[Cell], variants: dict[str, Counts], pipeline: dict) -> list[Cell]:
     "The table's `cells` under `pipeline` ({kind: choice}; a kind it does not name stays as reproduced)."
     if bad := set(pipeline) - set(KINDS): raise ValueError(f'unknown kinds {sorted(bad)}: valid {list(KINDS)}')
-    out = []
-    for c in cells:
-        k, n, measured = variant_count(c, variants, pipeline.get(kind_of(c.cell), AS_REPRODUCED))
-        out.append(replace(c, k=k, n=n, measured=measured))
-    return out
+    return [under_variant(c, variants, pipeline.get(kind_of(c.cell), AS_REPRODUCED)) for c in cells]
 
 # %% ../nbs/19_pipelines.ipynb #bd3c4582
 @functools.lru_cache(maxsize=None)
@@ -109,26 +123,16 @@ def row_tau(paper: tuple, values: tuple) -> float:
 # %% ../nbs/19_pipelines.ipynb #8969f36d
 @dataclass(frozen=True)
 class Score:
-    """A pipeline's scores over the table: cells `inside` their interval (of `cells`), discrepant cells `explained`
-    (of `discrepant`), reproduced cells `kept` (of `reproduced`), the mean absolute difference to the paper `mad`
-    (points), the mean Kendall's `tau` over the `tau_rows` rows with an order, and cells left `unmeasured`."""
-    inside: int
-    cells: int
-    explained: int
-    discrepant: int
-    kept: int
-    reproduced: int
-    mad: float
-    tau: float
-    tau_rows: int
-    unmeasured: int
+    """A pipeline's scores: cells `inside` (of `cells`), discrepant ones `explained` (of `discrepant`), reproduced ones
+    `kept` (of `reproduced`), the mean absolute difference `mad` (points), mean Kendall's `tau` over `tau_rows` rows."""
+    inside: int; cells: int; explained: int; discrepant: int; kept: int; reproduced: int
+    mad: float; tau: float; tau_rows: int; unmeasured: int
 
 def score(pcells: list[Cell]) -> Score:
     "A pipeline's `Score` over its cells (`pipeline_cells`)."
     d = [c for c in pcells if c.discrepant]; r = [c for c in pcells if not c.discrepant]
-    rows = {}
-    for c in pcells: rows.setdefault(c.cell, []).append(c)
-    taus = [t for cs in rows.values() if not math.isnan(t := row_tau(tuple(c.paper for c in cs), tuple(c.value for c in cs)))]
+    rows = [list(cs) for _, cs in itertools.groupby(pcells, key=lambda c: c.cell)]   # the cells of a row are adjacent
+    taus = [t for cs in rows if not math.isnan(t := row_tau(tuple(c.paper for c in cs), tuple(c.value for c in cs)))]
     return Score(inside=sum(c.inside for c in pcells), cells=len(pcells), explained=sum(c.inside for c in d),
                  discrepant=len(d), kept=sum(c.inside for c in r), reproduced=len(r),
                  mad=float(np.mean([abs(c.value - c.paper) for c in pcells])),
@@ -139,20 +143,15 @@ def score(pcells: list[Cell]) -> Score:
 def whole_pipeline(output_layer: bool = False, search: bool = False, quick_substitute: bool = False) -> dict:
     "{kind: choice} of one whole pipeline made of the three factors of the text (C&W at foolbox 2.x's κ = 0)."
     join = lambda *tags: ' + '.join(t for t in tags if t) or AS_REPRODUCED
-    ol, fs = 'output layer' if output_layer else '', 'foolbox 2 search' if search else ''
-    q = 'substitute 10 epochs' if quick_substitute else ''
-    return {'white FGSM/PGD': join(ol, fs), 'white C&W': join(ol),
-            'transfer FGSM/PGD': join(q, 'substitute output layer' if output_layer else '', fs),
-            'transfer C&W': join(q, 'C&W kappa 0') if quick_substitute else AS_REPRODUCED}
+    ol, fs, q = output_layer and 'output layer', search and 'foolbox 2 search', quick_substitute and 'substitute 10 epochs'
+    return dict(zip(KINDS, [join(ol, fs), join(ol), join(q, output_layer and 'substitute output layer', fs),
+                            join(q, 'C&W kappa 0') if q else AS_REPRODUCED]))
 
 # %% ../nbs/19_pipelines.ipynb #efa600cf
-NAMED = {name: whole_pipeline(*factors) for name, factors in {
-    'as reproduced': (False, False, False),
-    'foolbox 2 search': (False, True, False),
-    'output layer': (True, False, False),
-    'output layer + search': (True, True, False),
-    '10-epoch substitute': (False, False, True),
-    'search + 10-epoch substitute': (False, True, True),
+NAMED = {name: whole_pipeline(*factors) for name, factors in {   # factors: (output layer, search, 10-epoch substitute)
+    'as reproduced': (False, False, False), 'foolbox 2 search': (False, True, False),
+    'output layer': (True, False, False), 'output layer + search': (True, True, False),
+    '10-epoch substitute': (False, False, True), 'search + 10-epoch substitute': (False, True, True),
     'output layer + 10-epoch substitute': (True, False, True),
     'output layer + search + 10-epoch substitute': (True, True, True)}.items()}
 
@@ -160,10 +159,10 @@ NAMED = {name: whole_pipeline(*factors) for name, factors in {
 @dataclass(frozen=True)
 class Candidate:
     "One pipeline of the grid: its `choices` ({kind: choice}) and its `score`."
-    choices: dict
+    choices: dict[str, str]
     score: Score
 
-def grid(cells: list[Cell], variants: dict, opts: dict) -> list[Candidate]:
+def grid(cells: list[Cell], variants: dict[str, Counts], opts: dict) -> list[Candidate]:
     "Every pipeline of one choice per kind among `opts` (`options`), with its `score`, in `itertools.product`'s order."
     return [Candidate(p := dict(zip(opts, combo)), score(pipeline_cells(cells, variants, p)))
             for combo in itertools.product(*opts.values())]
@@ -171,34 +170,23 @@ def grid(cells: list[Cell], variants: dict, opts: dict) -> list[Candidate]:
 # %% ../nbs/19_pipelines.ipynb #e8f3578d
 def consistent(choices: dict) -> bool:
     "One substitute for every transferred attack, and the output layer in every white-box attack or in none."
-    has = lambda kind, tag: tag in choices.get(kind, AS_REPRODUCED).split(' + ')
-    return (has('transfer FGSM/PGD', 'substitute 10 epochs') == has('transfer C&W', 'substitute 10 epochs')
-            and has('white FGSM/PGD', 'output layer') == has('white C&W', 'output layer'))
+    white, white_cw, transfer, transfer_cw = (choices.get(k, AS_REPRODUCED).split(' + ') for k in KINDS)
+    return (('substitute 10 epochs' in transfer) == ('substitute 10 epochs' in transfer_cw)
+            and ('output layer' in white) == ('output layer' in white_cw))
 
 # %% ../nbs/19_pipelines.ipynb #61103a27
 @dataclass(frozen=True)
 class Chance:
-    """Discrepant cells explained when one variant is drawn at random per cell among those tried on it: over `draws`
-    draws (seed `seed`), the `mean`, the 95% range `lo`..`hi`, the `expected` count, the `per_cell_best` (the
-    forensics' count: the best variant per cell), and the `histogram` of the counts."""
-    draws: int
-    seed: int
-    discrepant: int
-    mean: float
-    lo: float
-    hi: float
-    expected: float
-    per_cell_best: int
-    histogram: list
+    """Discrepant cells explained by one variant drawn per cell among those tried on it, over `draws` draws: `mean`, 95%
+    range `lo`..`hi`, exact `expected`, `per_cell_best` (the forensics' count: best variant per cell), `histogram`."""
+    draws: int; seed: int; discrepant: int; mean: float; lo: float; hi: float; expected: float; per_cell_best: int
+    histogram: list[int]
 
-def chance(cells: list[Cell], variants: dict, draws: int = 10_000, seed: int = 0) -> Chance:
-    "The `Chance` baseline of the discrepant `cells` under the forensics' `variants`."
-    rng, total = np.random.default_rng(seed), np.zeros(draws, dtype=int)
-    best = expected = 0.0
-    for c in cells:
-        if not c.discrepant: continue
-        hits = np.array([inside(c.paper, got['correct'], got['n']) for v in variants.values()
-                         if (got := v.get(c.cell, {}).get(c.model))], dtype=bool)
+def chance(cells: list[Cell], variants: dict[str, Counts], draws: int = 10_000, seed: int = 0) -> Chance:
+    "The `Chance` baseline of the discrepant `cells` under the forensics' `variants` (drawn in their order)."
+    rng, total, best, expected = np.random.default_rng(seed), np.zeros(draws, dtype=int), 0, 0.0
+    for c in (c for c in cells if c.discrepant):
+        hits = np.array([inside(c.paper, *got) for v in variants.values() if (got := v.get((c.cell, c.model)))], dtype=bool)
         if not len(hits): continue
         total += hits[rng.integers(0, len(hits), draws)]
         best += hits.any(); expected += hits.mean()
@@ -206,124 +194,136 @@ def chance(cells: list[Cell], variants: dict, draws: int = 10_000, seed: int = 0
     return Chance(draws, seed, sum(c.discrepant for c in cells), float(total.mean()), float(lo), float(hi),
                   float(expected), int(best), np.bincount(total).tolist())
 
+# %% ../nbs/19_pipelines.ipynb #a03a3cc7
+@dataclass(frozen=True)
+class Named:
+    "A named pipeline: its `choices` for every kind, its `score`, and its `cells` (cell, model, paper, value, inside)."
+    name: str; choices: dict[str, str]; available: bool; score: Score
+    cells: list[tuple[str, str, float, float, bool]]
+
+@dataclass(frozen=True)
+class Unavailable:
+    "A named pipeline that needs variants the forensics file lacks: the `missing` {kind: choice}."
+    name: str; choices: dict[str, str]; available: bool; missing: dict[str, str]
+
+@dataclass(frozen=True)
+class Compared:
+    "The forensics file's discrepant `rows` and how many it `explained`; cells discrepant there only or here only."
+    rows: int; explained: int; only_there: list[str]; only_here: list[str]
+
+@dataclass(frozen=True)
+class Grid:
+    "Every combination (`grid`): its `rows`, one a combination, of the `columns` (a choice's index per kind, scores)."
+    size: int; columns: list[str]; rows: list[list]; best: Candidate; best_consistent: Candidate
+    def column(self, name: str) -> np.ndarray: return np.array([r[self.columns.index(name)] for r in self.rows])
+
+@dataclass(frozen=True)
+class Pipelines:
+    "The pipelines document of one forensics file and its reproduction (`pipelines_report`)."
+    dataset: str; profile: str; seed: int; n: int; attack_config: dict; sources: Sources; criterion: str
+    cells: int; discrepant: int; forensics: Compared; kinds: dict[str, list[str]]; named: list[Named | Unavailable]
+    best_named: str | None; chance: Chance; grid: Grid
+
 # %% ../nbs/19_pipelines.ipynb #788eadf6
 _GRID_COLUMNS = ['inside', 'explained', 'kept', 'mad', 'tau', 'consistent']
+_CRITERION = 'most cells inside over the whole table, ties broken by the smaller mean absolute difference'
 
 def _rank_key(s: Score): return (s.inside, -s.mad)   # the criterion fixed in advance: most inside, then least mad
 
-def pipelines_report(repro: dict, foren: dict, paper: dict | None = None, named: dict | None = None,
-                     draws: int = 10_000, seed: int = 0, sources: dict | None = None) -> dict:
-    "The pipelines document of one forensics file `foren` and its reproduction `repro` (see the text)."
-    if any(repro[k] != foren[k] for k in ('dataset', 'profile', 'seed')):
-        raise ValueError(f"the forensics file is of {foren['dataset']}, profile {foren['profile']}, seed {foren['seed']} "
-                         f"and the reproduction of {repro['dataset']}, profile {repro['profile']}, seed {repro['seed']}: "
-                         "pass the reproduction the forensics evaluated")
-    named = NAMED if named is None else named
-    cells, variants, opts = table_cells(repro, paper), foren['variants'], options(foren)
-    out_named = []
-    for name, p in named.items():
-        if bad := set(p) - set(KINDS): raise ValueError(f'pipeline {name!r}: unknown kinds {sorted(bad)}: valid {list(KINDS)}')
-        p = dict(dict.fromkeys(KINDS, AS_REPRODUCED), **p)
-        missing = {k: v for k, v in p.items() if v not in opts[k]}
-        if missing: out_named.append(dict(name=name, choices=p, available=False, missing=missing)); continue
-        pc = pipeline_cells(cells, variants, p)
-        out_named.append(dict(name=name, choices=p, available=True, score=asdict(score(pc)),
-                              cells=[[c.cell, c.model, c.paper, round(c.value, 4), c.inside] for c in pc]))
-    avail = [r for r in out_named if r['available']]
-    best = max(avail, key=lambda r: _rank_key(Score(**r['score'])))['name'] if avail else None
+def named_pipeline(name: str, p: dict, cells: list[Cell], variants: dict, opts: dict) -> Named | Unavailable:
+    "The named pipeline `p` ({kind: choice}) scored on `cells`, or `Unavailable` if `opts` lack one of its choices."
+    if bad := set(p) - set(KINDS): raise ValueError(f'pipeline {name!r}: unknown kinds {sorted(bad)}: valid {list(KINDS)}')
+    p = dict(dict.fromkeys(KINDS, AS_REPRODUCED), **p)
+    if missing := {k: v for k, v in p.items() if v not in opts[k]}: return Unavailable(name, p, False, missing)
+    pc = pipeline_cells(cells, variants, p)
+    return Named(name, p, True, score(pc), [(c.cell, c.model, c.paper, round(c.value, 4), c.inside) for c in pc])
+
+def pipelines_report(table, foren: Forensics, paper: dict | None = None, named: dict | None = None,
+                     draws: int = 10_000, seed: int = 0) -> Pipelines:
+    "The pipelines document of the forensics file `foren` and its reproduction, from the rows of `table` (see the text)."
+    src, ours, variants = evidence(table, foren)
+    cells, opts = table_cells(foren.dataset, ours, paper), options(variants)
+    out = [named_pipeline(name, p, cells, variants, opts) for name, p in (NAMED if named is None else named).items()]
+    best = max((r for r in out if r.available), key=lambda r: _rank_key(r.score), default=None)
     g = grid(cells, variants, opts)
     rows = [[opts[k].index(r.choices[k]) for k in KINDS] + [r.score.inside, r.score.explained, r.score.kept,
              round(r.score.mad, 6), round(r.score.tau, 6), consistent(r.choices)] for r in g]
     top = max(g, key=lambda r: _rank_key(r.score))
     top_c = max((r for r in g if consistent(r.choices)), key=lambda r: _rank_key(r.score))
-    mine = {(c.cell, c.model) for c in cells if c.discrepant}
-    theirs = {(r['cell'], r['model']) for r in foren['rows']}
-    return dict(dataset=foren['dataset'], profile=foren['profile'], seed=foren['seed'], n=foren['n'],
-                attack_config=foren['attack_config'], sources=sources or {},
-                criterion='most cells inside over the whole table, ties broken by the smaller mean absolute difference',
-                cells=len(cells), discrepant=len(mine),
-                forensics=dict(rows=len(foren['rows']), explained=sum(r['explained'] for r in foren['rows']),
-                               only_there=sorted(' '.join(t) for t in theirs - mine),
-                               only_here=sorted(' '.join(t) for t in mine - theirs)),
-                kinds=opts, named=out_named, best_named=best, chance=asdict(chance(cells, variants, draws, seed)),
-                grid=dict(size=len(g), columns=list(KINDS) + _GRID_COLUMNS, rows=rows,
-                          best=asdict(top), best_consistent=asdict(top_c)))
+    mine, theirs = {(c.cell, c.model) for c in cells if c.discrepant}, {(r.cell, r.model) for r in foren.rows}
+    compared = Compared(len(foren.rows), sum(r.explained for r in foren.rows),
+                        sorted(' '.join(t) for t in theirs - mine), sorted(' '.join(t) for t in mine - theirs))
+    return Pipelines(foren.dataset, foren.profile, foren.seed, foren.n, foren.attack_config, src, _CRITERION,
+                     len(cells), len(mine), compared, opts, out, best and best.name, chance(cells, variants, draws, seed),
+                     Grid(len(g), list(KINDS) + _GRID_COLUMNS, rows, top, top_c))
 
 # %% ../nbs/19_pipelines.ipynb #df779892
 def _f(x, fmt='.2f'): return '–' if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
-def pipelines_markdown(doc: dict) -> str:
+def _choices(choices: dict) -> str: return '; '.join(f"{k}: {v}" for k, v in choices.items())
+
+def pipelines_markdown(doc: Pipelines) -> str:
     "The pipelines document as markdown: the named pipelines' scores, chance, the grid, the best named pipeline."
-    kinds = list(KINDS)
-    lines = [f"Whole pipelines against the paper's table ({doc['dataset']}, profile {doc['profile']}, seed {doc['seed']}, "
-             f"n={doc['n']}): each applies one choice per kind of cell to every cell. {doc['cells']} cells, "
-             f"{doc['discrepant']} discrepant as reproduced.", '',
-             '| pipeline | ' + ' | '.join(kinds) + f" | inside (of {doc['cells']}) | explained (of {doc['discrepant']}) "
-             f"| kept (of {doc['cells'] - doc['discrepant']}) | mean abs. diff. (points) | Kendall's tau (rows) |",
+    kinds, c, g, f = list(KINDS), doc.chance, doc.grid, doc.forensics
+    lines = [f"Whole pipelines against the paper's table ({doc.dataset}, profile {doc.profile}, seed {doc.seed}, "
+             f"n={doc.n}): each applies one choice per kind of cell to every cell. {doc.cells} cells, "
+             f"{doc.discrepant} discrepant as reproduced.", '',
+             '| pipeline | ' + ' | '.join(kinds) + f" | inside (of {doc.cells}) | explained (of {doc.discrepant}) "
+             f"| kept (of {doc.cells - doc.discrepant}) | mean abs. diff. (points) | Kendall's tau (rows) |",
              '|---' * (len(kinds) + 6) + '|']
-    for r in doc['named']:
-        ch = ' | '.join(r['choices'][k] for k in kinds)
-        if not r['available']: lines.append(f"| {r['name']} | {ch} | unavailable: not evaluated | | | | |"); continue
-        s = r['score']
-        lines.append(f"| {'**' + r['name'] + '**' if r['name'] == doc['best_named'] else r['name']} | {ch} | "
-                     f"{s['inside']} | {s['explained']} | {s['kept']} | {_f(s['mad'])} | {_f(s['tau'])} ({s['tau_rows']}) |")
-    c, g = doc['chance'], doc['grid']
-    col = lambda name: [row[g['columns'].index(name)] for row in g['rows']]
-    ex, ins = np.array(col('explained')), np.array(col('inside'))
-    b = next((r for r in doc['named'] if r['name'] == doc['best_named']), None)
-    lines += ['', f"Chance: one variant drawn per discrepant cell among those tried on it explains {c['mean']:.1f} of "
-              f"{c['discrepant']} on average (95% range {c['lo']:.0f} to {c['hi']:.0f}; {c['draws']:,} draws, seed "
-              f"{c['seed']}); the best of the tried variants per cell (the forensics' count) explains "
-              f"{c['per_cell_best']}.",
-              f"All {g['size']} combinations of the per-kind choices: explained median {np.median(ex):.0f} (range "
-              f"{ex.min()} to {ex.max()}), inside median {np.median(ins):.0f} (range {ins.min()} to {ins.max()}); the "
-              f"best combination, picked after seeing the fit ({_f(g['best']['score']['inside'], 'd')} inside, "
-              f"{g['best']['score']['explained']} explained): "
-              + '; '.join(f"{k}: {v}" for k, v in g['best']['choices'].items()) + '.']
-    cons = np.array(col('consistent'), dtype=bool); bc = g['best_consistent']
-    lines.append(f"Of them, the {cons.sum()} consistent ones (one substitute for every transfer, the output layer in all "
-                 f"white-box attacks or none): explained range {ex[cons].min()} to {ex[cons].max()}, inside range "
-                 f"{ins[cons].min()} to {ins[cons].max()}; the best ({bc['score']['inside']} inside, "
-                 f"{bc['score']['explained']} explained, mean absolute difference {bc['score']['mad']:.1f} points): "
-                 + '; '.join(f"{k}: {v}" for k, v in bc['choices'].items()) + '.')
-    if b:
-        s = b['score']
-        lines.append(f"Best named pipeline ({doc['criterion']}): **{b['name']}**, {s['inside']} of {doc['cells']} cells "
-                     f"inside ({s['explained']} of {doc['discrepant']} discrepant explained, {s['kept']} of "
-                     f"{doc['cells'] - doc['discrepant']} reproduced kept), mean absolute difference {s['mad']:.1f} "
-                     f"points, Kendall's tau {_f(s['tau'])}; {int((ins > s['inside']).sum())} of the {g['size']} "
-                     f"combinations have more cells inside.")
-    f = doc['forensics']
-    if f['only_there'] or f['only_here']:
-        lines.append(f"The forensics file lists {f['rows']} discrepant cells ({f['explained']} explained); here "
-                     f"{doc['discrepant']}: " + '; '.join(
-                         [f'{x} is discrepant there only' for x in f['only_there']]
-                         + [f'{x} is discrepant here only' for x in f['only_here']]) + '.')
+    for r in doc.named:
+        ch = ' | '.join(r.choices[k] for k in kinds)
+        if not r.available: lines.append(f"| {r.name} | {ch} | unavailable: not evaluated | | | | |"); continue
+        s = r.score
+        lines.append(f"| {'**' + r.name + '**' if r.name == doc.best_named else r.name} | {ch} | "
+                     f"{s.inside} | {s.explained} | {s.kept} | {_f(s.mad)} | {_f(s.tau)} ({s.tau_rows}) |")
+    ex, ins, cons, bc = g.column('explained'), g.column('inside'), g.column('consistent').astype(bool), g.best_consistent
+    lines += ['', f"Chance: one variant drawn per discrepant cell among those tried on it explains {c.mean:.1f} of "
+              f"{c.discrepant} on average (95% range {c.lo:.0f} to {c.hi:.0f}; {c.draws:,} draws, seed {c.seed}); the "
+              f"best of the tried variants per cell (the forensics' count) explains {c.per_cell_best}.",
+              f"All {g.size} combinations of the per-kind choices: explained median {np.median(ex):.0f} (range "
+              f"{ex.min()} to {ex.max()}), inside median {np.median(ins):.0f} (range {ins.min()} to {ins.max()}); the best "
+              f"combination, picked after seeing the fit ({_f(g.best.score.inside, 'd')} inside, "
+              f"{g.best.score.explained} explained): {_choices(g.best.choices)}.",
+              f"Of them, the {cons.sum()} consistent ones (one substitute for every transfer, the output layer in all "
+              f"white-box attacks or none): explained range {ex[cons].min()} to {ex[cons].max()}, inside range "
+              f"{ins[cons].min()} to {ins[cons].max()}; the best ({bc.score.inside} inside, {bc.score.explained} "
+              f"explained, mean absolute difference {bc.score.mad:.1f} points): {_choices(bc.choices)}."]
+    if b := next((r for r in doc.named if r.name == doc.best_named), None):
+        s = b.score
+        lines.append(f"Best named pipeline ({doc.criterion}): **{b.name}**, {s.inside} of {doc.cells} cells inside "
+                     f"({s.explained} of {doc.discrepant} discrepant explained, {s.kept} of {doc.cells - doc.discrepant} "
+                     f"reproduced kept), mean absolute difference {s.mad:.1f} points, Kendall's tau {_f(s.tau)}; "
+                     f"{int((ins > s.inside).sum())} of the {g.size} combinations have more cells inside.")
+    if f.only_there or f.only_here:
+        lines.append(f"The forensics file lists {f.rows} discrepant cells ({f.explained} explained); here "
+                     f"{doc.discrepant}: " + '; '.join([f'{x} is discrepant there only' for x in f.only_there]
+                                                       + [f'{x} is discrepant here only' for x in f.only_here]) + '.')
     return '\n'.join(lines)
 
 # %% ../nbs/19_pipelines.ipynb #ca3f297a
-def _dumps(doc: dict) -> str:
-    "JSON with one item a line, except that lists of plain values (a grid row, a cell) stay on one line."
-    text = json.dumps(doc, indent=1, ensure_ascii=False)
+def _dumps(doc) -> str:
+    "`doc` as JSON with one item a line, except that lists of plain values (a grid row, a cell) stay on one line."
+    text = json.dumps(plain(doc), indent=1, ensure_ascii=False)
     text = re.sub(r'\[\n\s*((?:[^\[\]{}"]|"(?:[^"\\]|\\.)*")*?)\n\s*\]',
                   lambda m: '[' + re.sub(r',\n\s*', ', ', m.group(1)) + ']', text)
-    assert json.loads(text) == json.loads(json.dumps(doc)), 'compact JSON changed the document'
+    assert json.loads(text) == json.loads(json.dumps(plain(doc))), 'compact JSON changed the document'
     return text + '\n'
 
-def write_pipelines(results_dir='results', draws: int = 10_000, seed: int = 0, paper: dict | None = None) -> list[Path]:
+def write_pipelines(results_dir='results', draws: int = 10_000, seed: int = 0, paper: dict | None = None,
+                    table=None) -> list[Path]:
     """Write `<dataset>_pipelines.{json,md}` beside every forensics file `results_dir`/<profile>/<dataset>_forensics.json,
-    from it and its reproduction (against `paper`, by default the paper's tables); the paths written."""
-    written = []
+    from it and `table`'s rows (default: `results.build_table(results_dir)`, test profiles included) of it and its
+    reproduction, against `paper` (default: the paper's tables); the paths written."""
+    runs = []
     for fp in sorted(Path(results_dir).glob('*/*_forensics.json')):
-        try: foren = json.loads(fp.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f'{fp}: unreadable ({e}); rerun guessfirst-forensics to rewrite it') from None
-        rp = Run(foren['dataset'], foren['profile'], foren['seed'], out=results_dir).result()
-        if not rp.exists(): raise ValueError(f'{fp}: no reproduction at {rp}; run guessfirst-reproduce for it first')
-        rel = lambda p: p.relative_to(results_dir).as_posix()
-        doc = pipelines_report(json.loads(rp.read_text()), foren, paper, draws=draws, seed=seed,
-                               sources=dict(forensics=rel(fp), reproduction=rel(rp)))
-        out = Run(foren['dataset'], foren['profile'], foren['seed'], out=results_dir).result('pipelines')
+        try: foren = typed(Forensics, json.loads(fp.read_text()))
+        except (OSError, ValueError) as e: raise ValueError(f'{fp}: unreadable ({e}); rerun guessfirst-forensics') from None
+        if not (run := Run(foren.dataset, foren.profile, foren.seed, out=results_dir)).result().exists():
+            raise ValueError(f'{fp}: no reproduction at {run.result()}; run guessfirst-reproduce for it first')
+        runs.append((foren, run))
+    table = build_table(results_dir, exclude=()) if runs and table is None else table
+    for foren, run in runs:
+        doc, out = pipelines_report(table, foren, paper, draws=draws, seed=seed), run.result('pipelines')
         atomic_write_text(out, _dumps(doc)); atomic_write_text(out.with_suffix('.md'), pipelines_markdown(doc) + '\n')
-        written += [out, out.with_suffix('.md')]
-    return written
+    return [p for _, run in runs for p in (run.result('pipelines'), run.result('pipelines').with_suffix('.md'))]

@@ -19,10 +19,11 @@ from .train import (fit, training_data, load_model, load_checkpoint, check_finis
                                  TrainingDiverged)
 from .attacks import evaluate, evaluate_black, evaluate_white, accuracy_curve, l2_curve, predict
 from .run import Run
-from .store import Store, environment, stage_key
+from .store import Store, environment, plain, stage_key, typed
 
 # %% auto #0
-__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'STAGES', 'TABLE_RULE', 'PALETTE', 'paper_table', 'to_json', 'attack_images',
+__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'CLEAN', 'STAGES', 'TABLE_RULE', 'PALETTE', 'paper_table', 'to_json', 'Curve',
+           'Substitute', 'entry', 'Reproduction', 'reproduction', 'write_reproduction', 'attack_images',
            'attack_stages', 'attack_all', 'reproduce', 'training_histories', 'table', 'markdown_table',
            'table_markdown', 'figure3', 'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown',
            'paper_heatmap', 'heatmap_panels', 'write_paper_heatmaps']
@@ -56,23 +57,113 @@ def _curves(r: dict, n: int) -> dict:
         eps, acc = accuracy_curve(v)
         d = dict(eps=eps, acc=acc, n=n, first_broken=_first_broken(v['broken']), seconds=v['seconds'])
         if 'dist' in v: d['dist'] = [None if math.isinf(t) else t for t in v['dist']]
-        out[f'{atk}/{mode}'] = d
+        out[entry(atk, mode)] = d
     return out
 
 def to_json(res: dict, n: int) -> dict:
     "evaluate()'s output as JSON: curves, per-sample first-broken indices, C&W distances."
     return {name: {'clean': r['clean'], **_curves(r, n)} for name, r in res.items()}
 
+# %% ../nbs/08_reproduce.ipynb #cf7df533
+@dataclass(frozen=True)
+class Curve:
+    """One attack on one model: the accuracy `acc` at each `eps` of its grid (the first point, eps 0, is the clean
+    accuracy on the same images), of `n` images; each image's `first_broken`, the index of the first grid eps at which
+    it was broken (-1: never); the `seconds` it took (a stage's time; Square's are in `Reproduction.seconds`). C&W
+    adds each image's minimal l2 distance `dist` (None: none found); Square its `queries`, the `mean_queries` over
+    the images broken at each eps > 0 (None: none broken), and its `config`."""
+    eps: list[float]
+    acc: list[float]
+    n: int
+    first_broken: list[int]
+    seconds: float | None = None
+    dist: list[float | None] | None = None
+    queries: list | None = None
+    mean_queries: list[float | None] | None = None
+    config: dict | None = None
+
+    def at(self, eps: float) -> float:
+        "The accuracy at grid point `eps`."
+        if eps not in self.eps: raise ValueError(f'eps {eps} is not on the grid {self.eps}')
+        return self.acc[self.eps.index(eps)]
+
+@dataclass(frozen=True)
+class Substitute:
+    "The black-box attacker's substitute: its `name` and `clean` accuracy on the targets' test images (float32)."
+    name: str
+    clean: float
+
+CLEAN = 'clean'   # among a model's results, the key of its clean accuracy; the others name curves, see `entry`
+
+def entry(attack: str, side: str) -> str:
+    "The key of a curve among a model's results: `attack` from `side` ('white', 'black', 'query'), e.g. 'PGD/white'."
+    return '/'.join((attack, side))
+
+@dataclass(frozen=True, kw_only=True)
+class Reproduction:
+    """The results document of one reproduction (`run.result()`): the run (`dataset`, `profile`, `seed`), the training
+    profile's record and the attack configuration, the `substitute`, the `environment`, wall times (`train_seconds`
+    per model, `attack_seconds`, `total_seconds`, per-stage `seconds` of later additions such as Square), and
+    `results`: per target, its clean accuracy (`CLEAN`) and its curves by `entry`. `histories`: each model's
+    per-epoch training record; `resumed`: the stages taken from the store, with the commit that computed each;
+    `redone`: attacks recomputed later (`--redo`). Hand-made documents may leave out the bookkeeping fields."""
+    dataset: str
+    profile: str
+    seed: int = 0
+    train_profile: dict | None = None
+    attack_config: dict | None = None
+    substitute: Substitute | None = None
+    environment: dict | None = None
+    train_seconds: dict[str, float] | None = None
+    attack_seconds: float | None = None
+    total_seconds: float | None = None
+    results: dict[str, dict[str, Curve | float]]
+    histories: dict[str, list[dict]] | None = None
+    resumed: dict[str, str | None] | None = None
+    redone: list[dict] | None = None
+    seconds: dict[str, float] | None = None
+
+    def clean(self, model: str) -> float: return self.results[model][CLEAN]
+
+    def curve(self, model: str, attack: str, side: str) -> Curve | None:
+        "`model`'s curve under `attack` from `side`, None if the document has none."
+        return self.results[model].get(entry(attack, side))
+
+    def cell(self, model: str, attack: str, side: str, eps: float) -> tuple[float, int]:
+        "One cell of the paper's table, (accuracy, images): `model` under `attack` ('clean': none) from `side` at `eps`."
+        if attack == CLEAN: return self.clean(model), self.n
+        c = self.curve(model, attack, side)
+        if c is None: raise ValueError(f'{self.dataset} {self.profile}: {model} has no {entry(attack, side)} curve')
+        return c.at(eps), c.n
+
+    @property
+    def n(self) -> int:
+        "The number of test images behind the accuracies."
+        return self.curve(TARGETS[0], 'FGSM', 'white').n
+
+    @property
+    def epochs(self) -> int | None:
+        "The models' training length, if the document records it."
+        return (self.train_profile or {}).get('epochs')
+
+def reproduction(doc) -> Reproduction:
+    "A reproduction's results document (JSON data, or already a `Reproduction`) as its `Reproduction`."
+    return doc if isinstance(doc, Reproduction) else typed(Reproduction, doc, 'reproduction')
+
+def write_reproduction(doc, path) -> dict:
+    "Write a reproduction's document atomically to `path`, checked against its schema; the JSON data written."
+    data = plain(reproduction(doc), drop_none=True)
+    atomic_write_text(path, json.dumps(data, indent=1))
+    return data
+
 # %% ../nbs/08_reproduce.ipynb #17087f67
 def _acc(doc, model, key, eps):
     "One cell of a results document, (accuracy, images): `model` under `key` ('clean', 'PGD/white', ...) at `eps`."
-    r = doc['results'][model]
-    if key == 'clean': return r['clean'], r['FGSM/white']['n']
-    e = r[key]; return e['acc'][e['eps'].index(eps)], e['n']
+    return reproduction(doc).cell(model, *(key.split('/') if key != CLEAN else (CLEAN, '')), eps)
 
 def _n(doc) -> int:
     "The number of test images behind a results document's accuracies."
-    return _acc(doc, TARGETS[0], 'clean', 0.0)[1]
+    return reproduction(doc).n
 
 # %% ../nbs/08_reproduce.ipynb #ddb89a63
 def attack_images(run: Run):
@@ -126,7 +217,7 @@ def reproduce(run: Run, force: bool = False, progress: bool = True, log=print, r
         if redo: return _redo(run, redo, log, device)
         doc = json.loads(path.read_text())
         if 'histories' not in doc:   # results written before histories were recorded: add them from the checkpoints
-            doc['histories'] = training_histories(run); atomic_write_text(path, json.dumps(doc, indent=1))
+            doc = write_reproduction(dict(doc, histories=training_histories(run)), path)
         log(f'results exist: {path} (use --force to recompute)'); return doc
     if models is not None:   # only load: another process may still be training the others
         for m in models: check_finished(run, m)
@@ -147,7 +238,7 @@ def reproduce(run: Run, force: bool = False, progress: bool = True, log=print, r
                environment=environment(), train_seconds=train_time,
                attack_seconds=sum(st.seconds for st in stages.values()), total_seconds=time.time() - t_start,
                results=results, histories=training_histories(run), **(dict(resumed=resumed) if resumed else {}))
-    atomic_write_text(path, json.dumps(doc, indent=1))
+    doc = write_reproduction(doc, path)
     Store(run.stages(), log).clear(STAGES)   # the folder stays if another process still writes into it
     log(f'wrote {path}')
     return doc
@@ -174,37 +265,33 @@ def _redo(run: Run, redo, log=print, device='cpu') -> dict:
     for m in TARGETS: doc['results'][m].update(_curves(res[m], len(y)))
     doc['attack_config'] = asdict(cfg)
     doc.setdefault('redone', []).append(dict(attacks=list(redo), seconds=time.time() - t0, environment=environment()))
-    atomic_write_text(run.result(), json.dumps(doc, indent=1))
+    doc = write_reproduction(doc, run.result())
     log(f'recomputed {", ".join(redo)} in {run.result()}')
     return doc
 
 # %% ../nbs/08_reproduce.ipynb #8cbbb7e8
-def table(doc: dict, paper: dict | None = None):
+def table(doc, paper: dict | None = None):
     "The paper's table for one results document, as a pandas DataFrame of strings 'ours [lo, hi] | paper | diff'."
     import pandas as pd
-    paper = paper_table() if paper is None else paper
+    paper, doc = paper_table() if paper is None else paper, reproduction(doc)
     rows, index = [], []
-    extra = [k for k in QUERY_ROWS if any(f'{k[0]}/query' in doc['results'][m] for m in TARGETS)]
+    extra = [k for k in QUERY_ROWS if any(doc.curve(m, k[0], 'query') for m in TARGETS)]
     for atk, mode, eps in TABLE_ROWS + extra:
         row = {}
         for m in TARGETS:
-            r = doc['results'][m]
-            if atk == 'clean': acc, n = r['clean'], r['FGSM/white']['n']
-            else:
-                key = f"{atk}/{'query' if mode == 'queries' else mode}"
-                if key not in r: row[m] = '-'; continue
-                e = r[key]; n = e['n']
-                if eps not in e['eps']: row[m] = 'n/a'; continue
-                if mode == 'queries':   # the mean over the images broken at eps, of the queries each took
-                    q = e['mean_queries'][e['eps'].index(eps) - 1]
-                    row[m] = '-' if q is None else f'{q:.0f}'; continue
-                acc = e['acc'][e['eps'].index(eps)]
+            c = None if atk == CLEAN else doc.curve(m, atk, 'query' if mode == 'queries' else mode)
+            if atk != CLEAN and c is None: row[m] = '-'; continue
+            if c is not None and eps not in c.eps: row[m] = 'n/a'; continue
+            if mode == 'queries':   # the mean over the images broken at eps, of the queries each took
+                q = c.mean_queries[c.eps.index(eps) - 1]
+                row[m] = '-' if q is None else f'{q:.0f}'; continue
+            acc, n = (doc.clean(m), doc.n) if c is None else (c.at(eps), c.n)
             lo, hi = wilson(round(acc * n), n)
-            pv = paper.get((doc['dataset'], atk, mode, eps), {}).get(m)
+            pv = paper.get((doc.dataset, atk, mode, eps), {}).get(m)
             row[m] = (f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}] | {pv:.1f} '
                       f'| {100*acc - pv:+.1f}') if pv is not None else f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}]'
         rows.append(row)
-        index.append('Clean' if atk == 'clean' else f"{atk} queries per broken image {eps:.2f}" if mode == 'queries'
+        index.append('Clean' if atk == CLEAN else f"{atk} queries per broken image {eps:.2f}" if mode == 'queries'
                      else f"{'C&W' if atk == 'CW' else atk} {mode[0]} {eps:.2f}")
     return pd.DataFrame(rows, index=index, columns=TARGETS)
 
@@ -221,45 +308,45 @@ def markdown_table(df, corner: str = '') -> str:
 TABLE_RULE = ('an FGSM or PGD cell counts an image as broken if the attack fooled it at any grid ε up to the '
               "row's ε (the paper's Figure 3 reading); a C&W cell, if its minimal ℓ2 example is within ε")
 
-def table_markdown(doc: dict, paper: dict | None = None) -> str:
+def table_markdown(doc, paper: dict | None = None) -> str:
     "The table as GitHub markdown, the broken-image rule in its header cell and under it."
-    corner = f"{doc['dataset']} ({doc['profile']}, n={_n(doc)}; broken: at any ε ≤ the row's)"
+    doc = reproduction(doc)
+    corner = f"{doc.dataset} ({doc.profile}, n={doc.n}; broken: at any ε ≤ the row's)"
     return markdown_table(table(doc, paper), corner) + f'\n\nBroken: {TABLE_RULE}.'
 
 # %% ../nbs/08_reproduce.ipynb #37226b20
 # one colour per model, every pair far apart (C-DV blue, C-DV-IE purple; C-JS red, C-JS-IE orange)
 PALETTE = dict(zip(TARGETS, ['#444444', '#1f77b4', '#d62728', '#9467bd', '#ff7f0e', '#2ca02c']))
 
-def figure3(doc: dict, paper: dict | None = None, path=None):
+def figure3(doc, paper: dict | None = None, path=None):
     "Figure 3's curves for one results document; saved to `path` (atomically) if given. Returns the figure."
     import matplotlib.pyplot as plt
-    paper = paper_table() if paper is None else paper
+    paper, doc = paper_table() if paper is None else paper, reproduction(doc)
     fig, axs = plt.subplots(2, 3, figsize=(13, 7), sharey=True)
     for i, mode in enumerate(['black', 'white']):
         for j, atk in enumerate(['FGSM', 'PGD', 'CW']):
             ax = axs[i, j]
             for m in TARGETS:
-                e = doc['results'][m][f'{atk}/{mode}']
+                e = doc.curve(m, atk, mode)
                 if atk == 'CW':
-                    grid = np.linspace(0, max(4.0, max(e['eps'])), 161)
-                    ax.plot(grid, 100 * np.array(l2_curve([math.inf if d is None else d for d in e['dist']], grid)),
+                    grid = np.linspace(0, max(4.0, max(e.eps)), 161)
+                    ax.plot(grid, 100 * np.array(l2_curve([math.inf if d is None else d for d in e.dist], grid)),
                             color=PALETTE[m], label=m)
-                else: ax.plot(e['eps'], 100 * np.array(e['acc']), '-', color=PALETTE[m], label=m, marker='.')
+                else: ax.plot(e.eps, 100 * np.array(e.acc), '-', color=PALETTE[m], label=m, marker='.')
                 for eps in ([2.0] if atk == 'CW' else [0.15, 0.30]):
-                    pv = paper.get((doc['dataset'], atk, mode, eps), {}).get(m)
+                    pv = paper.get((doc.dataset, atk, mode, eps), {}).get(m)
                     if pv is not None: ax.plot([eps], [pv], marker='x', ms=8, mew=2, color=PALETTE[m], ls='none', clip_on=False)
             norm = '$\\ell_2$' if atk == 'CW' else '$\\ell_\\infty$'
             ax.set_title(f"{'C&W' if atk == 'CW' else atk} {mode}-box ({norm})")
             ax.set_xlabel(f'{norm} perturbation size $\\epsilon$'); ax.grid(alpha=0.3)
             # a little room beyond the last grid point, so the paper's crosses at 0.30 are drawn whole
-            if atk == 'PGD': ax.set_xlim(0, 1.04 * max(e['eps']))
+            if atk == 'PGD': ax.set_xlim(0, 1.04 * max(e.eps))
             if atk == 'FGSM': ax.set_xlim(0, 1.02)
             ax.set_ylim(-2, 102)
         axs[i, 0].set_ylabel('accuracy (%)')
     axs[0, 0].legend(fontsize=8)
-    epochs = doc.get('train_profile', {}).get('epochs')
-    fig.suptitle(f"Figure 3, {doc['dataset']}, profile {doc['profile']}" + (f' ({epochs} epochs)' if epochs else '')
-                 + f", n={_n(doc)} test images: lines ours, crosses the paper's table values")
+    fig.suptitle(f"Figure 3, {doc.dataset}, profile {doc.profile}" + (f' ({doc.epochs} epochs)' if doc.epochs else '')
+                 + f", n={doc.n} test images: lines ours, crosses the paper's table values")
     fig.tight_layout()
     if path is not None: save_figure(fig, path, dpi=110)
     return fig
@@ -316,22 +403,23 @@ def main(argv=None, prog='guessfirst-reproduce'):
     return p.run(argv, body, check, fails=(CheckpointError, TrainingDiverged))
 
 # %% ../nbs/08_reproduce.ipynb #c7766c5c
-def masking_signs(doc: dict) -> list[dict]:
+def masking_signs(doc) -> list[dict]:
     """Where white-box accuracy exceeds black-box accuracy for the same attack and eps: a white-box attack weaker than
     transfer is a sign of gradient masking."""
-    out = []
+    doc, out = reproduction(doc), []
     for m in TARGETS:
         for atk, eps in [('FGSM', .15), ('FGSM', .3), ('PGD', .15), ('PGD', .3), ('CW', 2.0)]:
-            (w, n), (b, _) = _acc(doc, m, f'{atk}/white', eps), _acc(doc, m, f'{atk}/black', eps)
+            w, b = doc.curve(m, atk, 'white').at(eps), doc.curve(m, atk, 'black').at(eps)
             if w > b: out.append(dict(model=m, attack=atk, eps=eps, white=100 * w, black=100 * b))
     return out
 
 # %% ../nbs/08_reproduce.ipynb #524d7115
-def masking_markdown(doc: dict) -> str:
+def masking_markdown(doc) -> str:
     "The signs of masking as one markdown line: every cell where white-box accuracy exceeds black-box accuracy."
     signs = '; '.join('{model} {attack} {eps:g}: white {white:.1f}% > black {black:.1f}%'.format(**s)
                       for s in masking_signs(doc))
-    return (f"**{doc['dataset']}** ({doc['profile']}): white-box weaker than black-box transfer (a sign of gradient "
+    doc = reproduction(doc)
+    return (f"**{doc.dataset}** ({doc.profile}): white-box weaker than black-box transfer (a sign of gradient "
             f"masking): {signs or 'nowhere'}")
 
 # %% ../nbs/08_reproduce.ipynb #c0da321f
@@ -341,7 +429,8 @@ def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
     inside the first document's 95% interval). Returns the figure."""
     import matplotlib.pyplot as plt, seaborn as sns
     paper = paper_table() if paper is None else paper
-    ds = {d['dataset'] for docs in panels.values() for d in docs}
+    panels = {t: [reproduction(d) for d in docs] for t, docs in panels.items()}
+    ds = {d.dataset for docs in panels.values() for d in docs}
     if len(ds) != 1: raise ValueError(f'the panels mix datasets: {sorted(ds)}; draw one dataset at a time')
     ds, rows = ds.pop(), [r for r in TABLE_ROWS]
     labels = ['clean' if a == 'clean' else f"{'C&W' if a == 'CW' else a} {s} {e:g}" for a, s, e in rows]
@@ -349,17 +438,16 @@ def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
     for ax, (title, docs) in zip(axs[0], panels.items()):
         diff, inside = np.zeros((len(rows), len(TARGETS))), np.zeros((len(rows), len(TARGETS)), bool)
         for i, (atk, mode, eps) in enumerate(rows):
-            key = 'clean' if atk == 'clean' else f'{atk}/{mode}'
             for j, m in enumerate(TARGETS):
                 pv = paper[(ds, atk, mode, eps)][m]
-                accs = [_acc(d, m, key, eps) for d in docs]
+                accs = [d.cell(m, atk, mode, eps) for d in docs]
                 diff[i, j] = 100 * np.mean([a for a, _ in accs]) - pv
                 lo, hi = wilson(round(accs[0][0] * accs[0][1]), accs[0][1]); inside[i, j] = 100 * lo <= pv <= 100 * hi
         sns.heatmap(diff, ax=ax, cmap='RdBu', vmin=-vmax, vmax=vmax, center=0, annot=True, fmt='+.0f',
                     annot_kws=dict(fontsize=7), xticklabels=TARGETS, yticklabels=labels, cbar=ax is axs[0, -1],
                     cbar_kws=dict(label='ours minus paper (points)'))
         for i, j in zip(*np.nonzero(inside)): ax.plot(j + 0.86, i + 0.3, 'k.', ms=4)
-        ax.set_title(f"{title} ({len(docs)} seed{'s' if len(docs) > 1 else ''}, n={_n(docs[0])})", fontsize=10)
+        ax.set_title(f"{title} ({len(docs)} seed{'s' if len(docs) > 1 else ''}, n={docs[0].n})", fontsize=10)
         ax.tick_params(axis='x', rotation=45, labelsize=8); ax.tick_params(axis='y', labelsize=8)
         if ax is not axs[0, 0]: ax.set_yticklabels([])
     fig.suptitle(f"{ds}: our accuracy minus the paper's, per cell, under the paper's attacks\n(colour: the mean over "
@@ -372,7 +460,7 @@ def heatmap_panels(out, dataset: str) -> dict:
     """The committed runs of one dataset as `paper_heatmap` panels: '10 epochs' (every seed of profile paper-lite),
     '200 epochs' (every seed of profile paper), each only if it exists."""
     panels = {f"{PROFILES[p].train.epochs} epochs": docs for p in ('paper-lite', 'paper')
-              if (docs := [json.loads(r.result().read_text()) for r in Run(dataset, p, out=out).seeds()])}
+              if (docs := [reproduction(json.loads(r.result().read_text())) for r in Run(dataset, p, out=out).seeds()])}
     if not panels: raise FileNotFoundError(f'no paper-lite or paper results of {dataset} under {out}: run '
                                            f'guessfirst reproduce --dataset {dataset} --profile paper-lite first')
     return panels

@@ -5,19 +5,22 @@
 # %% ../nbs/14_results.ipynb #4ff15b24
 from __future__ import annotations
 import csv, io, json, re
+from dataclasses import dataclass, fields
 from pathlib import Path
 from .io import atomic_write_text
 from .models import TARGETS, SUBSTITUTE
 from .stats import wilson
 from .profiles import get_profile
 from .run import Run
+from .store import typed
+from .stability import StabilityDoc
 
 
 # %% auto #0
 __all__ = ['COLUMNS', 'MODES', 'NORMS', 'SIDES', 'TOL', 'TOL_F32', 'WORST', 'WHITE', 'CELL', 'SUBSTITUTE_EPOCHS', 'SUFFIXES',
-           'EXCLUDE', 'VALUES', 'ROUNDED', 'count', 'make_row', 'rows_from_reproduction', 'rows_from_audit',
-           'rows_from_stability', 'rows_from_forensics', 'rows_from_substitutes', 'source_kind', 'load_results',
-           'table_frame', 'build_table', 'csv_text', 'write_table', 'read_table', 'summary']
+           'EXCLUDE', 'VALUES', 'ROUNDED', 'count', 'Header', 'header', 'make_row', 'rows_from_reproduction',
+           'rows_from_audit', 'rows_from_stability', 'rows_from_forensics', 'rows_from_substitutes', 'source_kind',
+           'load_results', 'table_frame', 'build_table', 'csv_text', 'write_table', 'read_table', 'summary']
 
 # %% ../nbs/14_results.ipynb #9cd65127
 COLUMNS = ['dataset', 'profile', 'seed', 'train_epochs', 'substitute_epochs', 'model', 'attack', 'mode', 'norm', 'eps',
@@ -49,10 +52,23 @@ def count(acc: float, n: int, tol: float = TOL) -> int:
                          f'(nearest: {k}/{n}, off by {abs(k / n - acc):.2g})')
     return int(k)
 
+# %% ../nbs/14_results.ipynb #60b23b2f
+@dataclass(frozen=True)
+class Header:
+    "The run a result file measures: what every one of its rows names."
+    dataset: str
+    profile: str
+    seed: int
+
+def header(doc, source: str = 'document') -> Header:
+    "The `Header` of a document: a typed one's fields, or a JSON object's keys (the others left)."
+    if not isinstance(doc, dict): return Header(doc.dataset, doc.profile, doc.seed)
+    return typed(Header, {f.name: doc[f.name] for f in fields(Header)}, source)
+
 # %% ../nbs/14_results.ipynb #8e2a40ea
-def make_row(doc: dict, source: str, train_epochs: int, model: str, mode: str, correct: int, n: int, attack: str = '',
+def make_row(doc, source: str, train_epochs: int, model: str, mode: str, correct: int, n: int, attack: str = '',
              norm: str = '', eps: float = 0.0, substitute_epochs: int | None = None, variant: str = '') -> dict:
-    "One row (keys in `COLUMNS` order): the run from `doc`, the count `correct` of `n`, its 95% Wilson interval."
+    "One row (`COLUMNS`): the run of `doc` (`header`), the count `correct` of `n`, its 95% Wilson interval."
     if mode not in MODES: raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     if norm not in ('linf', 'l2', ''): raise ValueError(f"unknown norm {norm!r}; valid: linf, l2 or '' (clean)")
     if (mode == 'clean') != (norm == ''):
@@ -60,8 +76,8 @@ def make_row(doc: dict, source: str, train_epochs: int, model: str, mode: str, c
     if int(correct) != correct or not 0 <= correct <= n:
         raise ValueError(f'{correct!r} correct of {n} images in {source}')
     lo, hi = wilson(int(correct), int(n))
-    sub = None if substitute_epochs is None else int(substitute_epochs)
-    return dict(dataset=doc['dataset'], profile=doc['profile'], seed=int(doc['seed']), train_epochs=int(train_epochs),
+    sub, h = None if substitute_epochs is None else int(substitute_epochs), header(doc, source)
+    return dict(dataset=h.dataset, profile=h.profile, seed=h.seed, train_epochs=int(train_epochs),
                 substitute_epochs=sub, model=model, attack=attack, mode=mode, norm=norm, eps=float(eps),
                 variant=variant, n=int(n), correct=int(correct), accuracy=int(correct) / int(n), ci_low=lo, ci_high=hi,
                 source=source)
@@ -104,7 +120,7 @@ WORST = {'': 'all', 'hsj_subset': 'all:hsj-subset', 'hsj_subset_without_hsj': 'a
 def rows_from_audit(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
     """The rows of one audit: every target's clean accuracy, every point of the audit's own attacks, HopSkipJump at the
     worst-case cells, and the worst cases. `train_epochs`: the models' training length (None: the profile's)."""
-    ep = get_profile(doc['profile']).train.epochs if train_epochs is None else train_epochs
+    ep = get_profile(header(doc).profile).train.epochs if train_epochs is None else train_epochs
     out = []
     for m, r in doc['results'].items():
         clean = count(r['clean'], r['n'], TOL_F32)   # computed in float32
@@ -133,25 +149,25 @@ def rows_from_audit(doc: dict, source: str, train_epochs: int | None = None) -> 
 # %% ../nbs/14_results.ipynb #13965001
 WHITE = {'ce': ('white', 'PGD-ce'), 'margin': ('white', 'PGD-margin'), 'worst': ('white-worst', 'PGD-ce+margin')}
 
-def rows_from_stability(doc: dict, source: str) -> list[dict]:
-    "The rows of one stability study: each substitute's clean accuracy; per target and epoch clean, transfer, white."
-    n, nw, out = doc['n'], doc['n_white'], []
-    for key, s in doc['substitute'].items():
-        if int(key) != s['epoch']: raise ValueError(f"{source}: substitute {key!r} is of epoch {s['epoch']}")
-        out.append(make_row(doc, source, s['epoch'], SUBSTITUTE, 'clean', count(s['clean'], n), n))
-    for m, curve in doc['curves'].items():
+def rows_from_stability(doc: StabilityDoc, source: str) -> list[dict]:
+    "The rows of a (typed) stability study: each substitute's clean accuracy; each target's per epoch."
+    n, nw, out = doc.n, doc.n_white, []
+    for key, s in doc.substitute.items():
+        if int(key) != s.epoch: raise ValueError(f"{source}: substitute {key!r} is of epoch {s.epoch}")
+        out.append(make_row(doc, source, s.epoch, SUBSTITUTE, 'clean', count(s.clean, n), n))
+    for m, curve in doc.curves.items():
         for r in curve:
-            ep = r['epoch']
-            out.append(make_row(doc, source, ep, m, 'clean', count(r['clean'], n), n))
-            for sub, cells in r['black'].items():
-                if sub not in doc['substitute']:
+            ep = r.epoch
+            out.append(make_row(doc, source, ep, m, 'clean', count(r.clean, n), n))
+            for sub, cells in r.black.items():
+                if sub not in doc.substitute:
                     raise ValueError(f'{source}: {m} epoch {ep}: unknown substitute {sub!r}')
                 for cell, acc in cells.items():
                     atk, eps = cell.split()
                     if atk not in NORMS: raise ValueError(f'{source}: {m} epoch {ep}: unknown transfer cell {cell!r}')
                     out.append(make_row(doc, source, ep, m, 'transfer', count(acc, n), n, atk, NORMS[atk], float(eps),
                                         int(sub)))
-            for cell, acc in r['white'].items():
+            for cell, acc in r.white.items():
                 loss, eps = cell.split()
                 if loss not in WHITE: raise ValueError(f'{source}: {m} epoch {ep}: unknown white-box cell {cell!r}')
                 mode, atk = WHITE[loss]
@@ -164,7 +180,7 @@ SUBSTITUTE_EPOCHS = re.compile(r'\bsubstitute (\d+) epochs?\b')
 
 def rows_from_forensics(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
     "The rows of one forensics file, one per (variant, cell, model). `train_epochs`: None for the profile's."
-    ep = get_profile(doc['profile']).train.epochs if train_epochs is None else train_epochs
+    ep = get_profile(header(doc).profile).train.epochs if train_epochs is None else train_epochs
     out = []
     for v, cells in doc['variants'].items():
         if not v: raise ValueError(f"{source}: a variant without a name ('' is the project's own evaluation)")
@@ -172,11 +188,10 @@ def rows_from_forensics(doc: dict, source: str, train_epochs: int | None = None)
         for cell, per in cells.items():
             if cell == 'clean': kw = dict(mode='clean')
             else:
-                c = CELL.fullmatch(cell)
-                if c is None or c['attack'] not in NORMS:
-                    raise ValueError(f'{source}: unknown cell {cell!r} of variant {v!r}')
-                mode = SIDES[c['side']]
-                kw = dict(mode=mode, attack=c['attack'], norm=NORMS[c['attack']], eps=float(c['eps']),
+                atk, side, eps = c.group('attack', 'side', 'eps') if (c := CELL.fullmatch(cell)) else (None,) * 3
+                if atk not in NORMS: raise ValueError(f'{source}: unknown cell {cell!r} of variant {v!r}')
+                mode = SIDES[side]
+                kw = dict(mode=mode, attack=atk, norm=NORMS[atk], eps=float(eps),
                           substitute_epochs=(int(s[1]) if s else ep) if mode == 'transfer' else None)
             for m, k in per.items():
                 out.append(make_row(doc, source, ep, m, correct=k['correct'], n=k['n'], variant=v, **kw))
@@ -185,7 +200,7 @@ def rows_from_forensics(doc: dict, source: str, train_epochs: int | None = None)
 # %% ../nbs/14_results.ipynb #093ca6bb
 def rows_from_substitutes(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
     "The rows of one substitutes file: per target and cell, each source and the two worst cases (see above)."
-    ep = get_profile(doc['profile']).train.epochs if train_epochs is None else train_epochs
+    ep = get_profile(header(doc).profile).train.epochs if train_epochs is None else train_epochs
     out = []
     for m, cells in doc['results'].items():
         for cell, c in cells.items():
@@ -217,11 +232,11 @@ def load_results(root='results', exclude=EXCLUDE) -> list[tuple[str, str, dict]]
         kind = source_kind(p.name)
         if kind is None or p.parent.name in exclude: continue
         doc, source = json.loads(p.read_text()), p.relative_to(root).as_posix()
-        want = Run(doc['dataset'], doc['profile'], doc['seed'], out='').result()
+        h = header(doc, source); want = Run(h.dataset, h.profile, h.seed, out='').result()
         want = want.with_name(want.stem + SUFFIXES[kind] + '.json').as_posix()
         if source != want:
-            raise ValueError(f"{source}: its document says {doc['dataset']}, profile {doc['profile']}, "
-                             f"seed {doc['seed']}, whose {kind} file is {want}")
+            raise ValueError(f"{source}: its document says {h.dataset}, profile {h.profile}, seed {h.seed}, whose "
+                             f"{kind} file is {want}")
         out.append((kind, source, doc))
     return out
 
@@ -248,16 +263,16 @@ def table_frame(rows: list[dict]):
 def build_table(root='results', exclude=EXCLUDE):
     "Every measured number of the result files under `root`, one row each, as a DataFrame (see `COLUMNS`, `MODES`)."
     files = load_results(root, exclude)
-    epochs = {(d['dataset'], d['profile'], d['seed']): d['train_profile']['epochs']
+    epochs = {header(d): d['train_profile']['epochs']
               for k, _, d in files if k == 'reproduction'}   # the training length of the audits and forensics
     rows = []
     for kind, source, doc in files:
         if kind == 'reproduction': rows += rows_from_reproduction(doc, source)
-        elif kind == 'stability': rows += rows_from_stability(doc, source)
+        elif kind == 'stability': rows += rows_from_stability(typed(StabilityDoc, doc, source), source)
         elif kind == 'pipelines': continue   # re-reads the forensics' counts: nothing measured anew
         else:
             reader = dict(audit=rows_from_audit, forensics=rows_from_forensics, substitutes=rows_from_substitutes)[kind]
-            rows += reader(doc, source, epochs.get((doc['dataset'], doc['profile'], doc['seed'])))
+            rows += reader(doc, source, epochs.get(header(doc)))
     return table_frame(rows)
 
 # %% ../nbs/14_results.ipynb #d6792aba

@@ -5,7 +5,8 @@
 # %% ../nbs/10_stability.ipynb #2bbab356
 from __future__ import annotations
 import json, math, sys, time
-from dataclasses import asdict, replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,14 +17,15 @@ from .profiles import PROFILES, AttackConfig, StabilityConfig
 from .train import load_model, check_finished, CheckpointError, TrainingDiverged
 from .attacks import fixed_eps_advs, cw_advs, broken_fixed, broken_l2, predict, device_of, _batches
 from .audit import pgd_broken, input_grad_stats
-from .reproduce import reproduce, attack_images, paper_table, TABLE_ROWS, PALETTE, _acc, markdown_table
+from .reproduce import reproduce, attack_images, paper_table, TABLE_ROWS, PALETTE, markdown_table, reproduction
 from .stats import wilson
 from .run import Run
-from .store import Store, stage_key, environment
+from .store import Store, stage_key, environment, plain, typed
 
 
 # %% auto #0
-__all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'CURVE_METRICS', 'craft', 'transfer', 'white', 'score_stats', 'measure', 'stability',
+__all__ = ['BLACK_CELLS', 'WHITE_CELLS', 'CURVE_METRICS', 'CURVE_CELLS', 'craft', 'transfer', 'white', 'score_stats', 'measure',
+           'SubstituteEntry', 'EpochRow', 'StabilityDoc', 'read_stability', 'write_stability', 'stability',
            'seed_values', 'seed_table', 'seed_results', 'audit_results', 'seed_worst_table', 'protocol_table',
            'seed_spread', 'plot_epochs', 'plot_masking', 'curve_table', 'plot_substitutes', 'plot_seeds',
            'stability_markdown', 'main']
@@ -57,8 +59,7 @@ def craft(substitute, x, y, cfg: StabilityConfig, acfg: AttackConfig, seed: int 
     for atk, eps in [('FGSM', acfg.fgsm_eps), ('PGD', acfg.pgd_eps)]:
         g = _grid(eps, max(cfg.black_eps))
         out[atk] = (g, fixed_eps_advs(atk, substitute, x, y, g, replace(acfg, seed=seed)))
-    out['CW'] = cw_advs(substitute, x, y, acfg)
-    return out
+    return out | dict(CW=cw_advs(substitute, x, y, acfg))
 
 # %% ../nbs/10_stability.ipynb #6a3bb146
 def transfer(target, x, y, crafted: dict, cfg: StabilityConfig) -> dict:
@@ -74,9 +75,9 @@ def transfer(target, x, y, crafted: dict, cfg: StabilityConfig) -> dict:
 # %% ../nbs/10_stability.ipynb #317684f6
 def white(model, x, y, cfg: StabilityConfig, seed: int = 0) -> dict:
     "White-box accuracy per eps: cross-entropy PGD, margin PGD, and their per-sample worst case."
-    b = {loss: pgd_broken(model, x, y, list(cfg.white_eps), 'linf', loss, cfg.white_steps, cfg.white_restarts,
-                          seed=seed)['broken'] for loss in ('ce', 'margin')}
-    b['worst'] = b['ce'] | b['margin']
+    ce, margin = (pgd_broken(model, x, y, list(cfg.white_eps), 'linf', loss, cfg.white_steps, cfg.white_restarts,
+                             seed=seed)['broken'] for loss in ('ce', 'margin'))
+    b = dict(ce=ce, margin=margin, worst=ce | margin)
     return {f'{k} {e:g}': float(1 - b[k][i].mean()) for i, e in enumerate(cfg.white_eps, start=1) for k in b}
 
 
@@ -105,9 +106,73 @@ def measure(model, x, y, crafted: dict, cfg: StabilityConfig, seed: int = 0) -> 
                 white=white(model, x[:cfg.n_white], y[:cfg.n_white], cfg, seed=seed), **score_stats(model, x, y))
 
 
+# %% ../nbs/10_stability.ipynb #750e1fe7
+@dataclass(frozen=True)
+class SubstituteEntry:
+    "One substitute length: the substitute checkpoint that every target's black-box cells are transferred from."
+    epoch: int       # its training epoch (`substitute_epochs` 0, the last epoch, is stored as that epoch)
+    clean: float     # its clean accuracy on the study's `n` images
+    seconds: float   # the time crafting its examples took
+
+@dataclass(frozen=True, kw_only=True)
+class EpochRow:
+    "One target at one saved epoch (`measure`); an optional field is None, absent from the file, where not measured."
+    epoch: int                               # the checkpoint's training epoch
+    clean: float                             # accuracy on the `n` clean images
+    black: dict[str, dict[str, float]]       # {substitute epoch: {transfer cell: accuracy}}, on the `n` images
+    white: dict[str, float]                  # {white-box cell: accuracy}, on the first `n_white` images
+    grad_all_zero: float | None = None       # `score_stats`: share of images whose gradient is 0 in every entry
+    grad_zero_entries: float | None = None   # share of all the gradients' entries that are 0
+    grad_max: float | None = None            # median over the images of the largest gradient entry
+    grad_norm_f32_zero: float | None = None  # share whose l2 gradient norm computed in float32 underflows to 0
+    grad_zero: float | None = None           # that share under its older name, in studies made before
+    T_true: float | None = None              # median over the images of the true class's score
+    T_other: float | None = None             # median over the images of the best other score
+    seconds: float                           # the time measuring this checkpoint took
+
+@dataclass(frozen=True, kw_only=True)
+class StabilityDoc:
+    "A run's stability study, `run.result('stability')`: the run, how it was measured, and the measurements."
+    dataset: str
+    profile: str
+    seed: int                                # the run's seed
+    config: dict                             # the `StabilityConfig` measured under (`plain`)
+    attack_config: dict                      # the reproduction's `AttackConfig`, the black-box attacks' (`plain`)
+    n: int                                   # test images: the clean and black-box accuracies are of these
+    n_white: int                             # the first n_white of them: the white-box accuracies are of these
+    substitute: dict[str, SubstituteEntry]   # {its epoch, as text: the substitute}
+    curves: dict[str, list[EpochRow]]        # {target: its rows by epoch}, in `TARGETS` order
+    environment: dict                        # versions and machine (`store.environment`)
+    total_seconds: float                     # the wall time of the call that wrote it
+
+    @property
+    def longest(self) -> str:
+        "The key of the longest-trained substitute."
+        return max(self.substitute, key=int)
+
+    @property
+    def epochs(self) -> list[int]:
+        "Every epoch measured, of any target."
+        return sorted({r.epoch for rows in self.curves.values() for r in rows})
+
+    def row(self, model: str, epoch: int) -> EpochRow:
+        "`model`'s row of `epoch`."
+        if r := next((r for r in self.curves[model] if r.epoch == epoch), None): return r
+        have = [r.epoch for r in self.curves[model]]
+        raise ValueError(f'epoch {epoch} was not measured for {model}; measured: {have}')
+
+# %% ../nbs/10_stability.ipynb #2c819869
+def read_stability(path) -> StabilityDoc:
+    "The stability study at `path`, typed; a file that does not fit the schema is one error naming where."
+    return typed(StabilityDoc, json.loads(Path(path).read_text()), str(path))
+
+def write_stability(doc: StabilityDoc, path):
+    "`doc` written atomically at `path` as JSON (indent 1), without the optional fields it did not measure."
+    atomic_write_text(path, json.dumps(plain(doc, drop_none=True), indent=1))
+
 # %% ../nbs/10_stability.ipynb #a6280e03
 def stability(run: Run, cfg: StabilityConfig | None = None, force: bool = False, models=None, log=print,
-              device='cpu') -> dict | None:
+              device='cpu') -> StabilityDoc | None:
     """Clean, black-box (for every substitute length) and white-box accuracy of every target at every saved epoch
     of `run`, on the reproduction's test images; written atomically, resumable stage by stage. `models`: measure only
     these now, on finished runs (processes given disjoint lists share the work); the study is written, and returned,
@@ -115,7 +180,7 @@ def stability(run: Run, cfg: StabilityConfig | None = None, force: bool = False,
     models = check_targets(models)   # models=[]: measure nothing, write the study if done; VIB: Alemi
     cfg, acfg, path = cfg or run.profile.stability, run.profile.attack, run.result('stability')
     if path.exists() and not force:
-        log(f'stability results exist: {path} (use --force to recompute)'); return json.loads(path.read_text())
+        log(f'stability results exist: {path} (use --force to recompute)'); return read_stability(path)
     t_start = time.time()
     for name in [SUBSTITUTE, *(TARGETS if models is None else models)]:   # one may still be training
         check_finished(run, name)
@@ -139,7 +204,7 @@ def stability(run: Run, cfg: StabilityConfig | None = None, force: bool = False,
     target_key = lambda m, epochs: key(files(m, epochs) | files(SUBSTITUTE, subs))
     def row(m, e):
         t0 = time.time(); net, _ = load_model(run, m, epoch=e, device=device)
-        return dict(epoch=e, **measure(net, x, y, crafted, cfg, seed=acfg.seed), seconds=time.time() - t0)
+        return EpochRow(epoch=e, **measure(net, x, y, crafted, cfg, seed=acfg.seed), seconds=time.time() - t0)
     curves = {}
     for m in TARGETS if models is None else models:   # one measured meanwhile by another process is taken
         epochs = _epochs(run, m, cfg.epochs)   # the key's: a run still saving epochs cannot add one the rows lack
@@ -153,47 +218,46 @@ def stability(run: Run, cfg: StabilityConfig | None = None, force: bool = False,
     if missing := [m for m in TARGETS if m not in curves]:
         say(f'{missing} not measured yet; the study is written when they are (a run without models measures them)')
         return None
-    doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, config=asdict(cfg),
-               attack_config=asdict(acfg), n=len(y), n_white=min(cfg.n_white, len(y)),
-               substitute={str(e): dict(epoch=e, clean=r.value['clean'], seconds=r.seconds)
-                           for e, r in subs.items()},
-               curves={m: curves[m] for m in TARGETS}, environment=environment(), total_seconds=time.time() - t_start)
-    atomic_write_text(path, json.dumps(doc, indent=1))
+    curves = {m: typed(list[EpochRow], rows, m) for m, rows in curves.items()}   # the stages' plain rows
+    doc = StabilityDoc(dataset=run.dataset, profile=run.profile.name, seed=run.seed, config=plain(cfg),
+                       attack_config=plain(acfg), n=len(y), n_white=min(cfg.n_white, len(y)),
+                       substitute={str(e): SubstituteEntry(e, r.value['clean'], r.seconds) for e, r in subs.items()},
+                       curves={m: curves[m] for m in TARGETS}, environment=environment(),
+                       total_seconds=time.time() - t_start)
+    write_stability(doc, path)
     store.clear([*TARGETS, *(f'{SUBSTITUTE}-epoch{e}' for e in subs)])   # not another process's file in progress
     log(f'wrote {path}')
     return doc
 
 
 # %% ../nbs/10_stability.ipynb #5f7b941d
-def _cell(atk: str, mode: str) -> str:
-    "The key of a cell of the paper's table in a reproduction's results: 'clean', 'FGSM/black', ..."
-    return 'clean' if atk == 'clean' else f'{atk}/{mode}'
-
 def _label(atk: str, mode: str, eps: float) -> str:
     "The name of a cell of the paper's table in our tables and figures: 'clean', 'FGSM black 0.15', 'C&W white 2.00'."
     return 'clean' if atk == 'clean' else f"{'C&W' if atk == 'CW' else atk} {mode} {eps:.2f}"
 
-def seed_values(docs: list[dict]) -> dict:
+def seed_values(docs: list) -> dict:
     "{(attack, mode, eps): {model: [accuracy (%) of each seed]}} over the paper's table cells."
-    return {(atk, mode, eps): {m: [100 * _acc(d, m, _cell(atk, mode), eps)[0] for d in docs] for m in TARGETS}
+    docs = [reproduction(d) for d in docs]
+    return {(atk, mode, eps): {m: [100 * d.cell(m, atk, mode, eps)[0] for d in docs] for m in TARGETS}
             for atk, mode, eps in TABLE_ROWS}
 
 
 # %% ../nbs/10_stability.ipynb #e5491d91
-def seed_table(docs: list[dict], paper: dict | None = None):
+def seed_table(docs: list, paper: dict | None = None):
     "The paper's table over seeds: each cell 'mean ± sd (n seeds) | seed s: v [lo, hi] | paper p'."
     import pandas as pd
     if not docs: raise ValueError('no results given: run guessfirst-reproduce --seed N for the seeds first')
-    if len({(d['dataset'], d['profile']) for d in docs}) != 1: raise ValueError('the results mix datasets or profiles')
+    docs = [reproduction(d) for d in docs]
+    if len({(d.dataset, d.profile) for d in docs}) != 1: raise ValueError('the results mix datasets or profiles')
     paper, d0, rows = paper_table() if paper is None else paper, docs[0], {}
     for (atk, mode, eps), per in seed_values(docs).items():
         rows[_label(atk, mode, eps)] = row = {}
         for m, v in per.items():
-            v, n = np.array(v), _acc(d0, m, _cell(atk, mode), eps)[1]
+            v, n = np.array(v), d0.cell(m, atk, mode, eps)[1]
             lo, hi = wilson(round(v[0] / 100 * n), n)
             sd = f'{v.std(ddof=1):.1f}' if len(v) > 1 else '-'
-            pv = paper.get((d0['dataset'], atk, mode, eps), {}).get(m)
-            row[m] = (f"{v.mean():.1f} ± {sd} | seed {d0['seed']}: {v[0]:.1f} [{100*lo:.1f}, {100*hi:.1f}]"
+            pv = paper.get((d0.dataset, atk, mode, eps), {}).get(m)
+            row[m] = (f"{v.mean():.1f} ± {sd} | seed {d0.seed}: {v[0]:.1f} [{100*lo:.1f}, {100*hi:.1f}]"
                       + ('' if pv is None else f' | paper {pv:.1f}'))
     return pd.DataFrame(rows.values(), index=list(rows), columns=TARGETS)
 
@@ -232,22 +296,23 @@ def seed_worst_table(audits: dict):
                         columns=[m for m in TARGETS if any(m in a['results'] for a in audits.values())])
 
 # %% ../nbs/10_stability.ipynb #50fe20e4
-def protocol_table(short_docs: list[dict], long_doc: dict, paper: dict | None = None):
+def protocol_table(short_docs: list, long_doc, paper: dict | None = None):
     """Each cell of the paper's table: 'paper p | 10 ep m (k seeds) | 200 ep v [lo, hi]' from the short runs (over
     seeds) and one long run."""
     import pandas as pd
     if not short_docs:
         raise ValueError('no short-protocol results given: run guessfirst-reproduce --profile '
                          'paper-lite --seed N first')
-    ds = long_doc['dataset']
-    if {d['dataset'] for d in short_docs} != {ds}:
-        raise ValueError(f"the results mix datasets: {sorted({d['dataset'] for d in short_docs} | {ds})}")
+    short_docs, long_doc = [reproduction(d) for d in short_docs], reproduction(long_doc)
+    ds = long_doc.dataset
+    if {d.dataset for d in short_docs} != {ds}:
+        raise ValueError(f"the results mix datasets: {sorted({d.dataset for d in short_docs} | {ds})}")
     paper, rows = paper_table() if paper is None else paper, {}
-    short, long = [d.get('train_profile', {}).get('epochs', '?') for d in (short_docs[0], long_doc)]
+    short, long = [d.epochs or '?' for d in (short_docs[0], long_doc)]
     for (atk, mode, eps), per in seed_values(short_docs).items():
         rows[_label(atk, mode, eps)] = row = {}
         for m, v in per.items():
-            acc, n = _acc(long_doc, m, _cell(atk, mode), eps)
+            acc, n = long_doc.cell(m, atk, mode, eps)
             lo, hi = wilson(round(acc * n), n)
             pv = paper.get((ds, atk, mode, eps), {}).get(m)
             row[m] = (('' if pv is None else f'paper {pv:.1f} | ') + f'{short} ep {np.mean(v):.1f} ({len(v)} seeds) | '
@@ -256,19 +321,19 @@ def protocol_table(short_docs: list[dict], long_doc: dict, paper: dict | None = 
 
 
 # %% ../nbs/10_stability.ipynb #cb062bfc
-def seed_spread(docs: list[dict]):
+def seed_spread(docs: list):
     """Every attacked cell x model over seeds: each seed's accuracy (%), mean, sd, range, and the first seed's 95%
     interval width."""
     import pandas as pd
     if len(docs) < 2:
         raise ValueError(f'{len(docs)} seed(s) given: the spread needs at least two (guessfirst-reproduce --seed N)')
-    rows = []
+    rows, docs = [], [reproduction(d) for d in docs]
     for (atk, mode, eps), per in seed_values(docs).items():
         if atk == 'clean': continue
         for m, v in per.items():
-            n = _acc(docs[0], m, _cell(atk, mode), eps)[1]; lo, hi = wilson(round(v[0] / 100 * n), n); v = np.array(v)
+            n = docs[0].cell(m, atk, mode, eps)[1]; lo, hi = wilson(round(v[0] / 100 * n), n); v = np.array(v)
             rows.append({'cell': _label(atk, mode, eps), 'model': m,
-                         **{f"seed {d['seed']}": x for d, x in zip(docs, v)}, 'mean': v.mean(), 'sd': v.std(ddof=1),
+                         **{f'seed {d.seed}': x for d, x in zip(docs, v)}, 'mean': v.mean(), 'sd': v.std(ddof=1),
                          'range': v.max() - v.min(), 'ci_width': 100 * (hi - lo)})
     return pd.DataFrame(rows)
 
@@ -278,25 +343,31 @@ BLACK_CELLS = ['FGSM 0.15', 'FGSM 0.3', 'PGD 0.15', 'PGD 0.3', 'CW 2']
 WHITE_CELLS = ['worst 0.15', 'worst 0.3']
 
 # %% ../nbs/10_stability.ipynb #ae764aec
-def plot_epochs(stab: dict, audit: dict | None = None, path=None):
+def _laid_out(fig, path=None):
+    "`fig`, laid out, and saved at `path` if given."
+    fig.tight_layout()
+    if path is not None: save_figure(fig, path)
+    return fig
+
+def plot_epochs(stab: StabilityDoc, audit: dict | None = None, path=None):
     """Accuracy (%) against training epoch for every target: clean, black-box per substitute length, white-box worst of
     two PGDs."""
     import matplotlib.pyplot as plt
     cells = ['clean'] + BLACK_CELLS + WHITE_CELLS
     fig, axs = plt.subplots(2, 4, figsize=(17, 7.5), sharex=True)
-    subs = sorted(stab['substitute'], key=int)
-    logx = max(r['epoch'] for rows in stab['curves'].values() for r in rows) > 20   # 200 epochs: a log axis
+    subs = sorted(stab.substitute, key=int)
+    logx = max(stab.epochs) > 20   # 200 epochs: a log axis
     for ax, c in zip(axs.flat, cells):
-        for m, rows in stab['curves'].items():
-            ep = [r['epoch'] for r in rows]
-            if c == 'clean': ax.plot(ep, [100 * r['clean'] for r in rows], color=PALETTE[m], label=m)
+        for m, rows in stab.curves.items():
+            ep = [r.epoch for r in rows]
+            if c == 'clean': ax.plot(ep, [100 * r.clean for r in rows], color=PALETTE[m], label=m)
             elif c in BLACK_CELLS:
                 for s in subs:
-                    ax.plot(ep, [100 * r['black'][s][c] for r in rows], color=PALETTE[m],
+                    ax.plot(ep, [100 * r.black[s][c] for r in rows], color=PALETTE[m],
                             ls='-' if s == subs[-1] else (0, (2, 1 + 2 * subs.index(s))),
                             lw=1.6 if s == subs[-1] else 1.0, label=m if s == subs[-1] else None)
             else:
-                ax.plot(ep, [100 * r['white'][c] for r in rows], color=PALETTE[m], label=m)
+                ax.plot(ep, [100 * r.white[c] for r in rows], color=PALETTE[m], label=m)
                 if wc := (audit or {}).get('results', {}).get(m, {}).get('worst_case', {}).get(f'linf {c.split()[1]}'):
                     ax.plot(ep[-1] * 1.12 if logx else ep[-1] + 0.25, 100 * wc['acc'], '*', color=PALETTE[m], ms=10)
         name = 'clean' if c == 'clean' else (f"black-box {c.replace('CW 2', 'C&W l2 2.0')}" if c in BLACK_CELLS
@@ -306,36 +377,34 @@ def plot_epochs(stab: dict, audit: dict | None = None, path=None):
     for ax in axs[-1]: ax.set_xlabel('training epoch')
     for ax in axs[:, 0]: ax.set_ylabel('accuracy (%)')
     axs[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: black-box dashed = substitute "
+    fig.suptitle(f"{stab.dataset}, profile {stab.profile}, seed {stab.seed}: black-box dashed = substitute "
                  f"trained {', '.join(subs[:-1])} epoch(s), solid = {subs[-1]}"
                  + ('; star = the audit\'s worst case' if audit else ''), fontsize=10)
-    fig.tight_layout()
-    if path is not None: save_figure(fig, path)
-    return fig
+    return _laid_out(fig, path)
 
 # %% ../nbs/10_stability.ipynb #de4cfd2f
-def _f32_zero(r: dict):
+def _f32_zero(r: EpochRow) -> float | None:
     "The share of images whose float32 l2 gradient norm is 0 (`grad_zero` in studies made before score_stats changed)."
-    return r.get('grad_norm_f32_zero', r.get('grad_zero'))
+    return r.grad_zero if r.grad_norm_f32_zero is None else r.grad_norm_f32_zero
 
-def plot_masking(stab: dict, path=None):
+def plot_masking(stab: StabilityDoc, path=None):
     """The signs of masking against training epoch (`score_stats`): the % of test images whose cross-entropy input
     gradient is 0 in every entry (solid, where measured) and whose l2 norm computed in float32 underflows to 0 (dashed;
     alone, solid, in older studies), and the medians over the test images of the true-class score T(x, y) and of the best
     other score max_{j != y} T(x, j)."""
     import matplotlib.pyplot as plt
-    rows_all = [r for rows in stab['curves'].values() for r in rows]
+    rows_all = [r for rows in stab.curves.values() for r in rows]
     if any(_f32_zero(r) is None for r in rows_all):
         raise ValueError('these stability results predate score_stats; recompute them: guessfirst-stability ... --force')
-    both = all('grad_all_zero' in r for r in rows_all)
+    both = all(r.grad_all_zero is not None for r in rows_all)
     fig, axs = plt.subplots(1, 3, figsize=(15, 4.2), sharex=True)
-    logx = max(r['epoch'] for r in rows_all) > 20
-    for m, rows in stab['curves'].items():
-        ep = [r['epoch'] for r in rows]
-        if both: axs[0].plot(ep, [100 * r['grad_all_zero'] for r in rows], 'o-', color=PALETTE[m], ms=3)
+    logx = max(stab.epochs) > 20
+    for m, rows in stab.curves.items():
+        ep = [r.epoch for r in rows]
+        if both: axs[0].plot(ep, [100 * r.grad_all_zero for r in rows], 'o-', color=PALETTE[m], ms=3)
         axs[0].plot(ep, [100 * _f32_zero(r) for r in rows], 'o--' if both else 'o-', color=PALETTE[m], label=m, ms=3)
-        axs[1].plot(ep, [r['T_true'] for r in rows], 'o-', color=PALETTE[m], ms=3)
-        axs[2].plot(ep, [r['T_other'] for r in rows], 'o-', color=PALETTE[m], ms=3)
+        axs[1].plot(ep, [r.T_true for r in rows], 'o-', color=PALETTE[m], ms=3)
+        axs[2].plot(ep, [r.T_other for r in rows], 'o-', color=PALETTE[m], ms=3)
     titles = [('input gradient of the cross-entropy: 0 in every entry (solid),\nl2 norm underflowing to 0 in float32 '
                '(dashed)') if both else ('l2 norm of the cross-entropy\'s input gradient underflows to 0 in float32\n'
                                          '(every entry below ~2.6e-23: tiny, not zero)'),
@@ -346,56 +415,51 @@ def plot_masking(stab: dict, path=None):
         if logx: ax.set_xscale('log')
     for ax in axs[1:]: ax.axhline(0, color='k', lw=0.6)
     axs[0].legend(fontsize=8)
-    fig.suptitle(f"{stab['dataset']}, profile {stab['profile']}, seed {stab['seed']}: the cross-entropy's gradient and "
+    fig.suptitle(f"{stab.dataset}, profile {stab.profile}, seed {stab.seed}: the cross-entropy's gradient and "
                  "the scores it is computed from, on clean test images", fontsize=10)
-    fig.tight_layout()
-    if path is not None: save_figure(fig, path)
-    return fig
+    return _laid_out(fig, path)
 
 # %% ../nbs/10_stability.ipynb #32dd8e85
 CURVE_METRICS = ('clean', 'transfer FGSM 0.15', 'transfer PGD 0.15', 'white PGD 0.15', 'grad l2 norm 0 in float32 (%)',
                  'grad 0 in every entry (%)', 'median T true', 'median T other')
+CURVE_CELLS = ('FGSM 0.15', 'PGD 0.15', 'worst 0.15')   # the transfer cells, then the white-box cell, of the table
 
-def curve_table(stab: dict, epochs=None):
+def curve_table(stab: StabilityDoc, epochs=None):
     """The per-epoch measurements of `stability` at `epochs` (default: the first, 10 if measured, and the last) as a
     table: one row per model, columns (metric, epoch); accuracies in %."""
     import pandas as pd
-    have = sorted({r['epoch'] for rows in stab['curves'].values() for r in rows})
+    have = stab.epochs
     epochs = sorted(set(epochs or {have[0], *([10] if 10 in have else []), have[-1]}))
-    for m, rows in stab['curves'].items():
-        if missing := sorted(set(epochs) - {r['epoch'] for r in rows}):
+    for m, rows in stab.curves.items():
+        if missing := sorted(set(epochs) - {r.epoch for r in rows}):
             raise ValueError(f'epoch {missing[0]} was not measured for {m}; measured epochs: {have}')
-    sub = str(max(map(int, stab['substitute'])))
-    def values(r):
-        return [100 * r['clean'], 100 * r['black'][sub]['FGSM 0.15'], 100 * r['black'][sub]['PGD 0.15'],
-                100 * r['white']['worst 0.15'], 100 * (_f32_zero(r) if _f32_zero(r) is not None else math.nan),
-                100 * r.get('grad_all_zero', math.nan), r.get('T_true', math.nan),
-                r.get('T_other', math.nan)]
-    data = {m: {(k, r['epoch']): v for r in rows if r['epoch'] in epochs for k, v in zip(CURVE_METRICS, values(r))}
-            for m, rows in stab['curves'].items()}
+    sub, nan = stab.longest, lambda v: math.nan if v is None else v
+    def values(r: EpochRow):
+        return [100 * r.clean, *(100 * r.black[sub][c] for c in CURVE_CELLS[:2]), 100 * r.white[CURVE_CELLS[2]],
+                100 * nan(_f32_zero(r)), 100 * nan(r.grad_all_zero), nan(r.T_true), nan(r.T_other)]
+    data = {m: {(k, r.epoch): v for r in rows if r.epoch in epochs for k, v in zip(CURVE_METRICS, values(r))}
+            for m, rows in stab.curves.items()}
     t = pd.DataFrame(data).T
     t.columns = pd.MultiIndex.from_tuples(t.columns, names=['', 'epoch'])
     return t[[(k, e) for k in CURVE_METRICS for e in epochs]]
 
 # %% ../nbs/10_stability.ipynb #d15691b8
-def plot_substitutes(stab: dict, path=None):
+def plot_substitutes(stab: StabilityDoc, path=None):
     "Black-box accuracy (%) of the final targets against the substitute's training length."
     import matplotlib.pyplot as plt
-    subs = sorted(stab['substitute'], key=int)
+    subs = sorted(stab.substitute, key=int)
     fig, axs = plt.subplots(1, len(BLACK_CELLS), figsize=(17, 3.6), sharey=True)
     for ax, c in zip(axs, BLACK_CELLS):
-        for m, rows in stab['curves'].items():
-            ax.plot([int(s) for s in subs], [100 * rows[-1]['black'][s][c] for s in subs], 'o-', color=PALETTE[m],
+        for m, rows in stab.curves.items():
+            ax.plot([int(s) for s in subs], [100 * rows[-1].black[s][c] for s in subs], 'o-', color=PALETTE[m],
                     label=m)
         ax.set_title(f"black-box {c.replace('CW 2', 'C&W l2 2.0')}", fontsize=10); ax.set_xlabel("substitute's epochs")
         ax.grid(alpha=.3)
         ax.set_xticks([int(s) for s in subs])
     axs[0].set_ylabel('accuracy (%)'); axs[0].legend(fontsize=8)
-    fig.suptitle(f"{stab['dataset']}: final targets, substitute clean accuracy " +
-                 ', '.join(f"{s} ep. {100*stab['substitute'][s]['clean']:.1f}%" for s in subs), fontsize=10)
-    fig.tight_layout()
-    if path is not None: save_figure(fig, path)
-    return fig
+    fig.suptitle(f"{stab.dataset}: final targets, substitute clean accuracy " +
+                 ', '.join(f"{s} ep. {100*stab.substitute[s].clean:.1f}%" for s in subs), fontsize=10)
+    return _laid_out(fig, path)
 
 # %% ../nbs/10_stability.ipynb #b7824e12
 def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
@@ -412,22 +476,21 @@ def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
         ax.set_title(_label(atk, mode, eps), fontsize=10); ax.grid(alpha=.3, axis='y')
     axs.flat[-1].axis('off')
     fig.suptitle(f"{ds}: {len(docs)} seeds (dots), their mean (bars), the paper (crosses)", fontsize=10)
-    fig.tight_layout()
-    if path is not None: save_figure(fig, path)
-    return fig
+    return _laid_out(fig, path)
 
 
 # %% ../nbs/10_stability.ipynb #3fa65052
-def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict | None = None) -> str:
+def stability_markdown(docs: list[dict], stab: StabilityDoc | None = None, audits: dict | None = None) -> str:
     """The seed table, the audited seeds' worst cases and the per-epoch study's numbers (`curve_table` at every
     measured epoch of each model) as GitHub markdown (the claims: results/claims.md, notebook 15). `docs` may be empty
     given `stab`."""
     if not docs and stab is None: raise ValueError("nothing to write: give the seeds' results, a study or both")
-    d0, seeds = (docs or [stab])[0], [d['seed'] for d in docs or [stab]]
-    if stab is not None and (stab['dataset'], stab['profile']) != (d0['dataset'], d0['profile']):
-        raise ValueError(f"the study is {stab['dataset']} {stab['profile']}, the results {d0['dataset']} "
-                         f"{d0['profile']}: give both of one dataset and profile")
-    parts = [f"# Stability: {d0['dataset']}, profile {d0['profile']}, seeds {', '.join(map(str, seeds))}"]
+    ds, prof = (docs[0]['dataset'], docs[0]['profile']) if docs else (stab.dataset, stab.profile)
+    seeds = [d['seed'] for d in docs] if docs else [stab.seed]
+    if stab is not None and (stab.dataset, stab.profile) != (ds, prof):
+        raise ValueError(f"the study is {stab.dataset} {stab.profile}, the results {ds} {prof}: give both of one "
+                         "dataset and profile")
+    parts = [f"# Stability: {ds}, profile {prof}, seeds {', '.join(map(str, seeds))}"]
     if docs: parts += ['## Accuracy (%) over seeds: mean ± sd | first seed [95% Wilson] | paper',
                        markdown_table(seed_table(docs))]
     if audits:
@@ -436,13 +499,13 @@ def stability_markdown(docs: list[dict], stab: dict | None = None, audits: dict 
     if stab is not None:   # each model at its own measured epochs
         import pandas as pd
         rows = {}
-        for m, rs in stab['curves'].items():
-            eps = [r['epoch'] for r in rs]; t = curve_table(dict(stab, curves={m: rs}), eps)
+        for m, rs in stab.curves.items():
+            eps = [r.epoch for r in rs]; t = curve_table(replace(stab, curves={m: rs}), eps)
             rows.update({f'{m} / epoch {e}': [t.loc[m, (k, e)] for k in CURVE_METRICS] for e in eps})
         t = pd.DataFrame(rows.values(), index=list(rows), columns=list(CURVE_METRICS))
         t = t.dropna(axis=1, how='all')   # a quantity this study did not measure
-        parts += [f"## Per training epoch, seed {stab['seed']} (accuracies in %, T: median scores; transfer from "
-                  f"the {max(map(int, stab['substitute']))}-epoch substitute; white-box: the worst of two PGDs; grad: "
+        parts += [f"## Per training epoch, seed {stab.seed} (accuracies in %, T: median scores; transfer from "
+                  f"the {stab.longest}-epoch substitute; white-box: the worst of two PGDs; grad: "
                   "the cross-entropy's input gradient on the clean images, % of them)",
                   markdown_table(t.apply(lambda c: c.map(lambda v: '-' if math.isnan(v) else f'{v:.1f}')))]
     parts += ["## The paper's claims across settings",

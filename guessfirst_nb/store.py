@@ -31,10 +31,12 @@ def environment() -> dict:
                 threads=torch.get_num_threads(), git_commit=git_commit())
 
 # %% ../nbs/07a_store.ipynb #ddbd3dab
-def plain(obj):
-    "`obj` as JSON stores it and reads it back: dataclasses as dicts, tuples as lists, paths as strings."
+def plain(obj, drop_none: bool = False):
+    """`obj` as JSON stores it and reads it back: dataclasses as dicts, tuples as lists, paths as strings.
+    `drop_none`: leave out a dataclass's fields that are None (the optional parts a results document lacks)."""
     def default(o):
-        if is_dataclass(o): return asdict(o)
+        if is_dataclass(o):
+            return {f.name: v for f in fields(o) if not ((v := getattr(o, f.name)) is None and drop_none)}
         if isinstance(o, Path): return str(o)
         if hasattr(o, 'item'): return o.item()   # a numpy or torch scalar
         raise TypeError(f'{type(o).__name__} is not plain data')
@@ -58,11 +60,11 @@ def typed(cls, data, where: str = 'document'):
     if cls is typing.Any or cls is object: return data
     if origin in (typing.Union, types.UnionType):
         if data is None and type(None) in args: return None
-        last = None
+        errors = []
         for a in (a for a in args if a is not type(None)):
             try: return typed(a, data, where)
-            except ValueError as e: last = e
-        raise last
+            except ValueError as e: errors.append(e)
+        raise errors[0]   # the first type's: a malformed `Curve | float` is reported as a malformed Curve
     if is_dataclass(cls):
         if not isinstance(data, dict): raise ValueError(f'{where}: expected an object for {cls.__name__}, got {type(data).__name__}')
         hints, fs = typing.get_type_hints(cls), {f.name: f for f in fields(cls) if f.init}
@@ -84,7 +86,7 @@ def typed(cls, data, where: str = 'document'):
         if not isinstance(data, dict): raise ValueError(f'{where}: expected an object, got {type(data).__name__}')
         kt, vt = args if args else (typing.Any, typing.Any)
         return {typed(kt, k, where): typed(vt, v, f'{where}[{k!r}]') for k, v in data.items()}
-    if cls is float and isinstance(data, int) and not isinstance(data, bool): return float(data)
+    if cls is float and isinstance(data, int) and not isinstance(data, bool): return data   # kept as written: 0, not 0.0
     if isinstance(cls, type) and not (isinstance(data, cls) and not (cls is int and isinstance(data, bool))):
         raise ValueError(f'{where}: expected {cls.__name__}, got {data!r}')
     return data

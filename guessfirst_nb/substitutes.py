@@ -5,7 +5,7 @@
 # %% ../nbs/18_substitutes.ipynb #22f9e887
 from __future__ import annotations
 import json, sys
-from dataclasses import asdict, replace
+from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import torch.nn as nn
@@ -17,15 +17,16 @@ from .models import TARGETS, SUBSTITUTE
 from .profiles import PROFILES, AttackConfig
 from .train import load_model, CheckpointError
 from .attacks import evaluate_black
-from .reproduce import markdown_table, paper_table
+from .reproduce import markdown_table, paper_table, reproduction
 from .stats import wilson
 from .run import Run
-from .store import environment, stage_key, Store
+from .store import environment, plain, stage_key, typed, Store
 
 
 # %% auto #0
-__all__ = ['TRANSFER_CELLS', 'Ensemble', 'pack', 'unpack', 'cell_config', 'transfer_broken', 'attacker_substitutes',
-           'summarize_transfer', 'summarize', 'checkpoint_record', 'substitutes', 'substitutes_table', 'main']
+__all__ = ['TRANSFER_CELLS', 'Ensemble', 'cell_name', 'pack', 'unpack', 'cell_config', 'transfer_broken', 'attacker_substitutes',
+           'Lowest', 'Worst', 'Transfer', 'summarize_transfer', 'Checkpoint', 'Images', 'Substitutes',
+           'substitutes_json', 'summarize', 'checkpoint_record', 'substitutes', 'substitutes_table', 'main']
 
 # %% ../nbs/18_substitutes.ipynb #2412542a
 class Ensemble(nn.Module):
@@ -40,10 +41,11 @@ class Ensemble(nn.Module):
 # %% ../nbs/18_substitutes.ipynb #7f992c86
 TRANSFER_CELLS = (('FGSM', 0.15), ('FGSM', 0.3), ('PGD', 0.15), ('PGD', 0.3), ('CW', 2.0))
 
+def cell_name(atk: str, eps: float) -> str: return f'{atk} {eps:g}'   # a cell's name in the document: 'PGD 0.15'
+
 def pack(bits) -> str:
     "A boolean vector as a hex string (its length is kept separately)."
-    b = np.packbits(np.asarray(bits, bool))
-    return b.tobytes().hex()
+    return np.packbits(np.asarray(bits, bool)).tobytes().hex()
 
 # %% ../nbs/18_substitutes.ipynb #217a2de2
 def unpack(text: str, n: int) -> np.ndarray:
@@ -61,7 +63,7 @@ def transfer_broken(source, targets: dict, x, y, cfg: AttackConfig, log=print) -
     "{target: {cell: broken (n,) bool}}: examples crafted once on `source`, then given to each target."
     res = evaluate_black(targets, source, x, y, cell_config(cfg), log=log)
     at = lambda e, eps: np.asarray(e['broken'])[list(e['eps']).index(eps)]   # an evaluation's row at one eps
-    return {t: {f'{atk} {eps:g}': at(r[(atk, 'black')], eps) for atk, eps in TRANSFER_CELLS} for t, r in res.items()}
+    return {t: {cell_name(atk, eps): at(r[(atk, 'black')], eps) for atk, eps in TRANSFER_CELLS} for t, r in res.items()}
 
 # %% ../nbs/18_substitutes.ipynb #a72997cc
 def attacker_substitutes(other_seed: int) -> list[str]:
@@ -69,42 +71,86 @@ def attacker_substitutes(other_seed: int) -> list[str]:
     return [SUBSTITUTE, f'CNN seed {other_seed}', f'{SUBSTITUTE} + CNN seed {other_seed}']
 
 # %% ../nbs/18_substitutes.ipynb #cda79c94
-def _lowest(correct: dict) -> dict:
-    s = min(correct, key=correct.get)
-    return dict(source=s, correct=correct[s])
+@dataclass(frozen=True)
+class Lowest:
+    "The `source` of the lowest count of images left `correct` among some sources."
+    source: str; correct: int
 
-def _worst(per: dict, n: int) -> dict:
+# %% ../nbs/18_substitutes.ipynb #52d86a80
+@dataclass(frozen=True)
+class Worst:
+    "The per-sample worst case over some sources: the images no source broke (`correct`), its 95% Wilson interval `ci`."
+    correct: int; ci: tuple[float, float]
+
+# %% ../nbs/18_substitutes.ipynb #33337969
+@dataclass(frozen=True)
+class Transfer:
+    """One target and cell, `n` images: each source's `correct` count; over the attacker's substitutes the `min` and
+    the per-sample `worst` case; the `best_target` (None: no other target attacked it); over all sources `worst_all`."""
+    correct: dict[str, int]; n: int
+    min: Lowest; worst: Worst; best_target: Lowest | None; worst_all: Worst
+
+# %% ../nbs/18_substitutes.ipynb #f175234a
+def _lowest(correct: dict) -> Lowest: s = min(correct, key=correct.get); return Lowest(s, correct[s])
+
+def _worst(per: dict, n: int) -> Worst:
     k = int(n - np.any(np.stack(list(per.values())), axis=0).sum())
-    return dict(correct=k, ci=list(wilson(k, n)))
+    return Worst(k, wilson(k, n))
 
-def summarize_transfer(broken: dict, n: int, substitutes: list[str]) -> dict:
-    """Per target and cell: every source's correct count; over the attacker's `substitutes` the minimum (and which)
-    and the per-sample worst case; the best other target; the worst case over every source.
-    `broken`: {source: {target: {cell: bool (n,)}}}."""
+def summarize_transfer(broken: dict, n: int, substitutes: list[str]) -> dict[str, dict[str, Transfer]]:
+    """{target: {cell: Transfer}} of `broken`: {source: {target: {cell: bool (n,)}}}; `substitutes`: the attacker's."""
     out = {}
     for t in sorted({t for b in broken.values() for t in b}):
         out[t] = {}
         for cell in sorted({c for b in broken.values() for c in b.get(t, {})}):
             per = {s: b[t][cell] for s, b in broken.items() if t in b and cell in b[t]}
-            missing = [s for s in substitutes if s not in per]
-            if missing: raise ValueError(f'{t} {cell}: no transfer from the substitutes {missing}')
+            if missing := [s for s in substitutes if s not in per]:
+                raise ValueError(f'{t} {cell}: no transfer from the substitutes {missing}')
             correct = {s: int(n - v.sum()) for s, v in per.items()}
             others = {s: k for s, k in correct.items() if s not in substitutes}
-            out[t][cell] = dict(correct=correct, n=n, min=_lowest({s: correct[s] for s in substitutes}),
-                                worst=_worst({s: per[s] for s in substitutes}, n),
-                                best_target=_lowest(others) if others else None, worst_all=_worst(per, n))
+            out[t][cell] = Transfer(correct, n, min=_lowest({s: correct[s] for s in substitutes}),
+                                    worst=_worst({s: per[s] for s in substitutes}, n),
+                                    best_target=_lowest(others) if others else None, worst_all=_worst(per, n))
     return out
 
 # %% ../nbs/18_substitutes.ipynb #3e9e5bcd
-def summarize(doc: dict) -> dict:
+@dataclass(frozen=True)
+class Checkpoint:
+    "A checkpoint a substitutes study read: its `file` under the runs folder, its `epoch` and its `sha256`."
+    file: str; epoch: int; sha256: str
+
+# %% ../nbs/18_substitutes.ipynb #1acf302c
+@dataclass(frozen=True)
+class Images:
+    "The test images attacked: `n` of them, drawn with `seed` (`ImageSet.subset`)."
+    n: int; seed: int
+
+# %% ../nbs/18_substitutes.ipynb #ca753516
+@dataclass(frozen=True, kw_only=True)
+class Substitutes:
+    """`run.result('substitutes')`: the run (`dataset`, `profile`, `seed`), the attacker's CNN's `other_seed`, `n` test
+    `images`, the cells' `attack_config`, the `sources` in order, the `checkpoints` read ({'<model> seed <s>': ...}) and
+    the `environment` (None: an older file, without the keys), `seconds` per source, `broken`: {source: {target: {cell:
+    `pack`ed images broken}}}, and the `results` that `summarize` recomputes from them: {target: {cell: Transfer}}."""
+    dataset: str; profile: str; seed: int; other_seed: int; n: int
+    attack_config: dict[str, object]; images: Images; sources: list[str]
+    checkpoints: dict[str, Checkpoint] | None = None; environment: dict[str, object] | None = None
+    seconds: dict[str, float]; broken: dict[str, dict[str, dict[str, str]]]; results: dict[str, dict[str, Transfer]]
+
+# %% ../nbs/18_substitutes.ipynb #8f44382e
+def substitutes_json(doc: Substitutes) -> str:
+    "The file's text: `plain(doc)`, less the `checkpoints` and `environment` a document made without them lacks."
+    return json.dumps({k: v for k, v in plain(doc).items() if v is not None}, indent=1)
+
+# %% ../nbs/18_substitutes.ipynb #288b6e39
+def summarize(doc: Substitutes) -> dict[str, dict[str, Transfer]]:
     "The `results` of a substitutes document, recomputed from the broken images it stores."
-    n = doc['n']
-    broken = {s: {t: {c: unpack(v, n) for c, v in cells.items()} for t, cells in b.items()}
-              for s, b in doc['broken'].items()}
-    return summarize_transfer(broken, n, attacker_substitutes(doc['other_seed']))
+    broken = {s: {t: {c: unpack(v, doc.n) for c, v in cells.items()} for t, cells in b.items()}
+              for s, b in doc.broken.items()}
+    return summarize_transfer(broken, doc.n, attacker_substitutes(doc.other_seed))
 
 # %% ../nbs/18_substitutes.ipynb #8343553b
-def checkpoint_record(run: Run, model: str, ck: dict) -> dict:
+def checkpoint_record(run: Run, model: str, ck: dict) -> Checkpoint:
     """The record of the checkpoint `ck` that `load_model` read for `model` of `run` (which it must hold): its path
     under `run.runs`, its epoch and its SHA-256."""
     p, c = run.checkpoint(model), ck['config']
@@ -112,18 +158,18 @@ def checkpoint_record(run: Run, model: str, ck: dict) -> dict:
     if got != (model, run.dataset, run.seed):
         raise CheckpointError(f'{p} holds {got[0]} of {got[1]}, seed {got[2]}, not {model} of {run.dataset}, seed '
                               f'{run.seed}; put the right checkpoint there, or retrain it: guessfirst-train --help')
-    return dict(file=p.relative_to(run.runs).as_posix(), epoch=ck['epoch'], sha256=sha256_file(p))
+    return Checkpoint(p.relative_to(run.runs).as_posix(), ck['epoch'], sha256_file(p))
 
 # %% ../nbs/18_substitutes.ipynb #4aaedc2f
 def substitutes(run: Run, other_seed: int = 1, cfg: AttackConfig | None = None, force: bool = False, log=print,
-                device='cpu') -> dict:
+                device='cpu') -> Substitutes:
     """Transfer to every target of `run` from every source: the attacker's substitutes (an ensemble is named by its
-    members joined by ' + '), then each target for the others; one stage per source. The document written."""
+    members joined by ' + '), then each target for the others; one stage per source. The `Substitutes` written."""
     cfg, path = cfg or run.profile.attack, run.result('substitutes')
     if path.exists() and not force:
-        log(f'exists: {path} (use --force to recompute)'); return json.loads(path.read_text())
-    images = dict(n=cfg.n_test, seed=cfg.seed)
-    te = load(run.dataset, 'test').subset(**images); x, y = te.images(), te.y
+        log(f'exists: {path} (use --force to recompute)'); return typed(Substitutes, json.loads(path.read_text()))
+    images = Images(cfg.n_test, cfg.seed)
+    te = load(run.dataset, 'test').subset(images.n, images.seed); x, y = te.images(), te.y
     cnn = f'CNN seed {other_seed}'   # the attacker's own CNN
     slots = {m: (run, m) for m in (*TARGETS, SUBSTITUTE)} | {cnn: (run.with_seed(other_seed), 'CNN')}
     loaded = {k: load_model(r, m, device=device) for k, (r, m) in slots.items()}
@@ -140,36 +186,33 @@ def substitutes(run: Run, other_seed: int = 1, cfg: AttackConfig | None = None, 
         rec = store.run(s, stage_key(cell_config(cfg), images, read), compute)
         if rec.resumed: log(f'{run.dataset} {s}: resumed')
         broken[s], seconds[s] = rec.value, rec.seconds
-    doc = dict(dataset=run.dataset, profile=run.profile.name, seed=run.seed, other_seed=other_seed, n=len(y),
-               attack_config=asdict(cell_config(cfg)), images=images, sources=list(broken), checkpoints=ckpts,
-               environment=environment(), seconds=seconds, broken=broken)
-    doc['results'] = summarize(doc)
-    atomic_write_text(path, json.dumps(doc, indent=1)); store.clear()
+    doc = Substitutes(dataset=run.dataset, profile=run.profile.name, seed=run.seed, other_seed=other_seed, n=len(y),
+                      attack_config=plain(cell_config(cfg)), images=images, sources=list(broken), checkpoints=ckpts,
+                      environment=environment(), seconds=seconds, broken=broken, results={})
+    doc = replace(doc, results=summarize(doc))
+    atomic_write_text(path, substitutes_json(doc)); store.clear()
     log(f'wrote {path}')
     return doc
 
 # %% ../nbs/18_substitutes.ipynb #d89b95f5
-def substitutes_table(doc: dict, reproduction: dict | None = None):
-    """Accuracy (%) per target and cell (rows): the paper's and Table 1's (the reproduction's LeNet5 row, if given),
-    each of the attacker's substitutes, the per-sample worst case over them, the best other target, the worst over
-    all."""
+def substitutes_table(doc: Substitutes, rep=None):
+    """Accuracy (%) per target and cell (rows): the paper's and Table 1's (the LeNet5 row of the reproduction `rep`, if
+    given), each of the attacker's substitutes, the per-sample worst case over them, the best other target, the worst
+    over all."""
     import pandas as pd
-    subs, paper = attacker_substitutes(doc['other_seed']), paper_table()
+    subs, paper, rep = attacker_substitutes(doc.other_seed), paper_table(), rep and reproduction(rep)
+    short = lambda s: s.replace(f'{SUBSTITUTE} + ', '+ ').replace('seed ', 's')   # a substitute's column
     rows = []
-    for t in [m for m in TARGETS if m in doc['results']]:
+    for t in [m for m in TARGETS if m in doc.results]:
         for atk, eps in TRANSFER_CELLS:
-            c = doc['results'][t][f'{atk} {eps:g}']
-            pc = lambda k: 100 * k / c['n']
-            r = dict(model=t, cell=f"{atk.replace('CW', 'C&W')} {eps:g}",
-                     paper=paper.get((doc['dataset'], atk, 'black', eps), {}).get(t, float('nan')))
-            if reproduction is not None:
-                e = reproduction['results'][t][f'{atk}/black']
-                r['Table 1'] = 100 * e['acc'][e['eps'].index(eps)]
-            r.update({s.replace(f'{SUBSTITUTE} + ', '+ ').replace('seed ', 's'): pc(c['correct'][s]) for s in subs})
-            bt = c['best_target'] or dict(source='', correct=float('nan'))   # None: no other target attacked it
-            r.update({'worst of 3': pc(c['worst']['correct']), 'best target': pc(bt['correct']), 'by': bt['source'],
-                      'worst of all': pc(c['worst_all']['correct'])})
-            rows.append(r)
+            c = doc.results[t][cell_name(atk, eps)]
+            pc = lambda k: 100 * k / c.n
+            bt = c.best_target or Lowest('', float('nan'))   # None: no other target attacked it
+            table1 = {'Table 1': 100 * rep.curve(t, atk, 'black').at(eps)} if rep else {}
+            rows.append({'model': t, 'cell': cell_name(atk.replace('CW', 'C&W'), eps),
+                         'paper': paper.get((doc.dataset, atk, 'black', eps), {}).get(t, float('nan')), **table1,
+                         **{short(s): pc(c.correct[s]) for s in subs}, 'worst of 3': pc(c.worst.correct),
+                         'best target': pc(bt.correct), 'by': bt.source, 'worst of all': pc(c.worst_all.correct)})
     return pd.DataFrame(rows).set_index(['model', 'cell']).round(1)
 
 # %% ../nbs/18_substitutes.ipynb #e32b39e3

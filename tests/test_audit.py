@@ -6,6 +6,7 @@ line; and the committed audits' gradients, measured again.
 The tests on the smoke reproduction are slow (`make test-slow`): the fixture trains and attacks it, then audits it.
 Nothing here asserts an accuracy of the smoke models: only what the machinery must do whatever they learned."""
 import contextlib, copy, io, json, shutil
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 import numpy as np
 import pytest
@@ -13,7 +14,11 @@ import torch, torch.nn as nn
 import foolbox as fb
 import guessfirst_nb.audit as A
 from guessfirst_nb.audit import (audit, CONDITIONED, remeasure_gradients, pgd, pgd_broken, hsj_dist, input_grad_stats,
-                                 pgd_gradients)
+                                 pgd_gradients, audit_doc, audit_markdown, checks_table, hsj_table, sizes, to_plain,
+                                 worst_case_table, worst_cases, AuditDoc, Check, GivenEntry, Images, ModelResult, Row,
+                                 Source, Subset)
+from guessfirst_nb.stats import wilson
+from guessfirst_nb.store import plain
 from guessfirst_nb.attacks import fmodel, fixed_eps_advs
 from guessfirst_nb.autoattack import AUTOATTACK, AutoAttackConfig, attack_broken, audit_main, full_audit
 from guessfirst_nb.models import TARGETS
@@ -99,7 +104,7 @@ def copy_of(run, tmp_path, runs=False) -> Run:
     if runs: shutil.copytree(run.runs, tmp_path / 'runs')
     return Run(run.dataset, run.profile, run.seed, tmp_path / 'runs' if runs else run.runs, tmp_path / 'results')
 
-def per_sample(e): return e['first_broken'] if 'first_broken' in e else e['dist']
+def per_sample(e): return sizes(e).tolist()
 
 class Killed(Exception): pass
 
@@ -115,7 +120,8 @@ def killed_at(model, monkeypatch):
 @pytest.mark.slow
 def test_audit_writes_its_file(smoke):
     run, repro, doc = smoke
-    saved = json.loads(run.result('audit').read_text())
+    saved = json.loads(run.result('audit').read_text())   # the file as JSON: its keys, in their order
+    assert to_plain(doc) == saved and audit_doc(saved) == doc
     assert set(saved['results']) == set(TARGETS) and set(saved['compression']) == set(CONDITIONED + ['CNN'])
     assert saved['audit_config']['n'] == 50 and len(saved['images']['positions']) == 50
     assert saved['environment']['foolbox'] == fb.__version__ and saved['total_seconds'] > 0
@@ -123,7 +129,7 @@ def test_audit_writes_its_file(smoke):
     assert not run.stages('audit').exists()   # the stages go once the audit is written
     pos = saved['images']['positions']
     for m, r in saved['results'].items():
-        assert r['n'] == 50 and list(r) == ['n', 'clean', 'attacks', 'gradients', 'checks', 'worst_case', 'seconds']
+        assert r['n'] == 50 and list(r) == ['n', 'clean', 'attacks', 'checks', 'worst_case', 'seconds', 'gradients']
         assert saved['seconds'][m] == r['seconds']
         for key, w in r['worst_case'].items():   # the worst case is never above any single attack
             assert w['acc'] <= min(v for v in w['single'].values() if v is not None) + 1e-12, (m, key)
@@ -144,14 +150,14 @@ def test_audit_writes_its_file(smoke):
 def test_audit_loads_and_force_recomputes_the_models_asked_for(smoke, tmp_path):
     run, _, doc = smoke
     again = full_audit(run, log=quiet)
-    assert again['total_seconds'] == json.loads(run.result('audit').read_text())['total_seconds']
+    assert again == doc and again.total_seconds == json.loads(run.result('audit').read_text())['total_seconds']
     r2 = copy_of(run, tmp_path)
     msgs = []
     one = full_audit(r2, force=True, models=['CNN'], log=lambda *a: msgs.append(' '.join(map(str, a))))
-    assert list(one['results']) == ['CNN'] and list(one['compression']) == ['CNN']
-    assert one['total_seconds'] != doc['total_seconds'] and not any('resumed' in m for m in msgs)
-    for a, e in doc['results']['CNN']['attacks'].items():   # seeded: the same, sample by sample
-        assert per_sample(one['results']['CNN']['attacks'][a]) == per_sample(e), a
+    assert list(one.results) == ['CNN'] and list(one.compression) == ['CNN']
+    assert one.total_seconds != doc.total_seconds and not any('resumed' in m for m in msgs)
+    for a, e in doc.results['CNN'].attacks.items():   # seeded: the same, sample by sample
+        assert per_sample(one.results['CNN'].attacks[a]) == per_sample(e), a
 
 @pytest.mark.slow
 def test_audit_resumes_after_a_kill(smoke, tmp_path, monkeypatch):
@@ -166,9 +172,9 @@ def test_audit_resumes_after_a_kill(smoke, tmp_path, monkeypatch):
     assert any('CNN: resumed' in m for m in msgs) and not any('C-DV: resumed' in m for m in msgs)
     assert not r2.stages('audit').exists()
     for m in ('CNN', 'C-DV'):   # a resumed audit equals an uninterrupted one, sample by sample
-        assert doc['compression'][m] | dict(seconds=0) == saved['compression'][m] | dict(seconds=0)
-        for a, e in saved['results'][m]['attacks'].items():
-            assert per_sample(doc['results'][m]['attacks'][a]) == per_sample(e), (m, a)
+        assert replace(doc.compression[m], seconds=0) == replace(saved.compression[m], seconds=0)
+        for a, e in saved.results[m].attacks.items():
+            assert per_sample(doc.results[m].attacks[a]) == per_sample(e), (m, a)
 
 @pytest.mark.slow
 def test_a_changed_checkpoint_or_reproduction_is_audited_again(smoke, tmp_path, monkeypatch):
@@ -178,16 +184,17 @@ def test_a_changed_checkpoint_or_reproduction_is_audited_again(smoke, tmp_path, 
     calls = []
     def stub(model, x, y, cfg, black, extra, hsj_index, log):
         calls.append(model.__class__.__name__)
-        return dict(n=len(y), clean=1.0, attacks={}, checks={}, worst_case={}, seconds=0.0)
+        return ModelResult(n=len(y), clean=1.0, attacks={}, checks={}, worst_case={}, seconds=0.0)
     monkeypatch.setattr(A, 'audit_model', stub)
-    monkeypatch.setattr(A, 'compression', lambda *a, **k: dict(mmd=0.0))
+    monkeypatch.setattr(A, 'compression', lambda *a, **k: {f.name: 0 for f in fields(A.Compression)
+                                                             if f.name != 'seconds'})
     def audit_cnn():   # killed as it starts on C-DV, so that CNN's stage stays
         calls.clear(); revive = killed_at('C-DV', monkeypatch)
         with pytest.raises(Killed): A.audit(r2, AuditConfig(n=50, autoattack=False, n_probe=100),
                                             force=True, models=['CNN', 'C-DV'], log=quiet)
         revive(); return len(calls)
     assert audit_cnn() == 1 and audit_cnn() == 0              # the second time, CNN is taken from its stage
-    doc = json.loads(r2.result().read_text()); doc['note'] = 'Square added'
+    doc = json.loads(r2.result().read_text()); doc['total_seconds'] += 1
     r2.result().write_text(json.dumps(doc))                    # a change the audit does not read: taken
     assert audit_cnn() == 0
     fb = doc['results']['CNN']['PGD/white']['first_broken']; fb[0] = -1 if fb[0] != -1 else 0
@@ -230,10 +237,96 @@ def test_remeasure_gradients_reproduces_the_committed_ones(tmp_path):
     doc = remeasure_gradients(p)
     assert p.with_suffix('.md').exists() and 'gradients_source' in json.loads(p.read_text())
     for m, r in before['results'].items():
-        old, new = r['gradients'], doc['results'][m]['gradients']
+        old, new = r['gradients'], asdict(doc.results[m].gradients)
         # other float kernels move the smallest gradients (a saturated softmax: 1 - p_y is quantized in float32, and
         # cancels against the other classes' terms), so: most images within 10%, and the same zeros
         for k in ('norm', 'max_abs'):
             assert np.mean(np.isclose(new[k], old[k], rtol=0.1)) >= 0.9, (m, k)
         for k in ('norm_f32', 'max_abs'):
             assert (np.array(new[k]) == 0).tolist() == (np.array(old[k]) == 0).tolist(), (m, k)
+
+
+# --- the audit's document: its schema on the committed files and on documents made by hand (fast) --------------
+
+AUDITS = sorted((ROOT / 'results').glob('paper*/*_audit.json'))
+
+@pytest.mark.parametrize('path', AUDITS, ids=lambda p: f'{p.parent.name}/{p.name}')
+def test_every_committed_audit_reads_and_writes_back_byte_for_byte_and_renders_its_markdown(path):
+    text = path.read_text()
+    doc = audit_doc(json.loads(text))
+    assert json.dumps(to_plain(doc), indent=1, allow_nan=False) == text
+    md = path.with_suffix('.md').read_text()   # add_autoattack wrote one more newline than the command
+    assert audit_markdown(doc) in (md, md[:-1])
+
+CFG = AuditConfig(linf_eps=(0.15, 0.3), l2_eps=())
+
+def grid(fb, kind='white'):
+    "An attack on the grid 0, 0.15, 0.3 that first broke each image at the index `fb` (-1: never)."
+    return GivenEntry(kind=kind, norm='linf', eps=[0, 0.15, 0.3], first_broken=fb)
+
+def made_doc(**results) -> AuditDoc:
+    "A document by hand: one model per keyword, {attack: entry}, on four images; its worst cases computed."
+    def result(attacks):
+        r = ModelResult(n=4, clean=0.75, attacks=attacks, checks={}, worst_case={}, seconds=1.0)
+        return replace(r, worst_case=worst_cases(r, CFG))
+    return AuditDoc(dataset='mnist', profile='made-up', seed=0, audit_config=plain(CFG), attack_config={},
+                    images=Images(Subset(4, 0), [0, 1, 2, 3], None, Subset(2, 1)), reproduction=Source('r.json', None),
+                    environment={}, seconds={}, total_seconds=1.0,
+                    results={m: result(a) for m, a in results.items()}, compression={})
+
+# PGD-ce breaks image 1 at 0.15 and image 2 at 0.3; PGD-margin image 2 at 0.15 and image 3 clean; the reproduction none
+MADE = made_doc(CNN={'PGD-ce/linf': grid([-1, 1, 2, -1]), 'PGD-margin/linf': grid([-1, -1, 1, 0]),
+                     'repro PGD/linf': grid([-1, -1, -1, -1])})
+
+def test_the_worst_case_table_of_a_document_made_by_hand():
+    w = MADE.results['CNN'].worst('linf', 0.15)
+    assert (w.k, w.n, w.single, w.only) == (1, 4, {'PGD-ce/linf': 0.75, 'PGD-margin/linf': 0.5, 'repro PGD/linf': 1.0},
+                                            {'PGD-ce/linf': 1, 'PGD-margin/linf': 2, 'repro PGD/linf': 0})
+    t = worst_case_table(MADE, paper={('mnist', 'PGD', 'white', 0.15): {'CNN': 12.3}})
+    lo, hi = wilson(1, 4)
+    assert t['CNN'][('l-inf 0.15', 'paper: PGD white-box')] == '12.3'
+    assert t['CNN'][('l-inf 0.30', 'paper: PGD white-box')] == ''     # no paper value there
+    assert t['CNN'][('l-inf 0.15', 'reproduction: PGD white-box')] == '100.0'
+    assert t['CNN'][('l-inf 0.15', 'audit: PGD margin (100 x 5)')] == '50.0'
+    assert t['CNN'][('l-inf 0.15', 'audit: PGD cross-entropy (100 x 5)')] == '75.0'
+    assert t['CNN'][('l-inf 0.15', 'worst case, 3 attacks [95% CI]')] == f'25.0 [{100 * lo:.1f}, {100 * hi:.1f}]'
+    assert len(t) == 10   # l2 2.0 is not in the worst cases: no rows for it
+
+def test_the_checks_table_shows_the_largest_violation():
+    rows = [Row('PGD-ce', 0.15, 0.30, 0.20, False), Row('PGD-ce', 0.3, 0.5, 0.1, False), Row('FGSM', 0.3, 0.1, 0.2, True)]
+    r = replace(MADE.results['CNN'], checks={'a': Check('a', True, 0.02, [], 'PASS'), 'c': Check('c', False, 0.02, rows, 'FAIL')})
+    t = checks_table({'CNN': r})
+    assert t['CNN'].tolist() == ['pass', 'n/a', 'FAIL (PGD-ce @0.3: 50.0 vs 10.0)', 'n/a']
+
+def test_the_hsj_table_reads_the_subset():
+    hsj = A.HsjEntry(dist=[0.1, None], norm='linf', seconds=0.0, steps=1, init_evals=1, max_evals=1, no_start=0,
+                     kind='decision', index=[0, 3])
+    doc = made_doc(CNN={'PGD-ce/linf': grid([-1, 1, 2, -1]), 'HSJ/linf': hsj})
+    t = hsj_table(doc)   # on images 0 and 3: PGD broke neither, HopSkipJump image 0 at 0.1
+    assert t['CNN'].tolist() == ['100.0', '50.0', '1 of 2'] * 2 and list(t.index)[:2] == [
+        'l-inf 0.15: without HSJ', 'l-inf 0.15: with HSJ']
+
+def test_an_unknown_key_is_one_error_naming_where():
+    data = to_plain(MADE)
+    def bad(where, key):
+        d = copy.deepcopy(data); where(d)[key] = 1
+        with pytest.raises(ValueError) as e: audit_doc(d)
+        return str(e.value)
+    assert bad(lambda d: d, 'colour') == "audit: AuditDoc has no field 'colour'"
+    assert bad(lambda d: d['results']['CNN']['worst_case']['linf 0.3'], 'acc_pct') == \
+        "audit.results['CNN'].worst_case['linf 0.3']: Worst has no field 'acc_pct'"
+    # an attack entry is told apart by its keys: the error names its own kind
+    assert bad(lambda d: d['results']['CNN']['attacks']['PGD-ce/linf'], 'steps') == \
+        "audit.results['CNN'].attacks['PGD-ce/linf']: GivenEntry has no field 'steps'"
+    d = copy.deepcopy(data); del d['results']['CNN']['clean']
+    with pytest.raises(ValueError, match=r"audit.results\['CNN'\]: ModelResult lacks 'clean'"): audit_doc(d)
+
+def test_to_plain_leaves_out_absent_keys_and_keeps_nulls():
+    p = to_plain(MADE)
+    assert 'note' not in p and 'pgd_gradients' not in p and 'gradients' not in p['results']['CNN']
+    assert p['images']['hsj_positions'] is None and p['reproduction'] == {'path': 'r.json', 'git_commit': None}
+    assert p['results']['CNN']['attacks']['PGD-ce/linf'] == dict(kind='white', norm='linf', eps=[0, 0.15, 0.3],
+                                                                 first_broken=[-1, 1, 2, -1])
+    assert 'hsj_subset' not in p['results']['CNN']['worst_case']['linf 0.15']   # no HopSkipJump: absent
+    assert to_plain(GivenEntry(kind='black', norm='linf', dist=[float('inf'), 0.5]))['dist'] == [None, 0.5]
+    assert audit_doc(p) == MADE

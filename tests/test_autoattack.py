@@ -5,14 +5,17 @@ distance at the standard budgets."""
 import contextlib, copy, io, json, shutil
 from dataclasses import asdict, replace
 from pathlib import Path
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from guessfirst_nb.audit import attacked_images, audit_model, write_json, _json_safe
+from guessfirst_nb.audit import (attacked_images, audit_doc, audit_model, to_plain, worst_cases, write_json, AuditDoc,
+                                 CascadeEntry, GivenEntry, Images, ModelResult, Source, Subset)
+from guessfirst_nb.store import plain
 from guessfirst_nb.autoattack import (AUTOATTACK, AutoAttackConfig, add_autoattack, add_square, attack_broken,
-                                      audit_autoattack_config, boundary_distance, main, survivors)
+                                      audit_autoattack_config, boundary_distance, cascade_table, main,
+                                      restate_cascade, restated_entry, survivors)
 from guessfirst_nb.models import TARGETS
+from guessfirst_nb.profiles import AuditConfig
 from guessfirst_nb.run import Run
 from guessfirst_nb.train import fit, load_model
 
@@ -30,6 +33,56 @@ def test_command_errors_are_one_line(tmp_path):
     assert 'Traceback' not in err.getvalue()
 
 
+# --- AutoAttack's entries in an audit made by hand (fast) ------------------------------------------------------
+
+ONE = AuditConfig(linf_eps=(0.15,), l2_eps=())
+
+def cascade(fb, attacked, broken):
+    "An AutoAttack entry at l-inf 0.15 on four images: it attacked `attacked` of them and broke `broken`."
+    return CascadeEntry(kind='white', norm='linf', eps=[0.0, 0.15], n=4, first_broken=fb, attacked=[attacked],
+                        broken_among_attacked=[broken], cascade=True, config={})
+
+def made_result(**aa) -> ModelResult:
+    """PGD breaks image 0 at 0.15; of the three it left, APGD-CE breaks image 1, FAB-T image 2 (`aa` replaces
+    entries); the worst case computed and restated as `with_autoattack` does."""
+    attacks = {'PGD-ce/linf': GivenEntry(kind='white', norm='linf', eps=[0, 0.15], first_broken=[1, -1, -1, -1]),
+               'APGD-CE/linf': cascade([-1, 1, -1, -1], 3, 1), 'APGD-T/linf': cascade([-1] * 4, 2, 0),
+               'FAB-T/linf': cascade([-1, -1, 1, -1], 2, 1), 'Square/linf': cascade([-1] * 4, 1, 0)} | aa
+    r = ModelResult(n=4, clean=1.0, attacks=attacks, checks={}, worst_case={}, seconds=0.0)
+    return restate_cascade(replace(r, worst_case=worst_cases(r, ONE)))
+
+def test_autoattack_entries_count_in_the_worst_case_but_have_no_accuracy_of_their_own():
+    r = made_result()
+    w = r.worst('linf', 0.15)
+    assert (w.k, w.n, w.acc) == (1, 4, 0.25)   # image 3 alone survives every attack
+    assert w.single == {'PGD-ce/linf': 0.75, 'APGD-CE/linf': None, 'APGD-T/linf': None, 'FAB-T/linf': None,
+                        'Square/linf': None}   # 0.75 left by APGD-CE alone would not be its accuracy
+    assert w.only == {'PGD-ce/linf': 1, 'APGD-CE/linf': 1, 'APGD-T/linf': 0, 'FAB-T/linf': 1, 'Square/linf': 0}
+    assert not hasattr(r.attacks['APGD-CE/linf'], 'acc')
+    doc = AuditDoc(dataset='mnist', profile='made-up', seed=0, audit_config=plain(ONE), attack_config={},
+                   images=Images(Subset(4, 0), [0, 1, 2, 3], None, Subset(2, 1)), reproduction=Source('', None),
+                   environment={}, seconds={}, total_seconds=0.0, results={'CNN': r}, compression={})
+    assert cascade_table(doc).loc[('CNN', 'l-inf 0.15')].tolist() == ['1 of 3', '0 of 2', '1 of 2', '0 of 1', '25.0']
+    data = to_plain(doc); data['results']['CNN']['attacks']['Square/linf']['acc'] = [1.0, 1.0]
+    with pytest.raises(ValueError, match=r"attacks\['Square/linf'\]: CascadeEntry has no field 'acc'"): audit_doc(data)
+
+def test_a_cascade_that_does_not_chain_is_refused():
+    with pytest.raises(ValueError, match=r"FAB-T/linf: attacked \[3\], but the attack before it left \[2\]"):
+        made_result(**{'FAB-T/linf': cascade([-1, -1, 1, -1], 3, 1)})
+    with pytest.raises(ValueError, match='APGD-CE/linf: broken \\[2\\] disagrees with first_broken'):
+        made_result(**{'APGD-CE/linf': cascade([-1, 1, -1, -1], 3, 2)})
+
+def test_an_entry_of_the_earlier_format_is_restated_as_counts():
+    old = dict(kind='white', norm='linf', eps=[0.0, 0.15], acc=[1.0, 0.75], n=4, first_broken=[-1, 1, -1, -1],
+               attacked=[3], cascade=True, config={})
+    new = restated_entry(old, clean=1.0)
+    assert list(new) == ['kind', 'norm', 'eps', 'n', 'first_broken', 'attacked', 'broken_among_attacked', 'cascade',
+                         'config'] and new['broken_among_attacked'] == [1]
+    assert restated_entry(new, clean=1.0) == new
+    with pytest.raises(ValueError, match='not whole counts'): restated_entry(dict(old, acc=[1.0, 0.7]), 1.0)
+    with pytest.raises(ValueError, match='is not clean'): restated_entry(old, 0.5, 'APGD-CE/linf')
+
+
 @pytest.fixture(scope='module')
 def cnn(tmp_path_factory):
     "A smoke CNN (a few seconds) and its audit by notebook 09's own attacks on 20 images: an audit without AutoAttack."
@@ -37,10 +90,11 @@ def cnn(tmp_path_factory):
     run = Run('mnist', 'smoke', 0, tmp / 'runs', tmp / 'results')
     fit(run, 'CNN', progress=False)
     acfg = replace(run.profile.audit, n_hsj=0)
-    images = dict(test_subset=dict(n=100, seed=0), positions=list(range(0, 100, 5)))
+    images = Images(Subset(100, 0), list(range(0, 100, 5)), None, Subset(100, 1))
     res = audit_model(load_model(run, 'CNN')[0], *attacked_images('mnist', images), acfg, log=lambda *a: None)
-    base = dict(dataset='mnist', profile='smoke', seed=0, audit_config=asdict(acfg), images=images,
-                results={'CNN': res}, seconds={'CNN': res['seconds']}, total_seconds=1.0)
+    base = AuditDoc(dataset='mnist', profile='smoke', seed=0, audit_config=plain(acfg), attack_config={}, images=images,
+                    reproduction=Source('', None), environment={}, results={'CNN': res}, seconds={'CNN': res.seconds},
+                    total_seconds=1.0, compression={})
     return run, acfg, base
 
 def here(run, tmp_path) -> Run:
@@ -73,60 +127,58 @@ def test_extending_an_audit_takes_only_its_own_stages(cnn, tmp_path):
     doc1, log = go()
     assert not log.resumed and (run.stages('autoattack') / 'CNN.json').exists()
     want = asdict(audit_autoattack_config(acfg))   # cfg=None: the audit's own (smoke) budgets
-    assert (doc1['autoattack_config'], want['apgd_iter'], want['square_queries']) == (want, 5, 50)
-    r = doc1['results']['CNN']
-    assert [r['attacks'][f'{a}/linf']['config'] for a in AUTOATTACK] == [want] * 4
+    assert (doc1.autoattack_config, want['apgd_iter'], want['square_queries']) == (want, 5, 50)
+    r = doc1.results['CNN']
+    assert [r.attacks[f'{a}/linf'].config for a in AUTOATTACK] == [want] * 4
     for a in AUTOATTACK:   # stored as counts of survivors, with no accuracy of their own, in the file as returned
-        e = r['attacks'][f'{a}/linf']
-        assert 'acc' not in e and len(e['broken_among_attacked']) == len(e['attacked']) == len(acfg.linf_eps)
-        assert all(w['single'][f'{a}/linf'] is None for k, w in r['worst_case'].items() if k.startswith('linf'))
-    assert json.loads(ap.read_text())['results']['CNN']['attacks'] == json.loads(json.dumps(r['attacks']))
-    assert doc1['seconds']['CNN AutoAttack'] > 0 and ap.with_suffix('.md').exists()
-    left = survivors(base['results']['CNN'], 'linf', acfg.linf_eps)   # the first attacks what the audit's left
-    assert r['attacks']['APGD-CE/linf']['attacked'] == left.sum(1).tolist()
-    aa = {k: v for k, v in r['attacks'].items() if v.get('cascade')}
+        e = r.attacks[f'{a}/linf']
+        assert isinstance(e, CascadeEntry) and len(e.broken_among_attacked) == len(e.attacked) == len(acfg.linf_eps)
+        assert all(w.single[f'{a}/linf'] is None for k, w in r.worst_case.items() if k.startswith('linf'))
+    assert json.loads(ap.read_text()) == to_plain(doc1) and audit_doc(json.loads(ap.read_text())) == doc1
+    assert doc1.seconds['CNN AutoAttack'] > 0 and ap.with_suffix('.md').exists()
+    left = survivors(base.results['CNN'], 'linf', acfg.linf_eps)   # the first attacks what the audit's left
+    assert r.attacks['APGD-CE/linf'].attacked == left.sum(1).tolist()
+    aa = {k: v for k, v in r.attacks.items() if isinstance(v, CascadeEntry)}
 
     again, log = go(doc1)   # the extended audit already holds AutoAttack: nothing is attacked, nothing taken
     assert any('AutoAttack already in the audit' in m for m in log) and not log.resumed
-    assert again['results']['CNN']['attacks'] == r['attacks']
+    assert again.results['CNN'].attacks == r.attacks
     again, log = go()        # the audit without it, again: the same images are attacked, the stage is taken
-    assert log.resumed and again['results']['CNN']['attacks'] == r['attacks']
+    assert log.resumed and again.results['CNN'].attacks == r.attacks
     again, log = go(doc1, force=True)   # forced on the extended audit: AutoAttack attacks what the audit's own
-    assert again['results']['CNN']['attacks']['APGD-CE/linf']['attacked'] == left.sum(1).tolist()   # attacks left
+    assert again.results['CNN'].attacks['APGD-CE/linf'].attacked == left.sum(1).tolist()   # attacks left
 
     stage = run.stages('autoattack') / 'CNN.json'
-    def plant():   # mark the stage's entries, to see whether they are taken
+    def plant():   # mark the stage's entries (in their free-form config), to see whether they are taken
         rec = json.loads(stage.read_text())
-        rec['value'] = {k: dict(e, marker=True) for k, e in rec['value'].items()}
+        rec['value'] = {k: dict(e, config=dict(e['config'], marker=True)) for k, e in rec['value'].items()}
         stage.write_text(json.dumps(rec))
-    marked = lambda doc: [e.get('marker', False) for k, e in doc['results']['CNN']['attacks'].items() if k in aa]
+    marked = lambda doc: [e.config.get('marker', False) for k, e in doc.results['CNN'].attacks.items() if k in aa]
     plant(); doc, log = go()   # killed after the stage, before the audit was rewritten: taken as it is
     assert log.resumed and all(marked(doc))
 
-    other = copy.deepcopy(base); res = other['results']['CNN']   # the audit's attacks left image 0 at 0.15 or not
+    other = copy.deepcopy(base); res = other.results['CNN']   # the audit's attacks left image 0 at 0.15 or not
     alive = survivors(res, 'linf', acfg.linf_eps)[0, 0]
-    for e in res['attacks'].values():
-        if e['norm'] == 'linf' and 'dist' in e: e['dist'][0] = 0.0 if alive else None
-        elif e['norm'] == 'linf': e['first_broken'][0] = 0 if alive else -1
+    for e in res.attacks.values():   # its own FGSM and PGD, on the grid (no HopSkipJump, no transfer)
+        if e.norm == 'linf': e.first_broken[0] = 0 if alive else -1
     assert survivors(res, 'linf', acfg.linf_eps)[0, 0] != alive
     doc, log = go(other)   # other survivors: attacked again
     assert not log.resumed and not any(marked(doc))
 
     doc, log = go(cfg=replace(audit_autoattack_config(acfg), square_queries=60))   # other budgets
-    assert not log.resumed and doc['autoattack_config']['square_queries'] == 60
+    assert not log.resumed and doc.autoattack_config['square_queries'] == 60
     doc3, log = go()   # the stage is of other budgets: computed again, the same seeded attacks, the same result
     assert not log.resumed
-    assert {k: doc3['results']['CNN']['attacks'][k]['first_broken'] for k in aa} == \
-        {k: v['first_broken'] for k, v in aa.items()}
+    assert {k: doc3.results['CNN'].attacks[k].first_broken for k in aa} == {k: v.first_broken for k, v in aa.items()}
 
     plant(); doc, log = go(force=True)
     assert not log.resumed and not any(marked(doc))
     plant(); retrain(run, 'CNN'); doc, log = go()   # another checkpoint
     assert not log.resumed and not any(marked(doc))
 
-    two = copy.deepcopy(base); two['results']['C-DV'] = copy.deepcopy(base['results']['CNN'])   # no C-DV checkpoint
+    two = replace(base, results=base.results | {'C-DV': base.results['CNN']})   # no C-DV checkpoint
     doc, log = go(two, models=['CNN'])
-    assert log.resumed and doc['results']['C-DV'] == _json_safe(base['results']['CNN'])
+    assert log.resumed and to_plain(doc.results['C-DV']) == to_plain(base.results['CNN'])
 
 
 @pytest.mark.slow

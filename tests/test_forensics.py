@@ -16,7 +16,7 @@ from guessfirst_nb.run import Run
 import guessfirst_nb.forensics as FO
 from guessfirst_nb.pretrained import pretrained_file
 from guessfirst_nb.profiles import PROFILES, AttackConfig
-from guessfirst_nb.store import Store
+from guessfirst_nb.store import Store, typed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,7 +116,7 @@ def counts(codes, k, eps):
     "The counts a variant reports at eps for the attack call `k`, if the call was made."
     assert k in codes, f'no call with the settings {k}; calls made: {list(codes)}'
     broken = codes[k] + (MORE if eps == 0.3 else 0)
-    return dict(correct=N - broken, n=N)
+    return FO.Count(N - broken, N)
 
 
 # the definitions of the text: foolbox 2.x's searches (steps of 0.001 up to 0.3, what the cells need; PGD from 0.3,
@@ -204,11 +204,12 @@ def test_a_killed_run_resumes_its_stages_and_recomputes_nothing(tmp_path, monkey
     # resumed: only the transfer variants ran
     assert calls[2:4] == ['mnist white C-JS: resumed', 'mnist white CNN: resumed'] and len(calls) == 5
     assert calls[4].startswith('mnist black: computed in')
-    assert res['n'] == 40 and run.result('forensics').exists() and not store.folder.exists()
-    assert sorted(res['seconds']) == ['black', 'white C-JS', 'white CNN']
-    assert sorted(res['variants']['output layer']['PGD/white 0.15']) == ['C-JS', 'CNN']
-    assert 'C&W kappa 40' in res['variants'] and 'substitute 10 epochs + C&W kappa 0' in res['variants']
-    for v in res['variants'].values():
+    assert res.n == 40 and not store.folder.exists()
+    assert typed(FO.Forensics, json.loads(run.result('forensics').read_text())) == res   # the file is the document
+    assert sorted(res.seconds) == ['black', 'white C-JS', 'white CNN']
+    assert sorted(res.variants['output layer']['PGD/white 0.15']) == ['C-JS', 'CNN']
+    assert 'C&W kappa 40' in res.variants and 'substitute 10 epochs + C&W kappa 0' in res.variants
+    for v in res.variants.values():
         for c in v.values():
-            for cnt in c.values(): assert cnt['n'] == 40
+            for cnt in c.values(): assert cnt.n == 40
     assert FO.forensics_markdown(res).startswith('| cell | model | paper |')

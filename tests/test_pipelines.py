@@ -1,5 +1,6 @@
 """`write_pipelines` (notebook 19) on files: which forensics files it reads, what it writes and how it refuses damaged
-or unmatched inputs. Built on a hand-made reproduction and forensics document; nothing is trained or attacked."""
+or unmatched inputs. Built on a hand-made reproduction and forensics document, whose counts reach it as rows of the
+results table (`results.build_table`); nothing is trained or attacked."""
 import json
 import pytest
 from guessfirst_nb.models import TARGETS
@@ -14,12 +15,13 @@ def entry(acc): return dict(eps=[0, 2.0], acc=[0.99, acc], n=1000)
 
 
 def repro(dataset='mnist', profile='paper', seed=0):
-    return dict(dataset=dataset, profile=profile, seed=seed,
+    return dict(dataset=dataset, profile=profile, seed=seed, train_profile=dict(epochs=200),
                 results={m: {'clean': 0.99, 'FGSM/white': entry(0.5), 'CW/black': entry(0.98)} for m in TARGETS})
 
 
 def foren(dataset='mnist', profile='paper', seed=0):
-    return dict(dataset=dataset, profile=profile, seed=seed, n=1000, attack_config={'n_test': 1000}, rows=[],
+    return dict(dataset=dataset, profile=profile, seed=seed, n=1000, models=TARGETS, attack_config={'n_test': 1000},
+                environment={}, seconds={}, rows=[],
                 variants={'C&W kappa 0': {'CW/black 2': {m: dict(correct=700, n=1000) for m in TARGETS}}})
 
 
@@ -72,7 +74,7 @@ def test_damaged_forensics_file_is_one_clear_error(results):
 
 def test_forensics_of_another_run_is_refused(results):
     (results / 'paper' / 'mnist.json').write_text(json.dumps(repro(seed=1)))   # a reproduction under the wrong name
-    with pytest.raises(ValueError, match='pass the reproduction the forensics evaluated'):
+    with pytest.raises(ValueError, match=r'paper/mnist\.json: its document says mnist, profile paper, seed 1'):
         write_pipelines(results, paper=PAPER)
 
 
@@ -84,3 +86,23 @@ def test_a_failed_write_leaves_the_old_file(results, monkeypatch):
     with pytest.raises(OSError, match='disk full'):
         write_pipelines(results, draws=100, paper=PAPER)
     assert path.read_bytes() == old and not list(results.glob('paper/.*.tmp'))
+
+
+def test_forensics_file_of_another_schema_is_one_clear_error(results):
+    doc = dict(foren(), rows=[dict(cell='CW/black 2', model='CNN', explained=True)])   # a row without its paper value
+    (results / 'paper' / 'mnist_forensics.json').write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"mnist_forensics.json: unreadable \(document.rows\[0\]: \w+ lacks 'paper'"):
+        write_pipelines(results, paper=PAPER)
+    assert not Run('mnist', 'paper', out=results).result('pipelines').exists()
+
+
+def test_counts_come_from_the_table_passed(results):
+    "A table whose rows differ from the files is what the document reports: the counts are the table's records."
+    from guessfirst_nb.results import build_table
+    table = build_table(results)
+    kappa0 = (table.variant == 'C&W kappa 0') & (table.model == 'CNN')
+    assert kappa0.sum() == 1
+    table.loc[kappa0, 'correct'] = 980   # the CNN's C&W under kappa 0 as ours: no longer inside the paper's 70.0
+    write_pipelines(results, draws=200, paper=PAPER, table=table)
+    doc = json.loads(Run('mnist', 'paper', out=results).result('pipelines').read_text())
+    assert (doc['grid']['best']['score']['explained'], doc['grid']['best']['score']['inside']) == (5, 11)

@@ -16,8 +16,9 @@ from guessfirst_nb.io import sha256_file
 from guessfirst_nb.models import TARGETS, SUBSTITUTE
 from guessfirst_nb.reproduce import reproduce
 from guessfirst_nb.run import Run
-from guessfirst_nb.stability import stability, main, seed_results, _epochs, _grid, craft, transfer
-from guessfirst_nb.store import Store, plain
+from guessfirst_nb.stability import (stability, main, seed_results, _epochs, _grid, craft, transfer, EpochRow,
+                                     read_stability)
+from guessfirst_nb.store import Store, plain, typed
 from guessfirst_nb.train import load_model
 
 slow = pytest.mark.slow
@@ -45,8 +46,9 @@ def copy(run, tmp_path, runs=False) -> Run:
     if runs: shutil.copytree(run.runs, tmp_path / 'runs')
     return replace(run, out=tmp_path / 'results', runs=tmp_path / 'runs' if runs else run.runs)
 
-def no_time(d):
-    return {m: [{k: v for k, v in r.items() if k != 'seconds'} for r in rows] for m, rows in d['curves'].items()}
+def no_time(curves):
+    "{model: its rows without the seconds they took} of a study's `curves`."
+    return {m: [replace(r, seconds=0.0) for r in rows] for m, rows in curves.items()}
 def stage(run, name): return json.loads(Store(run.stages('stability')).path(name).read_text())
 def loads(monkeypatch, hook=lambda m, e: None) -> list:
     "Record every (model, epoch) the study loads, calling `hook(model, epoch)` first."
@@ -60,14 +62,14 @@ def loads(monkeypatch, hook=lambda m, e: None) -> list:
 def test_the_study_covers_every_target_epoch_and_substitute(smoke):
     run, _, doc = smoke
     assert list(run.epochs('CNN')) == [1, 2] and not run.stages('stability').exists()   # stages cleared once written
-    assert list(doc['curves']) == TARGETS and [r['epoch'] for r in doc['curves']['C-JS']] == [1, 2]
-    assert sorted(doc['substitute']) == ['1', '2']
-    for rows in doc['curves'].values():
+    assert list(doc.curves) == TARGETS and [r.epoch for r in doc.curves['C-JS']] == [1, 2]
+    assert sorted(doc.substitute) == ['1', '2'] and read_stability(run.result('stability')) == doc   # as written
+    for rows in doc.curves.values():
         for r in rows:   # the signs of masking of score_stats, every one a fraction
-            assert all(0 <= r[k] <= 1 for k in ('grad_all_zero', 'grad_zero_entries', 'grad_norm_f32_zero'))
-            assert r['grad_max'] >= 0 and r['grad_norm_f32_zero'] >= r['grad_all_zero']
+            assert all(0 <= x <= 1 for x in (r.grad_all_zero, r.grad_zero_entries, r.grad_norm_f32_zero))
+            assert r.grad_max >= 0 and r.grad_norm_f32_zero >= r.grad_all_zero and r.grad_zero is None
             for e in (0.15, 0.3):   # the white-box worst case is never above either of its attacks, and cumulative
-                w = r['white']; assert w[f'worst {e:g}'] <= min(w[f'ce {e:g}'], w[f'margin {e:g}']) + 1e-12
+                w = r.white; assert w[f'worst {e:g}'] <= min(w[f'ce {e:g}'], w[f'margin {e:g}']) + 1e-12
                 assert w[f'worst {e:g}'] <= w['worst 0.15'] + 1e-12
 
 @slow
@@ -76,8 +78,8 @@ def test_last_epoch_and_substitute_give_the_reproductions_numbers(smoke):
     _, repro, doc = smoke
     P0 = repro[0]['results']
     for m in TARGETS:
-        last = doc['curves'][m][-1]; b = last['black']['2']
-        assert abs(last['clean'] - P0[m]['clean']) < 1e-12
+        last = doc.row(m, 2); b = last.black['2']
+        assert abs(last.clean - P0[m]['clean']) < 1e-12
         for e in (0.15, 0.3):
             r = P0[m]['FGSM/black']; assert abs(b[f'FGSM {e:g}'] - r['acc'][r['eps'].index(e)]) < 1e-12
             r = P0[m]['PGD/black']; assert abs(b[f'PGD {e:g}'] - r['acc'][r['eps'].index(e)]) <= 0.05
@@ -89,7 +91,7 @@ def test_transfer_of_the_study_is_transfer(smoke):
     te = load('mnist', 'test').subset(run.profile.attack.n_test, seed=0)
     crafted = craft(load_model(run, SUBSTITUTE)[0], te.images(), te.y, run.profile.stability, run.profile.attack)
     got = transfer(load_model(run, 'CNN')[0], te.images(), te.y, crafted, run.profile.stability)
-    assert got == doc['curves']['CNN'][-1]['black']['2']
+    assert got == doc.row('CNN', 2).black['2']
 
 @slow
 def test_stage_keys_name_every_input(smoke, tmp_path):
@@ -105,11 +107,11 @@ def test_stage_keys_name_every_input(smoke, tmp_path):
     for m in FIRST:
         st = stage(run, m)
         assert st['key'] == dict(common, checkpoints={f'{m} epoch {e}': sha(m, e) for e in (1, 2)} | subs)
-        assert no_time(dict(curves={m: st['value']})) == {m: no_time(doc)[m]}   # the study's rows, epochs 1 and 2
+        assert no_time({m: typed(list[EpochRow], st['value'])}) == {m: no_time(doc.curves)[m]}   # its rows, epochs 1, 2
     for e in (1, 2):
         st = torch.load(Store(run.stages('stability')).path(f'{SUBSTITUTE}-epoch{e}', True), weights_only=True)
         assert st['key'] == dict(common, checkpoints={f'{SUBSTITUTE} epoch {e}': sha(SUBSTITUTE, e)})
-        assert set(st['value']) == {'crafted', 'clean'} and st['value']['clean'] == doc['substitute'][str(e)]['clean']
+        assert set(st['value']) == {'crafted', 'clean'} and st['value']['clean'] == doc.substitute[str(e)].clean
 
 class Killed(Exception): pass
 
@@ -128,7 +130,7 @@ def test_a_killed_run_resumes(smoke, tmp_path, monkeypatch):
     doc2 = stability(run, force=True, log=log)
     assert log.resumed() == ['substitute', 'substitute', 'CNN'] and not folder.exists()
     assert {m for m, _ in seen} == set(TARGETS) - {'CNN'}   # nothing crafted again, the CNN not loaded
-    assert no_time(doc2) == no_time(doc)
+    assert no_time(doc2.curves) == no_time(doc.curves)
 
 @slow
 def test_two_processes_share_one_study(smoke, tmp_path, monkeypatch):
@@ -153,7 +155,7 @@ def test_two_processes_share_one_study(smoke, tmp_path, monkeypatch):
     assert seen[side[0]:side[0] + 2 * len(others)] == [(m, e) for m in others for e in (1, 2)]   # the second's
     first = seen[:side[0]] + seen[side[0] + 2 * len(others):]
     assert first == [(SUBSTITUTE, 1), (SUBSTITUTE, 2), ('C-JS', 1), ('C-JS', 2)] and log.resumed() == ['CNN']
-    assert list(doc3['curves']) == TARGETS and no_time(doc3) == no_time(doc)
+    assert list(doc3.curves) == TARGETS and no_time(doc3.curves) == no_time(doc.curves)
     assert [p.name for p in folder.iterdir()] == ['.CNN.json.123.tmp']
     # models=[]: nothing measured, None; an unknown model is refused
     shutil.rmtree(folder)

@@ -13,8 +13,8 @@ from guessfirst_nb.run import Run
 from guessfirst_nb.io import sha256_file
 from guessfirst_nb.models import MODELS, TARGETS
 from guessfirst_nb.profiles import PROFILES
-from guessfirst_nb.store import Store
-from guessfirst_nb.substitutes import (Ensemble, attacker_substitutes, pack, substitutes, summarize,
+from guessfirst_nb.store import Store, plain, typed
+from guessfirst_nb.substitutes import (Ensemble, Substitutes, attacker_substitutes, pack, substitutes, summarize,
                                        transfer_broken)
 from guessfirst_nb.train import CheckpointError, fit, load_model
 
@@ -49,23 +49,25 @@ def doc(runs):
 
 
 def test_each_source_transfers_as_the_model_of_its_name(runs, doc):
-    assert (doc['n'], doc['sources']) == (40, attacker_substitutes(1) + TARGETS)
-    assert json.loads(json.dumps(summarize(doc))) == json.loads(json.dumps(doc['results']))
+    assert (doc.n, doc.sources) == (40, attacker_substitutes(1) + TARGETS)
+    assert plain(summarize(doc)) == plain(doc.results)
+    file = smoke(runs, 'a').result('substitutes')
+    assert typed(Substitutes, json.loads(file.read_text())) == doc                # the file holds the document returned
     te = load('mnist', 'test').subset(40, seed=CFG40.seed)
     mdl = lambda m, s=0: load_model(Run('mnist', 'smoke', s, runs), m)[0]
     ensemble = Ensemble(mdl('LeNet5'), mdl('CNN', 1)).eval()
     for src, model in (('CNN seed 1', mdl('CNN', 1)), ('LeNet5 + CNN seed 1', ensemble), ('C-JS', mdl('C-JS'))):
         direct = transfer_broken(model, {'C-DV-IE': mdl('C-DV-IE')}, te.images(), te.y, CFG40, log=quiet)
-        assert {c: pack(v) for c, v in direct['C-DV-IE'].items()} == doc['broken'][src]['C-DV-IE']
-    assert 'C-JS' not in doc['broken']['C-JS']                       # a target is never its own substitute
+        assert {c: pack(v) for c, v in direct['C-DV-IE'].items()} == doc.broken[src]['C-DV-IE']
+    assert 'C-JS' not in doc.broken['C-JS']                       # a target is never its own substitute
 
 
 def test_the_checkpoints_and_environment_are_recorded(runs, doc):
-    ck = doc['checkpoints']['CNN seed 1']
-    assert (ck['file'], ck['epoch']) == ('mnist/smoke/seed1/CNN/last.pt', 2)
-    assert ck['sha256'] == sha256_file(runs / ck['file'])
-    assert sorted(doc['checkpoints']) == sorted([f'{m} seed 0' for m in MODELS] + ['CNN seed 1'])
-    assert doc['environment']['torch']
+    ck = doc.checkpoints['CNN seed 1']
+    assert (ck.file, ck.epoch) == ('mnist/smoke/seed1/CNN/last.pt', 2)
+    assert ck.sha256 == sha256_file(runs / ck.file)
+    assert sorted(doc.checkpoints) == sorted([f'{m} seed 0' for m in MODELS] + ['CNN seed 1'])
+    assert doc.environment['torch']
 
 
 class Killed(Exception): pass
@@ -91,7 +93,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(runs, doc
     doc_b = run(runs, 'b', log=lambda *a: msgs.append(' '.join(map(str, a))))
     assert [m for m in msgs if m.endswith('resumed')] == ['mnist LeNet5: resumed', 'mnist CNN seed 1: resumed']
     assert not any(m.startswith(('mnist from LeNet5:', 'mnist from CNN seed 1:')) for m in msgs)   # nothing redone
-    assert doc_b['broken'] == doc['broken'] and not smoke(runs, 'b').stages('substitutes').exists()
+    assert doc_b.broken == doc.broken and not smoke(runs, 'b').stages('substitutes').exists()
 
 
 def test_each_source_is_keyed_on_the_checkpoints_it_reads(runs):
