@@ -34,8 +34,8 @@ __all__ = ['PGD_ATTACKS', 'GRAD_STATS', 'Entry', 'CHECKS', 'REPRO_ENTRIES', 'REA
            'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table',
            'plot_grad_norms', 'gradient_table', 'representations', 'label_entropy', 'Probe', 'linear_probe',
            'compression', 'reproduction_entries', 'audit_images', 'attacked_images', 'write_json', 'read_doc',
-           'command', 'seconds_key', 'model_stages', 'ModelStage', 'audit', 'add_gradients', 'worst_case_table',
-           'hsj_table', 'compression_table', 'audit_markdown', 'remeasure_gradients']
+           'command', 'seconds_key', 'model_stages', 'stage_config', 'ModelStage', 'audit', 'add_gradients',
+           'worst_case_table', 'hsj_table', 'compression_table', 'audit_markdown', 'remeasure_gradients']
 
 # %% ../nbs/09_audit.ipynb #074c3d6a
 def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -372,16 +372,14 @@ def audit_doc(doc) -> AuditDoc:
 
 # %% ../nbs/09_audit.ipynb #a5c4e005
 def to_plain(obj):
-    """`obj` (an `AuditDoc` or any part of it) as the audit's JSON stores it: `plain`, except that an optional field
-    (default None) that is None is left out, as the key was absent (older documents lack the later additions, an entry
-    the other kinds' keys), and a non-finite number is written as None."""
-    def strip(o):
-        if is_dataclass(o) and not isinstance(o, type):
-            return {f.name: strip(v) for f in fields(o) if (v := getattr(o, f.name)) is not None or f.default is not None}
-        if isinstance(o, dict): return {k: strip(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)): return [strip(v) for v in o]
-        return None if isinstance(o, (float, np.floating)) and not math.isfinite(o) else o
-    return plain(strip(obj))
+    """`obj` (an `AuditDoc` or any part of it) as the audit's JSON stores it: `plain(obj, drop_none=True)` (an optional
+    field that is None is left out, as the key was absent: older documents lack the later additions, an entry the
+    other kinds' keys), and a non-finite number written as None."""
+    def finite(o):
+        if isinstance(o, dict): return {k: finite(v) for k, v in o.items()}
+        if isinstance(o, list): return [finite(v) for v in o]
+        return None if isinstance(o, float) and not math.isfinite(o) else o
+    return finite(plain(obj, drop_none=True))
 
 # %% ../nbs/09_audit.ipynb #388c8a05
 def _result(check, rows, tol, what) -> Check:
@@ -790,6 +788,12 @@ def model_stages(run: Run, study: str, names, key, compute, force: bool = False,
     return out
 
 # %% ../nbs/09_audit.ipynb #9cfab9a8
+def stage_config(repro, name: str, cfg: AuditConfig) -> dict:
+    """The configuration in the key of model `name`'s audit stage: the audit's settings and what the stage reads of the
+    reproduction `repro`, its attack settings and this model's entries, as the reproduction's file holds them."""
+    read = {entry(*k): plain(repro.results[name][entry(*k)], drop_none=True) for k in READ_FROM_REPRODUCTION}
+    return dict(audit=cfg, reproduction=dict(attack_config=repro.attack_config, entries=read))
+
 @dataclass(frozen=True)
 class ModelStage:
     "What one model's stage of the audit keeps: its `result`, its `compression` (None: not a conditioned model or CNN)."
@@ -824,10 +828,7 @@ def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=
         c = compression(model, held.images(), held.y, cfg.probe_hypothesis, cfg.probe_steps, seed=cfg.seed)
         return ModelStage(r, Compression(**c, seconds=time.time() - t0))
 
-    def key(name):   # what a model's stage reads of the reproduction: its attack settings and this model's entries
-        read = {entry(*k): repro.results[name][entry(*k)] for k in READ_FROM_REPRODUCTION}
-        return stage_key(dict(audit=cfg, reproduction=dict(attack_config=repro.attack_config, entries=read)),
-                         images, {name: run.checkpoint(name)})
+    def key(name): return stage_key(stage_config(repro, name, cfg), images, {name: run.checkpoint(name)})
     results, comp, seconds = {}, {}, {}
     for name, rec in model_stages(run, 'audit', names, key, audit_one, log=log, device=device).items():
         st = typed(ModelStage, rec.value, f'stage {name}')

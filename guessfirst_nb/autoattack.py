@@ -15,7 +15,7 @@ from .io import atomic_write_text
 from .models import TARGETS
 from .train import CheckpointError
 from .attacks import device_of, _seeded
-from .reproduce import table_markdown, reproduction, entry
+from .reproduce import table_markdown, reproduction, entry, write_reproduction
 from .profiles import PROFILES, AttackConfig, AuditConfig
 from .audit import (audit, audit_markdown, audit_doc, attack_key, attack_sizes, attacked_images,
                                  cell_key, first_broken, run_checks, worst_cases, read_doc, write_json, command,
@@ -214,7 +214,7 @@ def rederive_audit(path) -> bool:
     text = Path(path).read_text()
     data = json.loads(text)
     for r in data['results'].values():   # the earlier format is not the schema's: restated as JSON data first
-        r['attacks'] = {k: restated_entry(e, r['clean'], k) for k, e in r['attacks'].items()}
+        r['attacks'] = {k: restated_entry(e, r['clean'], k) if e.get('cascade') else e for k, e in r['attacks'].items()}
     doc = audit_doc(data)
     doc = replace(doc, results={m: restate_cascade(r) for m, r in doc.results.items()})
     if json.dumps(to_plain(doc), indent=1, allow_nan=False) == text: return False
@@ -344,7 +344,7 @@ def add_square(run: Run, cfg: AutoAttackConfig = AutoAttackConfig(), models=None
                device='cpu') -> dict:
     """Add `Square/query` to each target of the reproduction of `run` (`run.result()`) and rewrite it, with its
     markdown. One stage per model in `run.stages('square')`, keyed on `cfg`, the images and the model's checkpoint.
-    The reproduction's document (notebook 08) is extended as JSON data, so that its other keys stay as they are."""
+    The reproduction's document (notebook 08) is extended as JSON data and written by `write_reproduction`."""
     path = run.result()
     doc = read_doc(path, 'reproduction', command(run, 'reproduce'))
     rep, sq = reproduction(doc), entry('Square', 'query')
@@ -359,7 +359,7 @@ def add_square(run: Run, cfg: AutoAttackConfig = AutoAttackConfig(), models=None
     for name, rec in model_stages(run, 'square', names, key, compute, force, log, device).items():
         doc['results'][name][sq] = rec.value
         doc.setdefault('seconds', {})[seconds_key(name, 'Square')] = rec.seconds
-    atomic_write_text(path, json.dumps(doc, indent=1))
+    doc = write_reproduction(doc, path)   # checked against the reproduction's schema
     atomic_write_text(path.with_suffix('.md'), table_markdown(doc) + '\n')
     return doc
 

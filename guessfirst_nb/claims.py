@@ -17,10 +17,10 @@ from .profiles import get_profile
 
 # %% auto #0
 __all__ = ['VERDICTS', 'REPRODUCED', 'SIDES', 'THREATS', 'PROPOSED', 'CLAIMS', 'WHITE', 'TRANSFER', 'TRENDS', 'SCOREBOARD',
-           'SCOREBOARD_GROUPS', 'verdict', 'Cell', 'Claim', 'Slice', 'Measured', 'Measurements', 'measure', 'compare',
-           'paper_effect', 'evaluate', 'standard_slices', 'evaluate_all', 'summarize', 'claim_trend',
-           'verdicts_markdown', 'scoreboard_runs', 'scoreboard_caption', 'scoreboard', 'autoattack_seeds',
-           'write_claims']
+           'SCOREBOARD_GROUPS', 'verdict', 'Cell', 'Claim', 'Slice', 'Measured', 'Measurements', 'measure',
+           'Comparison', 'compare', 'paper_effect', 'Evaluation', 'evaluate', 'standard_slices', 'evaluate_all',
+           'summarize', 'claim_trend', 'verdicts_markdown', 'scoreboard_runs', 'scoreboard_caption', 'scoreboard',
+           'autoattack_seeds', 'write_claims']
 
 # %% ../nbs/15_claims.ipynb #1c2ca10a
 VERDICTS = {   # the one vocabulary, from the strongest finding for the claim to the strongest against it
@@ -57,9 +57,7 @@ THREATS = {'white-box': 'white', 'transfer': 'black', 'query': 'query'}
 @dataclass(frozen=True)
 class Cell:
     "One column of the tables: `attack` (FGSM, PGD, CW, Square), `side` (white, black: transferred, query) at `eps`."
-    attack: str
-    side: str
-    eps: float
+    attack: str; side: str; eps: float
 
     def __post_init__(self):
         if self.attack not in NORMS: raise ValueError(f"unknown attack {self.attack!r}; valid: {', '.join(NORMS)}")
@@ -133,13 +131,8 @@ TRANSFER = ('LeNet5', 'substitutes')
 @dataclass(frozen=True)
 class Slice:
     "Which measurements to check a claim on (see above). `epoch`, `substitute`: None for the full training length."
-    dataset: str
-    profile: str
-    seed: int = 0
-    white: str = 'audit'
-    epoch: int | None = None
-    substitute: int | None = None
-    transfer: str = 'LeNet5'
+    dataset: str; profile: str; seed: int = 0; white: str = 'audit'
+    epoch: int | None = None; substitute: int | None = None; transfer: str = 'LeNet5'
 
     def __post_init__(self):
         if self.white not in WHITE: raise ValueError(f"white must be one of {', '.join(WHITE)}, got {self.white!r}")
@@ -176,25 +169,18 @@ class Slice:
 # %% ../nbs/15_claims.ipynb #df83750b
 class Measured(NamedTuple):
     "One measurement: `correct` of `n` images, from the result file `source`; `key` names what it measures."
-    correct: int
-    n: int
-    source: str
-    key: tuple
+    correct: int; n: int; source: str; key: tuple
 
 # %% ../nbs/15_claims.ipynb #f8de6030
-def _isna(v) -> bool:
-    import pandas as pd
-    return bool(pd.isna(v))
-
 def _kind(source: str) -> str: return source_kind(Path(source).name)
 
 class Measurements:
     "The long results table (a DataFrame of notebook 14's columns), indexed by what each row measures."
     def __init__(self, table):
-        self.table = table
-        self.rows = {}
+        import pandas as pd
+        self.table, self.rows = table, {}
         for r in table[table.variant == ''].itertuples(index=False):
-            sub = None if _isna(r.substitute_epochs) else int(r.substitute_epochs)
+            sub = None if pd.isna(r.substitute_epochs) else int(r.substitute_epochs)
             key = (r.dataset, r.profile, int(r.seed), _kind(r.source), r.model, r.mode, r.attack, r.norm,
                    round(float(r.eps), 9), int(r.train_epochs), sub)
             if key in self.rows: raise ValueError(f'two rows measure {key}: {self.rows[key].source} and {r.source}')
@@ -228,15 +214,23 @@ def measure(ms: Measurements, sl: Slice, model: str, cell: Cell | None):
     return None
 
 # %% ../nbs/15_claims.ipynb #e2ac8945
-def compare(ms: Measurements, sl: Slice, a: str, b: str, cell: Cell) -> dict | None:
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison (`compare`): `a` more accurate than `b` under `cell`? Their accuracies, the difference `diff`
+    a - b in points with its 95% interval [`lo`, `hi`], whether a `won` and whether `clear`ly; the measurements'
+    `sources` and `key`s."""
+    a: str; b: str; cell: str; acc_a: float; acc_b: float; diff: float; lo: float; hi: float; won: bool; clear: bool
+    sources: tuple[str, ...]; key: tuple
+
+def compare(ms: Measurements, sl: Slice, a: str, b: str, cell: Cell) -> Comparison | None:
     "One comparison 'a more accurate than b under cell' on slice `sl`, or None if the slice lacks either measurement."
     ma, mb = measure(ms, sl, a, cell), measure(ms, sl, b, cell)
     if ma is None or mb is None: return None
     (ka, na, sa, _), (kb, nb, sb, _) = ma, mb
     d, lo, hi = newcombe(ka, na, kb, nb)
     clear = wilson(ka, na)[0] > wilson(kb, nb)[1]
-    return dict(a=a, b=b, cell=str(cell), acc_a=ka / na, acc_b=kb / nb, diff=100 * d, lo=100 * lo, hi=100 * hi,
-                won=d > 0, clear=clear, sources=tuple(sorted({sa, sb})), key=(ma.key, mb.key))
+    return Comparison(a=a, b=b, cell=str(cell), acc_a=ka / na, acc_b=kb / nb, diff=100 * d, lo=100 * lo, hi=100 * hi,
+                      won=d > 0, clear=clear, sources=tuple(sorted({sa, sb})), key=(ma.key, mb.key))
 
 # %% ../nbs/15_claims.ipynb #71f4f21a
 def paper_effect(claim: Claim, dataset: str) -> float:
@@ -248,19 +242,27 @@ def paper_effect(claim: Claim, dataset: str) -> float:
     return sum(d) / len(d)
 
 # %% ../nbs/15_claims.ipynb #52bd422a
-def evaluate(claim: Claim, ms: Measurements, sl: Slice) -> dict:
+@dataclass(frozen=True)
+class Evaluation:
+    """A claim on one slice (`evaluate`): the claim, its threat, the slice's run, epochs, white-box and label; `n`
+    comparisons, `won` the claimed way, `clear`ly; the `verdict`, the mean difference `diff` (points) with its interval
+    [`lo`, `hi`], the `paper`'s; the `comparisons`. Read by attribute, or by name as a dict (`r['n']`)."""
+    claim: str; threat: str; dataset: str; profile: str; seed: int; epoch: int; substitute: int; white: str; slice: str
+    n: int; won: int; clear: int; verdict: str; diff: float; lo: float; hi: float; paper: float; comparisons: list
+    def __getitem__(self, name: str): return getattr(self, name)
+
+def evaluate(claim: Claim, ms: Measurements, sl: Slice) -> Evaluation:
     "The claim on one slice: counts, verdict, mean difference (points) with its conservative interval, paper's."
-    comps, seen = [], set()
-    for a, b, cell in claim.comparisons():
-        c = compare(ms, sl, a, b, cell)
-        if c is None or c['key'] in seen: continue
-        seen.add(c['key']); comps.append(c)
-    n, won, clear = len(comps), sum(c['won'] for c in comps), sum(c['clear'] for c in comps)
-    mean = lambda k: sum(c[k] for c in comps) / n if n else math.nan
-    return dict(claim=claim.name, threat=claim.threat, dataset=sl.dataset, profile=sl.profile, seed=sl.seed,
-                epoch=sl.epochs[0], substitute=sl.epochs[1], white=sl.white, slice=sl.label, n=n, won=won,
-                clear=clear, verdict=verdict(n, won, clear, mean('lo'), mean('hi')), diff=mean('diff'),
-                lo=mean('lo'), hi=mean('hi'), paper=paper_effect(claim, sl.dataset), comparisons=comps)
+    comps = {}
+    for a, b, cell in claim.comparisons():   # two comparisons of the same two measurements count once
+        if (c := compare(ms, sl, a, b, cell)) is not None: comps.setdefault(c.key, c)
+    comps = list(comps.values())
+    n, won, clear = len(comps), sum(c.won for c in comps), sum(c.clear for c in comps)
+    mean = lambda k: sum(getattr(c, k) for c in comps) / n if n else math.nan
+    return Evaluation(claim=claim.name, threat=claim.threat, dataset=sl.dataset, profile=sl.profile, seed=sl.seed,
+                      epoch=sl.epochs[0], substitute=sl.epochs[1], white=sl.white, slice=sl.label, n=n, won=won,
+                      clear=clear, verdict=verdict(n, won, clear, mean('lo'), mean('hi')), diff=mean('diff'),
+                      lo=mean('lo'), hi=mean('hi'), paper=paper_effect(claim, sl.dataset), comparisons=comps)
 
 # %% ../nbs/15_claims.ipynb #72c3201e
 def standard_slices(ms: Measurements, dataset: str, profile: str) -> list[tuple[str, Slice]]:
@@ -284,7 +286,7 @@ def standard_slices(ms: Measurements, dataset: str, profile: str) -> list[tuple[
 def evaluate_all(ms: Measurements, slices: list, claims: list = CLAIMS):
     "Every claim on every (factor, slice): one row each, a DataFrame (comparisons dropped; see `evaluate` for them)."
     import pandas as pd
-    rows = [dict(factor=f, **{k: v for k, v in evaluate(c, ms, s).items() if k != 'comparisons'})
+    rows = [dict(factor=f, **{k: v for k, v in vars(evaluate(c, ms, s)).items() if k != 'comparisons'})
             for c in claims for f, s in slices]
     return pd.DataFrame(rows)
 
@@ -297,12 +299,14 @@ def summarize(frame):
 # %% ../nbs/15_claims.ipynb #551b2ac1
 TRENDS = ('appears', 'vanishes', 'grows', 'shrinks', 'stays', 'reversed', 'absent', 'not measured')
 
+def _pts(v: float) -> str: return '' if math.isnan(v) else f'{v:+.1f}'
+
 def _trend(ra, rb) -> str:
-    if not ra['n'] or not rb['n']: return 'not measured'
-    pa, pb = ra['lo'] > 0, rb['lo'] > 0
-    if pa and pb: return 'grows' if rb['lo'] > ra['hi'] else ('shrinks' if rb['hi'] < ra['lo'] else 'stays')
+    if not ra.n or not rb.n: return 'not measured'
+    pa, pb = ra.lo > 0, rb.lo > 0
+    if pa and pb: return 'grows' if rb.lo > ra.hi else ('shrinks' if rb.hi < ra.lo else 'stays')
     if pb: return 'appears'
-    if rb['hi'] < 0: return 'reversed'
+    if rb.hi < 0: return 'reversed'
     return 'vanishes' if pa else 'absent'
 
 def claim_trend(frame, a: int, b: int):
@@ -325,17 +329,14 @@ def claim_trend(frame, a: int, b: int):
     for claim, g in f.groupby('claim', sort=False):
         n = {e: int((g.epoch == e).sum()) for e in (a, b)}
         if n != {a: 1, b: 1}: raise ValueError(f'{claim!r} needs one row per epoch, got {n} rows at epochs {a}, {b}')
-        ra, rb = (g[g.epoch == e].iloc[0] for e in (a, b))
-        span = lambda r: f'{r["diff"]:+.1f} [{r["lo"]:+.1f}, {r["hi"]:+.1f}]' if r['n'] else '—'
-        verdict = lambda r: f"{r['verdict']} ({r['won']}/{r['n']})"
-        rows.append({'claim': claim, 'threat': ra['threat'], f'epoch {a}': verdict(ra), f'effect {a}': span(ra),
-                     f'epoch {b}': verdict(rb), f'effect {b}': span(rb), 'trend': _trend(ra, rb),
-                     'paper': '' if math.isnan(ra['paper']) else f"{ra['paper']:+.1f}"})
+        ra, rb = (next(g[g.epoch == e].itertuples()) for e in (a, b))
+        span = lambda r: f'{r.diff:+.1f} [{r.lo:+.1f}, {r.hi:+.1f}]' if r.n else '—'
+        word = lambda r: f'{r.verdict} ({r.won}/{r.n})'
+        rows.append({'claim': claim, 'threat': ra.threat, f'epoch {a}': word(ra), f'effect {a}': span(ra),
+                     f'epoch {b}': word(rb), f'effect {b}': span(rb), 'trend': _trend(ra, rb), 'paper': _pts(ra.paper)})
     return pd.DataFrame(rows).set_index('claim')
 
 # %% ../nbs/15_claims.ipynb #096b9e69
-def _pts(v: float) -> str: return '' if math.isnan(v) else f'{v:+.1f}'
-
 def verdicts_markdown(frame) -> str:
     "The verdicts of `evaluate_all` as a markdown table: claims as rows, slices as columns."
     slices = list(dict.fromkeys(frame.slice))
@@ -359,7 +360,7 @@ def scoreboard_runs(ms: Measurements, dataset: str, claim: Claim) -> list[tuple]
     out = []
     for label, prof, seeds, marker, colour in SCOREBOARD:
         sls = [s for f, s in standard_slices(ms, dataset, prof) if f == 'seed' and s.seed in seeds]
-        out.append((label, seeds, marker, colour, [r for r in (evaluate(claim, ms, s) for s in sls) if r['n']]))
+        out.append((label, seeds, marker, colour, [r for r in (evaluate(claim, ms, s) for s in sls) if r.n]))
     return out
 
 # %% ../nbs/15_claims.ipynb #dbcd0ebc
@@ -400,11 +401,11 @@ def scoreboard(ms: Measurements, datasets=('mnist', 'fashion_mnist'), claims: li
             for j, (label, seeds, marker, colour, rs) in enumerate(scoreboard_runs(ms, ds, c)):
                 dy = y + 0.17 - 0.34 * j
                 for k, r in enumerate(rs):
-                    if k: ax.plot(r['diff'], dy, marker, color=colour, ms=3, alpha=.6); continue
-                    ax.errorbar(r['diff'], dy, xerr=[[r['diff'] - r['lo']], [r['hi'] - r['diff']]], fmt=marker,
-                                color=colour, ms=6, capsize=2)
-                    seed = '' if r['seed'] == min(seeds) else f", seed {r['seed']}"
-                    ax.text(1.02, dy, f"{r['epoch']} ep.{seed}: {r['verdict']} ({r['won']}/{r['n']})", fontsize=7.5,
+                    if k: ax.plot(r.diff, dy, marker, color=colour, ms=3, alpha=.6); continue
+                    ax.errorbar(r.diff, dy, xerr=[[r.diff - r.lo], [r.hi - r.diff]], fmt=marker, color=colour, ms=6,
+                                capsize=2)
+                    seed = '' if r.seed == min(seeds) else f', seed {r.seed}'
+                    ax.text(1.02, dy, f'{r.epoch} ep.{seed}: {r.verdict} ({r.won}/{r.n})', fontsize=7.5,
                             color=colour, va='center', transform=ax.get_yaxis_transform())
         ax.axvline(0, color='k', lw=.8); ax.grid(alpha=.3, axis='x'); ax.set_ylim(-0.5, nc - 0.5)
         ax.set_title({'mnist': 'MNIST', 'fashion_mnist': 'Fashion-MNIST'}.get(ds, ds), fontsize=10)

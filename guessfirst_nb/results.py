@@ -5,6 +5,7 @@
 # %% ../nbs/14_results.ipynb #4ff15b24
 from __future__ import annotations
 import csv, io, json, re
+from collections import namedtuple
 from dataclasses import dataclass, fields
 from pathlib import Path
 from .io import atomic_write_text
@@ -14,13 +15,18 @@ from .profiles import get_profile
 from .run import Run
 from .store import typed
 from .stability import StabilityDoc
+from .reproduce import Reproduction, CLEAN
+from .audit import AuditDoc, GridEntry, HsjEntry
+from .forensics import Forensics
+from .substitutes import Substitutes
 
 
 # %% auto #0
-__all__ = ['COLUMNS', 'MODES', 'NORMS', 'SIDES', 'TOL', 'TOL_F32', 'WORST', 'WHITE', 'CELL', 'SUBSTITUTE_EPOCHS', 'SUFFIXES',
-           'EXCLUDE', 'VALUES', 'ROUNDED', 'count', 'Header', 'header', 'make_row', 'rows_from_reproduction',
-           'rows_from_audit', 'rows_from_stability', 'rows_from_forensics', 'rows_from_substitutes', 'source_kind',
-           'load_results', 'table_frame', 'build_table', 'csv_text', 'write_table', 'read_table', 'summary']
+__all__ = ['COLUMNS', 'MODES', 'NORMS', 'SIDES', 'TOL', 'TOL_F32', 'Row', 'WORST', 'WHITE', 'CELL', 'SUBSTITUTE_EPOCHS',
+           'SUFFIXES', 'EXCLUDE', 'VALUES', 'KINDS', 'ROUNDED', 'count', 'Header', 'header', 'make_row',
+           'rows_from_reproduction', 'rows_from_audit', 'rows_from_stability', 'rows_from_forensics',
+           'rows_from_substitutes', 'source_kind', 'load_results', 'table_frame', 'build_table', 'csv_text',
+           'write_table', 'read_table', 'summary']
 
 # %% ../nbs/14_results.ipynb #9cd65127
 COLUMNS = ['dataset', 'profile', 'seed', 'train_epochs', 'substitute_epochs', 'model', 'attack', 'mode', 'norm', 'eps',
@@ -66,8 +72,10 @@ def header(doc, source: str = 'document') -> Header:
     return typed(Header, {f.name: doc[f.name] for f in fields(Header)}, source)
 
 # %% ../nbs/14_results.ipynb #8e2a40ea
+Row = namedtuple('Row', COLUMNS)   # one row of the table, its `COLUMNS` by name
+
 def make_row(doc, source: str, train_epochs: int, model: str, mode: str, correct: int, n: int, attack: str = '',
-             norm: str = '', eps: float = 0.0, substitute_epochs: int | None = None, variant: str = '') -> dict:
+             norm: str = '', eps: float = 0.0, substitute_epochs: int | None = None, variant: str = '') -> Row:
     "One row (`COLUMNS`): the run of `doc` (`header`), the count `correct` of `n`, its 95% Wilson interval."
     if mode not in MODES: raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     if norm not in ('linf', 'l2', ''): raise ValueError(f"unknown norm {norm!r}; valid: linf, l2 or '' (clean)")
@@ -77,79 +85,76 @@ def make_row(doc, source: str, train_epochs: int, model: str, mode: str, correct
         raise ValueError(f'{correct!r} correct of {n} images in {source}')
     lo, hi = wilson(int(correct), int(n))
     sub, h = None if substitute_epochs is None else int(substitute_epochs), header(doc, source)
-    return dict(dataset=h.dataset, profile=h.profile, seed=h.seed, train_epochs=int(train_epochs),
-                substitute_epochs=sub, model=model, attack=attack, mode=mode, norm=norm, eps=float(eps),
-                variant=variant, n=int(n), correct=int(correct), accuracy=int(correct) / int(n), ci_low=lo, ci_high=hi,
-                source=source)
+    return Row(dataset=h.dataset, profile=h.profile, seed=h.seed, train_epochs=int(train_epochs),
+               substitute_epochs=sub, model=model, attack=attack, mode=mode, norm=norm, eps=float(eps),
+               variant=variant, n=int(n), correct=int(correct), accuracy=int(correct) / int(n), ci_low=lo, ci_high=hi,
+               source=source)
 
 # %% ../nbs/14_results.ipynb #09efd242
-def _curve_rows(doc, source, ep, model, attack, mode, norm, e: dict, clean: int, sub=None) -> list[dict]:
-    "The rows of one accuracy curve {'eps', 'acc', 'n'}; its eps-0 point must be the clean count."
+def _curve_rows(doc, source, ep, model, attack, mode, norm, e, clean: int, sub=None) -> list[Row]:
+    "The rows of one accuracy curve (its `eps`, `acc`, `n`); its eps-0 point must be the clean count."
     out = []
-    for eps, acc in zip(e['eps'], e['acc'], strict=True):
-        k = count(acc, e['n'])
+    for eps, acc in zip(e.eps, e.acc, strict=True):
+        k = count(acc, e.n)
         if eps == 0:
             if k != clean: raise ValueError(f'{source}: {model} {attack} {mode} at eps 0: {k} correct, clean {clean}')
             continue
-        out.append(make_row(doc, source, ep, model, mode, k, e['n'], attack, norm, eps, sub))
+        out.append(make_row(doc, source, ep, model, mode, k, e.n, attack, norm, eps, sub))
     return out
 
-def rows_from_reproduction(doc: dict, source: str) -> list[dict]:
+def rows_from_reproduction(doc: Reproduction, source: str) -> list[Row]:
     "The rows of one reproduction: every target's clean accuracy and curve points, and the substitute's clean accuracy."
-    ep, out, ns = doc['train_profile']['epochs'], [], set()
-    for m, r in doc['results'].items():
-        n = {e['n'] for k, e in r.items() if k != 'clean'}
+    ep, out, ns = doc.epochs, [], set()
+    for m, r in doc.results.items():
+        curves = {k: e for k, e in r.items() if k != CLEAN}
+        n = {e.n for e in curves.values()}
         if len(n) != 1: raise ValueError(f'{source}: the curves of {m} have different image counts {sorted(n)}')
-        n = n.pop(); ns.add(n); clean = count(r['clean'], n)
+        n = n.pop(); ns.add(n); clean = count(doc.clean(m), n)
         out.append(make_row(doc, source, ep, m, 'clean', clean, n))
-        for key, e in r.items():
-            if key == 'clean': continue
+        for key, e in curves.items():
             atk, side = key.split('/')
             if atk not in NORMS or side not in SIDES: raise ValueError(f'{source}: unknown entry {key!r} of {m}')
             sub = ep if side == 'black' else None   # the substitute is trained as long as the targets
             out += _curve_rows(doc, source, ep, m, atk, SIDES[side], NORMS[atk], e, clean, sub)
     if len(ns) != 1: raise ValueError(f'{source}: the targets were evaluated on different image counts {sorted(ns)}')
-    if 'substitute' in doc:   # computed in float32, on the targets' images
-        s, n = doc['substitute'], ns.pop()
-        out.append(make_row(doc, source, ep, s['name'], 'clean', count(s['clean'], n, TOL_F32), n))
+    if (s := doc.substitute) is not None:   # computed in float32, on the targets' images
+        n = ns.pop(); out.append(make_row(doc, source, ep, s.name, 'clean', count(s.clean, n, TOL_F32), n))
     return out
 
 # %% ../nbs/14_results.ipynb #8aed951c
 WORST = {'': 'all', 'hsj_subset': 'all:hsj-subset', 'hsj_subset_without_hsj': 'all-but-HSJ:hsj-subset'}
 
-def rows_from_audit(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
-    """The rows of one audit: every target's clean accuracy, every point of the audit's own attacks, HopSkipJump at the
-    worst-case cells, and the worst cases. `train_epochs`: the models' training length (None: the profile's)."""
-    ep = get_profile(header(doc).profile).train.epochs if train_epochs is None else train_epochs
-    out = []
-    for m, r in doc['results'].items():
-        clean = count(r['clean'], r['n'], TOL_F32)   # computed in float32
-        out.append(make_row(doc, source, ep, m, 'clean', clean, r['n']))
-        for name, e in r['attacks'].items():
-            # AutoAttack's entries (cascade) ran only on what earlier attacks left: no accuracy of their own
-            if 'acc' not in e or e.get('cascade'): continue
-            out += _curve_rows(doc, source, ep, m, name.split('/')[0], 'audit', e['norm'], e, clean)
-        for key, w in r['worst_case'].items():
+def rows_from_audit(doc: AuditDoc, source: str, train_epochs: int | None = None) -> list[Row]:
+    """The rows of one (typed) audit: every target's clean accuracy, every point of the audit's own attacks, HopSkipJump
+    at the worst-case cells, and the worst cases. `train_epochs`: the models' training length (None: the profile's)."""
+    ep, out = get_profile(doc.profile).train.epochs if train_epochs is None else train_epochs, []
+    for m, r in doc.results.items():
+        clean = count(r.clean, r.n, TOL_F32)   # computed in float32
+        out.append(make_row(doc, source, ep, m, 'clean', clean, r.n))
+        for name, e in r.attacks.items():
+            # the audit's own curves; AutoAttack's (cascade) ran on what earlier attacks left: no accuracy of theirs
+            if not isinstance(e, GridEntry): continue
+            out += _curve_rows(doc, source, ep, m, name.split('/')[0], 'audit', e.norm, e, clean)
+        for key, w in r.worst_case.items():
             norm = key.split()[0]
             for sub, attack in WORST.items():
-                if sub and sub not in w: continue
-                v = w[sub] if sub else w
-                if count(v['acc'], v['n']) != v['k']:
-                    raise ValueError(f"{source}: {m} {key} {attack}: accuracy {v['acc']} is not {v['k']}/{v['n']}")
-                out.append(make_row(doc, source, ep, m, 'audit-worst', v['k'], v['n'], attack, norm, v['eps']))
-            for name, e in r['attacks'].items():
-                if 'index' not in e or e['norm'] != norm: continue   # HopSkipJump: on its subset of the images
-                h = w['hsj_subset']
-                if h['n'] != len(e['index']):
-                    raise ValueError(f"{source}: {m} {name} ran on {len(e['index'])} images, its subset has {h['n']}")
-                out.append(make_row(doc, source, ep, m, 'audit', count(h['single'][name], h['n']), h['n'],
-                                    name.split('/')[0], norm, h['eps']))
+                if (v := getattr(w, sub) if sub else w) is None: continue
+                if count(v.acc, v.n) != v.k:
+                    raise ValueError(f"{source}: {m} {key} {attack}: accuracy {v.acc} is not {v.k}/{v.n}")
+                out.append(make_row(doc, source, ep, m, 'audit-worst', v.k, v.n, attack, norm, v.eps))
+            for name, e in r.attacks.items():
+                if not isinstance(e, HsjEntry) or e.norm != norm: continue   # HopSkipJump: on its subset of the images
+                h = w.hsj_subset
+                if h.n != len(e.index):
+                    raise ValueError(f"{source}: {m} {name} ran on {len(e.index)} images, its subset has {h.n}")
+                out.append(make_row(doc, source, ep, m, 'audit', count(h.single[name], h.n), h.n,
+                                    name.split('/')[0], norm, h.eps))
     return out
 
 # %% ../nbs/14_results.ipynb #13965001
 WHITE = {'ce': ('white', 'PGD-ce'), 'margin': ('white', 'PGD-margin'), 'worst': ('white-worst', 'PGD-ce+margin')}
 
-def rows_from_stability(doc: StabilityDoc, source: str) -> list[dict]:
+def rows_from_stability(doc: StabilityDoc, source: str) -> list[Row]:
     "The rows of a (typed) stability study: each substitute's clean accuracy; each target's per epoch."
     n, nw, out = doc.n, doc.n_white, []
     for key, s in doc.substitute.items():
@@ -178,11 +183,10 @@ def rows_from_stability(doc: StabilityDoc, source: str) -> list[dict]:
 CELL = re.compile(r'(?P<attack>[A-Za-z]+)/(?P<side>white|black) (?P<eps>[0-9.]+(?:e[+-]?[0-9]+)?)')
 SUBSTITUTE_EPOCHS = re.compile(r'\bsubstitute (\d+) epochs?\b')
 
-def rows_from_forensics(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
-    "The rows of one forensics file, one per (variant, cell, model). `train_epochs`: None for the profile's."
-    ep = get_profile(header(doc).profile).train.epochs if train_epochs is None else train_epochs
-    out = []
-    for v, cells in doc['variants'].items():
+def rows_from_forensics(doc: Forensics, source: str, train_epochs: int | None = None) -> list[Row]:
+    "The rows of one (typed) forensics file, one per (variant, cell, model). `train_epochs`: None for the profile's."
+    ep, out = get_profile(doc.profile).train.epochs if train_epochs is None else train_epochs, []
+    for v, cells in doc.variants.items():
         if not v: raise ValueError(f"{source}: a variant without a name ('' is the project's own evaluation)")
         s = SUBSTITUTE_EPOCHS.search(v)
         for cell, per in cells.items():
@@ -194,21 +198,20 @@ def rows_from_forensics(doc: dict, source: str, train_epochs: int | None = None)
                 kw = dict(mode=mode, attack=atk, norm=NORMS[atk], eps=float(eps),
                           substitute_epochs=(int(s[1]) if s else ep) if mode == 'transfer' else None)
             for m, k in per.items():
-                out.append(make_row(doc, source, ep, m, correct=k['correct'], n=k['n'], variant=v, **kw))
+                out.append(make_row(doc, source, ep, m, correct=k.correct, n=k.n, variant=v, **kw))
     return out
 
 # %% ../nbs/14_results.ipynb #093ca6bb
-def rows_from_substitutes(doc: dict, source: str, train_epochs: int | None = None) -> list[dict]:
-    "The rows of one substitutes file: per target and cell, each source and the two worst cases (see above)."
-    ep = get_profile(header(doc).profile).train.epochs if train_epochs is None else train_epochs
-    out = []
-    for m, cells in doc['results'].items():
+def rows_from_substitutes(doc: Substitutes, source: str, train_epochs: int | None = None) -> list[Row]:
+    "The rows of one (typed) substitutes file: per target and cell, each source and the two worst cases (see above)."
+    ep, out = get_profile(doc.profile).train.epochs if train_epochs is None else train_epochs, []
+    for m, cells in doc.results.items():
         for cell, c in cells.items():
             atk, eps = cell.split()
             if atk not in NORMS: raise ValueError(f'{source}: {m}: unknown transfer cell {cell!r}')
-            row = lambda k, v: make_row(doc, source, ep, m, 'transfer', k, c['n'], atk, NORMS[atk], float(eps), ep, v)
-            out += [row(k, f'substitute {s}') for s, k in c['correct'].items()]
-            out += [row(c['worst']['correct'], ''), row(c['worst_all']['correct'], 'with other targets')]
+            row = lambda k, v: make_row(doc, source, ep, m, 'transfer', k, c.n, atk, NORMS[atk], float(eps), ep, v)
+            out += [row(k, f'substitute {s}') for s, k in c.correct.items()]
+            out += [row(c.worst.correct, ''), row(c.worst_all.correct, 'with other targets')]
     return out
 
 # %% ../nbs/14_results.ipynb #cff6f7c2
@@ -243,36 +246,33 @@ def load_results(root='results', exclude=EXCLUDE) -> list[tuple[str, str, dict]]
 # %% ../nbs/14_results.ipynb #cc3d15ab
 VALUES = ['n', 'correct', 'accuracy', 'ci_low', 'ci_high']   # the measurement; the other columns name it
 
-def _order(r: dict) -> tuple:
+def _order(r: Row) -> tuple:
     "The table's sort key of one row."
-    models = TARGETS + [SUBSTITUTE]
-    return (r['source'], r['variant'], list(MODES).index(r['mode']),
-            models.index(r['model']) if r['model'] in models else len(models), r['model'], r['attack'], r['norm'],
-            r['eps'], r['train_epochs'], -1 if r['substitute_epochs'] is None else r['substitute_epochs'])
+    models, sub = TARGETS + [SUBSTITUTE], r.substitute_epochs
+    return (r.source, r.variant, list(MODES).index(r.mode), models.index(r.model) if r.model in models else len(models),
+            r.model, r.attack, r.norm, r.eps, r.train_epochs, -1 if sub is None else sub)
 
-def table_frame(rows: list[dict]):
+def table_frame(rows: list[Row]):
     "Rows as the table: a DataFrame of `COLUMNS`, sorted, `substitute_epochs` nullable; repeated keys refused."
     import pandas as pd
-    df = pd.DataFrame(sorted(rows, key=_order), columns=COLUMNS)
-    df['substitute_epochs'] = df['substitute_epochs'].astype('Int64')
+    df = pd.DataFrame(sorted(rows, key=_order), columns=COLUMNS).astype({'substitute_epochs': 'Int64'})
     dup = df.duplicated([c for c in COLUMNS if c not in VALUES], keep=False)
     if dup.any(): raise ValueError(f'{int(dup.sum())} rows measure the same thing, e.g. {df[dup].iloc[0].to_dict()}')
     return df
 
 # %% ../nbs/14_results.ipynb #bce60969
+KINDS = dict(reproduction=(Reproduction, rows_from_reproduction), audit=(AuditDoc, rows_from_audit),
+             stability=(StabilityDoc, rows_from_stability), forensics=(Forensics, rows_from_forensics),
+             substitutes=(Substitutes, rows_from_substitutes))   # (schema, reader); not the pipelines': nothing new
+
 def build_table(root='results', exclude=EXCLUDE):
     "Every measured number of the result files under `root`, one row each, as a DataFrame (see `COLUMNS`, `MODES`)."
-    files = load_results(root, exclude)
-    epochs = {header(d): d['train_profile']['epochs']
-              for k, _, d in files if k == 'reproduction'}   # the training length of the audits and forensics
+    files = [(k, s, typed(KINDS[k][0], d, s)) for k, s, d in load_results(root, exclude) if k in KINDS]   # typed once
+    epochs = {header(d): d.epochs for k, _, d in files if k == 'reproduction'}   # the audits' and forensics' too
     rows = []
-    for kind, source, doc in files:
-        if kind == 'reproduction': rows += rows_from_reproduction(doc, source)
-        elif kind == 'stability': rows += rows_from_stability(typed(StabilityDoc, doc, source), source)
-        elif kind == 'pipelines': continue   # re-reads the forensics' counts: nothing measured anew
-        else:
-            reader = dict(audit=rows_from_audit, forensics=rows_from_forensics, substitutes=rows_from_substitutes)[kind]
-            rows += reader(doc, source, epochs.get(header(doc)))
+    for kind, source, doc in files:   # a reproduction and a stability study record their training length
+        ep = () if kind in ('reproduction', 'stability') else (epochs.get(header(doc)),)
+        rows += KINDS[kind][1](doc, source, *ep)
     return table_frame(rows)
 
 # %% ../nbs/14_results.ipynb #d6792aba
@@ -305,8 +305,7 @@ def read_table(path='results/results.csv'):
     import pandas as pd
     text = ['dataset', 'profile', 'model', 'attack', 'mode', 'norm', 'variant', 'source']
     df = pd.read_csv(path, dtype={c: str for c in text}, keep_default_na=False, na_values={'substitute_epochs': ['']})
-    df['substitute_epochs'] = df['substitute_epochs'].astype('Int64')
-    return df[COLUMNS]
+    return df[COLUMNS].astype({'substitute_epochs': 'Int64'})
 
 # %% ../nbs/14_results.ipynb #b8c58688
 def summary(df):

@@ -462,10 +462,10 @@ def plot_substitutes(stab: StabilityDoc, path=None):
     return _laid_out(fig, path)
 
 # %% ../nbs/10_stability.ipynb #b7824e12
-def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
+def plot_seeds(docs: list, paper: dict | None = None, path=None):
     "Every table cell: each seed's accuracy (dots), their mean (bar) and the paper's value (cross)."
     import matplotlib.pyplot as plt
-    paper, ds = paper_table() if paper is None else paper, docs[0]['dataset']
+    paper, ds = paper_table() if paper is None else paper, reproduction(docs[0]).dataset
     fig, axs = plt.subplots(3, 4, figsize=(17, 9), sharey=True)
     for ax, ((atk, mode, eps), per) in zip(axs.flat, seed_values(docs).items()):
         for i, (m, v) in enumerate(per.items()):
@@ -480,13 +480,14 @@ def plot_seeds(docs: list[dict], paper: dict | None = None, path=None):
 
 
 # %% ../nbs/10_stability.ipynb #3fa65052
-def stability_markdown(docs: list[dict], stab: StabilityDoc | None = None, audits: dict | None = None) -> str:
+def stability_markdown(docs: list, stab: StabilityDoc | None = None, audits: dict | None = None) -> str:
     """The seed table, the audited seeds' worst cases and the per-epoch study's numbers (`curve_table` at every
     measured epoch of each model) as GitHub markdown (the claims: results/claims.md, notebook 15). `docs` may be empty
     given `stab`."""
     if not docs and stab is None: raise ValueError("nothing to write: give the seeds' results, a study or both")
-    ds, prof = (docs[0]['dataset'], docs[0]['profile']) if docs else (stab.dataset, stab.profile)
-    seeds = [d['seed'] for d in docs] if docs else [stab.seed]
+    docs = [reproduction(d) for d in docs]
+    ds, prof = (docs[0].dataset, docs[0].profile) if docs else (stab.dataset, stab.profile)
+    seeds = [d.seed for d in docs] if docs else [stab.seed]
     if stab is not None and (stab.dataset, stab.profile) != (ds, prof):
         raise ValueError(f"the study is {stab.dataset} {stab.profile}, the results {ds} {prof}: give both of one "
                          "dataset and profile")

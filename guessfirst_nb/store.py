@@ -33,10 +33,12 @@ def environment() -> dict:
 # %% ../nbs/07a_store.ipynb #ddbd3dab
 def plain(obj, drop_none: bool = False):
     """`obj` as JSON stores it and reads it back: dataclasses as dicts, tuples as lists, paths as strings.
-    `drop_none`: leave out a dataclass's fields that are None (the optional parts a results document lacks)."""
+    `drop_none`: leave out a dataclass's optional fields (default None) that are None, as a results document leaves
+    out the parts it lacks; a field that must be given is written even when it is None."""
     def default(o):
         if is_dataclass(o):
-            return {f.name: v for f in fields(o) if not ((v := getattr(o, f.name)) is None and drop_none)}
+            return {f.name: v for f in fields(o) if not ((v := getattr(o, f.name)) is None and drop_none
+                                                          and f.default is None)}
         if isinstance(o, Path): return str(o)
         if hasattr(o, 'item'): return o.item()   # a numpy or torch scalar
         raise TypeError(f'{type(o).__name__} is not plain data')
@@ -51,6 +53,10 @@ def stage_key(config, images, checkpoints: dict) -> dict:
                       checkpoints={k: sha256_file(p) for k, p in sorted(checkpoints.items())}))
 
 # %% ../nbs/07a_store.ipynb #4d1e0bcd
+_NUMBER = lambda v: type(v) in (int, float)
+_PLAIN = {int: lambda v: type(v) is int, float: _NUMBER, str: lambda v: type(v) is str, bool: lambda v: type(v) is bool,
+          int | None: lambda v: v is None or type(v) is int, float | None: lambda v: v is None or _NUMBER(v)}
+
 def typed(cls, data, where: str = 'document'):
     """`data` (plain JSON data, as `plain` writes it) read as `cls`: a dataclass from a dict by its fields' types,
     recursively through `list[T]`, `tuple[T, ...]`, `dict[str, T]` and `T | None`; plain types are checked. A key
@@ -80,7 +86,11 @@ def typed(cls, data, where: str = 'document'):
             if len(args) != len(data): raise ValueError(f'{where}: expected {len(args)} items, got {len(data)}')
             return tuple(typed(a, v, f'{where}[{i}]') for i, (a, v) in enumerate(zip(args, data)))
         t = args[0] if args else typing.Any
-        out = [typed(t, v, f'{where}[{i}]') for i, v in enumerate(data)]
+        if (ok := _PLAIN.get(t)) is not None:   # a list of plain values (a per-image list): checked in one pass
+            if (bad := next((i for i, v in enumerate(data) if not ok(v)), None)) is not None:
+                typed(t, data[bad], f'{where}[{bad}]')   # raises its error
+            out = list(data)
+        else: out = [typed(t, v, f'{where}[{i}]') for i, v in enumerate(data)]
         return tuple(out) if origin is tuple else out
     if origin is dict:
         if not isinstance(data, dict): raise ValueError(f'{where}: expected an object, got {type(data).__name__}')

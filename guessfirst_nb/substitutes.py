@@ -139,8 +139,8 @@ class Substitutes:
 
 # %% ../nbs/18_substitutes.ipynb #8f44382e
 def substitutes_json(doc: Substitutes) -> str:
-    "The file's text: `plain(doc)`, less the `checkpoints` and `environment` a document made without them lacks."
-    return json.dumps({k: v for k, v in plain(doc).items() if v is not None}, indent=1)
+    "The file's text: `plain(doc, drop_none=True)`, so a document made without `checkpoints`, `environment` lacks them."
+    return json.dumps(plain(doc, drop_none=True), indent=1)
 
 # %% ../nbs/18_substitutes.ipynb #288b6e39
 def summarize(doc: Substitutes) -> dict[str, dict[str, Transfer]]:

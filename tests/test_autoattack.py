@@ -58,7 +58,6 @@ def test_autoattack_entries_count_in_the_worst_case_but_have_no_accuracy_of_thei
     assert w.single == {'PGD-ce/linf': 0.75, 'APGD-CE/linf': None, 'APGD-T/linf': None, 'FAB-T/linf': None,
                         'Square/linf': None}   # 0.75 left by APGD-CE alone would not be its accuracy
     assert w.only == {'PGD-ce/linf': 1, 'APGD-CE/linf': 1, 'APGD-T/linf': 0, 'FAB-T/linf': 1, 'Square/linf': 0}
-    assert not hasattr(r.attacks['APGD-CE/linf'], 'acc')
     doc = AuditDoc(dataset='mnist', profile='made-up', seed=0, audit_config=plain(ONE), attack_config={},
                    images=Images(Subset(4, 0), [0, 1, 2, 3], None, Subset(2, 1)), reproduction=Source('', None),
                    environment={}, seconds={}, total_seconds=0.0, results={'CNN': r}, compression={})

@@ -11,7 +11,7 @@ PAPER = {('mnist', 'clean', '', 0.0): dict.fromkeys(TARGETS, 99.0),
          ('mnist', 'CW', 'black', 2.0): dict.fromkeys(TARGETS, 70.0)}
 
 
-def entry(acc): return dict(eps=[0, 2.0], acc=[0.99, acc], n=1000)
+def entry(acc): return dict(eps=[0, 2.0], acc=[0.99, acc], n=1000, first_broken=[-1] * 1000)
 
 
 def repro(dataset='mnist', profile='paper', seed=0):

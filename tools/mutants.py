@@ -36,6 +36,7 @@ NB17 = 'nbs/17_autoattack.ipynb'
 NB11, NB12, NB13 = 'nbs/11_grid.ipynb', 'nbs/12_pretrained.ipynb', 'nbs/13_forensics.ipynb'
 NB00B, NB00C, NB00D = 'nbs/00b_io.ipynb', 'nbs/00c_stats.ipynb', 'nbs/00d_run.ipynb'
 NB19 = 'nbs/19_pipelines.ipynb'
+NB07A = 'nbs/07a_store.ipynb'
 # the machinery's tests live in pytest files: a `covers` entry ending in .py runs `pytest` on that file (slow tests too)
 T_REPRO = 'tests/test_reproduce.py'
 T_STAB = 'tests/test_stability.py'
@@ -214,11 +215,11 @@ MUTANTS = [
       'the audit\'s PGD without random start'),
     # --- 09 audit: one stage per model, keyed on the checkpoint and the reproduction; AutoAttack in the stage ---
     M('audit-stage-key-no-reproduction', NB09,
-      "return stage_key(dict(audit=cfg, reproduction=dict(attack_config=repro.attack_config, entries=read)),",
-      "return stage_key(dict(audit=cfg, reproduction=dict(attack_config=repro.attack_config)),", [T_AUDIT],
+      "    return dict(audit=cfg, reproduction=dict(attack_config=repro.attack_config, entries=read))",
+      "    return dict(audit=cfg, reproduction=dict(attack_config=repro.attack_config))", [T_AUDIT, NB09],
       "a resumed audit takes a model's stage made from another reproduction (its entries join the worst case)"),
-    M('audit-stage-key-no-checkpoint', NB09, "                         images, {name: run.checkpoint(name)})",
-      "                         images, {})", [T_AUDIT],
+    M('audit-stage-key-no-checkpoint', NB09, "stage_key(stage_config(repro, name, cfg), images, {name: run.checkpoint(name)})",
+      "stage_key(stage_config(repro, name, cfg), images, {})", [T_AUDIT],
       'a resumed audit takes a model\'s stage made on other weights saved under the same file name'),
     M('audit-stages-kept', NB09, "    Store(run.stages('audit')).clear(names)   # another call's stages stay\n", "", [T_AUDIT],
       'a finished audit leaves its stages behind, so that --force after a code change takes them again'),
@@ -308,9 +309,9 @@ MUTANTS = [
       "kind = study", [NB15], "a slice that asks for the worst of three substitutes reads the LeNet5 rows instead"),
     M('substitutes-worst-includes-targets', NB18, "worst=_worst({s: per[s] for s in substitutes}, n)",
       "worst=_worst(per, n)", [NB18], "the attacker's worst case over its substitutes also counts the other targets"),
-    M('results-substitutes-variants-swapped', NB14, "out += [row(c['worst']['correct'], ''), "
-      "row(c['worst_all']['correct'], 'with other targets')]", "out += [row(c['worst_all']['correct'], ''), "
-      "row(c['worst']['correct'], 'with other targets')]", [NB14],
+    M('results-substitutes-variants-swapped', NB14,
+      "out += [row(c.worst.correct, ''), row(c.worst_all.correct, 'with other targets')]",
+      "out += [row(c.worst_all.correct, ''), row(c.worst.correct, 'with other targets')]", [NB14],
       "the table's worst-of-substitutes row (the one claims read) holds the worst case with the other targets"),
     M('claims-dedup-by-value', NB15, "key=(ma.key, mb.key))", "key=(ma[:2], mb[:2]))", [NB15],
       'two comparisons with equal counts in different cells are counted once'),
@@ -535,8 +536,11 @@ MUTANTS = [
       "write_pipelines rebuilds the table instead of using the one passed (tests/test_pipelines.py "
       "test_counts_come_from_the_table_passed)"),
     # --- 09/17: the audit's typed document ---
-    M('audit-plain-writes-absent-keys', NB09, "is not None or f.default is not None}", "is not None or True}",
+    M('audit-plain-writes-absent-keys', NB09, "    return finite(plain(obj, drop_none=True))", "    return finite(plain(obj))",
       [NB09, T_AUDIT], "an audit written back gains null keys it never had: the committed files stop round-tripping"),
+    M('plain-drops-required-none', NB07A, "and drop_none\n                                                          and f.default is None)}",
+      "and drop_none)}", [NB18, NB07A],
+      "writing a document leaves out a field that must be given when it is None (a substitutes cell's best_target)"),
     M('cascade-single-kept', NB17, "None if isinstance(r.attacks[a], CascadeEntry) else v", "v", [T_AA],
       "an AutoAttack entry's 'accuracy' (what it left of what it attacked) is stored as if it were its own"),
     M('cascade-table-swapped', NB17, 'f"{e.broken_among_attacked[i]} of {e.attacked[i]}"',
@@ -570,9 +574,28 @@ MUTANTS = [
     M('substitutes-counts-of-first-source', NB18, "correct = {s: int(n - v.sum()) for s, v in per.items()}",
       "correct = {s: int(n - per[substitutes[0]].sum()) for s in per}", [NB18],
       "every source's count is LeNet5's: the sources' counts are not kept apart"),
-    M('substitutes-json-writes-null', NB18, "for k, v in plain(doc).items() if v is not None}",
-      "for k, v in plain(doc).items()}", [NB18],
+    M('substitutes-json-writes-null', NB18, "return json.dumps(plain(doc, drop_none=True), indent=1)",
+      "return json.dumps(plain(doc), indent=1)", [NB18],
       "a document without checkpoints/environment gains null keys: the committed files stop matching"),
+    M('audit-key-typed-entries', NB09, "read = {entry(*k): plain(repro.results[name][entry(*k)], drop_none=True)",
+      "read = {entry(*k): plain(repro.results[name][entry(*k)])", [NB09],
+      "the audit's stage key holds the typed curves' absent fields as nulls: every stage saved before is recomputed"),
+    M('rederive-restates-every-entry', NB17, "restated_entry(e, r['clean'], k) if e.get('cascade') else e",
+      "restated_entry(e, r['clean'], k)", [NB17],
+      "restating an audit treats the audit's own FGSM and PGD entries as AutoAttack's and fails on every real audit"),
+    # --- 14/15: the results table and the claims read typed records ---
+    M('results-audit-hsj-subset-ignored', NB14, "if (v := getattr(w, sub) if sub else w) is None: continue",
+      "if (v := w) is None: continue", [NB14],
+      "the audit's worst cases on HopSkipJump's subset carry the full worst case's count"),
+    M('results-audit-epochs-from-profile', NB14, "else (epochs.get(header(doc)),)", "else (None,)", [NB14],
+      "audit, forensics and substitutes rows take the profile's training length, not the reproduction's"),
+    M('claims-dedup-keeps-last', NB15, "comps.setdefault(c.key, c)", "comps[c.key] = c", [NB15],
+      "of two comparisons of the same two measurements, the later one is reported"),
+    M('claims-trend-epochs-swapped', NB15, "for e in (a, b))", "for e in (b, a))", [NB15],
+      "claim_trend reads the trend from the later epoch back to the earlier"),
+    M('claims-evaluation-by-name-wrong', NB15, "def __getitem__(self, name: str): return getattr(self, name)",
+      "def __getitem__(self, name: str): return getattr(self, 'n')", [NB15],
+      "the README reads an evaluation's field by name and gets another"),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
