@@ -353,8 +353,8 @@ class AuditDoc:
     def config(self) -> AuditConfig: return _config(AuditConfig, self.audit_config)   # older audits: later defaults
 
 def _config(cls, d: dict):
-    "The configuration `cls` written as `d` (its tuples as lists)."
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    "The configuration `cls` written as `d` (its tuples as lists; a key it lacks takes today's default)."
+    return typed(cls, d, cls.__name__)
 
 def _kind(e: dict) -> type:
     "The class of an attack entry given as JSON data, by the key that tells it apart."

@@ -19,7 +19,7 @@ from .reproduce import table_markdown, reproduction, entry, write_reproduction
 from .profiles import PROFILES, AttackConfig, AuditConfig
 from .audit import (audit, audit_markdown, audit_doc, attack_key, attack_sizes, attacked_images,
                                  cell_key, first_broken, run_checks, worst_cases, read_doc, write_json, command,
-                                 model_stages, seconds_key, to_plain, AuditDoc, CascadeEntry, ModelResult)
+                                 model_stages, seconds_key, to_plain, AuditDoc, CascadeEntry, ModelResult, _config)
 from .run import Run
 from .store import stage_key, typed
 
@@ -348,7 +348,7 @@ def add_square(run: Run, cfg: AutoAttackConfig = AutoAttackConfig(), models=None
     path = run.result()
     doc = read_doc(path, 'reproduction', command(run, 'reproduce'))
     rep, sq = reproduction(doc), entry('Square', 'query')
-    a = AttackConfig(**rep.attack_config)
+    a = _config(AttackConfig, rep.attack_config)
     images = dict(n=a.n_test, seed=a.seed)
     te = load(run.dataset, 'test').subset(**images)
     x, y = te.images().to(device), te.y.to(device)

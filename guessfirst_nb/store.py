@@ -97,6 +97,7 @@ def typed(cls, data, where: str = 'document'):
         kt, vt = args if args else (typing.Any, typing.Any)
         return {typed(kt, k, where): typed(vt, v, f'{where}[{k!r}]') for k, v in data.items()}
     if cls is float and isinstance(data, int) and not isinstance(data, bool): return data   # kept as written: 0, not 0.0
+    if cls is tuple and isinstance(data, list): return tuple(data)   # a configuration's grid, written as a list
     if isinstance(cls, type) and not (isinstance(data, cls) and not (cls is int and isinstance(data, bool))):
         raise ValueError(f'{where}: expected {cls.__name__}, got {data!r}')
     return data

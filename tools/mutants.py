@@ -596,6 +596,9 @@ MUTANTS = [
     M('claims-evaluation-by-name-wrong', NB15, "def __getitem__(self, name: str): return getattr(self, name)",
       "def __getitem__(self, name: str): return getattr(self, 'n')", [NB15],
       "the README reads an evaluation's field by name and gets another"),
+    M('typed-tuple-from-list', NB07A, "if cls is tuple and isinstance(data, list): return tuple(data)",
+      "if False: return tuple(data)", [NB07A, NB09],
+      "a configuration's grid written as a list is refused: no stored attack or audit configuration can be read back"),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
