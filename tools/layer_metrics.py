@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The experiment layer's size and shape (issue 25): lines per module (non-blank, non-comment), the experiment/method
-ratio (method = broadcast, objectives, mmd, fisher, models, train), string-key and f-string subscripts, and import
-cycles (function-level imports included). usage: python tools/layer_metrics.py [ROOT]"""
+ratio (method = broadcast, objectives, mmd, fisher, models, train), string-key subscripts, keys built with f-strings
+(f-keys: an f-string as a subscript, a dict literal's key, a dict comprehension's key, or the key of .get/.pop/
+.setdefault), and import cycles (function-level imports included). usage: python tools/layer_metrics.py [ROOT]"""
 import ast, pathlib, sys, io, tokenize
 root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parent.parent) / 'guessfirst_nb'
 METHOD = {'broadcast', 'objectives', 'mmd', 'fisher', 'models', 'train'}
@@ -26,14 +27,18 @@ for p in sorted(root.glob('*.py')):
             s = node.slice
             if isinstance(s, ast.Constant) and isinstance(s.value, str): ns += 1
             elif isinstance(s, ast.JoinedStr): nf += 1
+        elif isinstance(node, ast.Dict): nf += sum(isinstance(k, ast.JoinedStr) for k in node.keys)
+        elif isinstance(node, ast.DictComp): nf += isinstance(node.key, ast.JoinedStr)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args
+              and node.func.attr in ('get', 'pop', 'setdefault')): nf += isinstance(node.args[0], ast.JoinedStr)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             mod = getattr(node, 'module', None) or ''
             if node.__class__ is ast.ImportFrom and (node.level or mod.startswith('guessfirst_nb')):
                 imports.setdefault(p.stem, set()).add(mod.split('.')[-1] if mod else '?')
     subs += ns; fsubs += nf
     rows[-1] += (ns, nf)
-for r in rows: print(f'{r[0]:14s} {r[1]:5d}  str-subs {r[2]:4d}  f-subs {r[3]:3d}  {"M" if r[0] in METHOD else ""}')
-print(f'method {m}  experiment {e}  ratio {e/m:.2f}  string subscripts {subs}  f-string {fsubs}')
+for r in rows: print(f'{r[0]:14s} {r[1]:5d}  str-subs {r[2]:4d}  f-keys {r[3]:3d}  {"M" if r[0] in METHOD else ""}')
+print(f'method {m}  experiment {e}  ratio {e/m:.2f}  string subscripts {subs}  f-string keys {fsubs}')
 # cycles
 def reach(a, seen):
     for b in imports.get(a, ()):
