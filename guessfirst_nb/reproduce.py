@@ -5,7 +5,7 @@
 # %% ../nbs/08_reproduce.ipynb #3ebcadb5
 from __future__ import annotations
 import csv, json, math, sys, time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 import numpy as np
@@ -22,11 +22,11 @@ from .run import Run
 from .store import Store, environment, plain, stage_key, typed
 
 # %% auto #0
-__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'CLEAN', 'STAGES', 'TABLE_RULE', 'PALETTE', 'paper_table', 'to_json', 'Curve',
-           'Substitute', 'entry', 'Reproduction', 'reproduction', 'write_reproduction', 'attack_images',
-           'attack_stages', 'attack_all', 'reproduce', 'training_histories', 'table', 'markdown_table',
-           'table_markdown', 'figure3', 'png_bytes', 'show_figure', 'main', 'masking_signs', 'masking_markdown',
-           'paper_heatmap', 'heatmap_panels', 'write_paper_heatmaps']
+__all__ = ['TABLE_ROWS', 'QUERY_ROWS', 'CLEAN', 'TABLE_RULE', 'PALETTE', 'STAGES', 'paper_table', 'Curve', 'Substitute', 'entry',
+           'Reproduction', 'reproduction', 'write_reproduction', 'to_json', 'table', 'markdown_table', 'table_markdown',
+           'figure3', 'png_bytes', 'show_figure', 'masking_signs', 'masking_markdown', 'paper_heatmap', 'length_label',
+           'heatmap_panels', 'write_paper_heatmaps', 'attack_images', 'attack_stages', 'attack_all', 'reproduce',
+           'training_histories', 'main']
 
 # %% ../nbs/08_reproduce.ipynb #3a964b39
 TABLE_ROWS = [('clean', '', 0.0),
@@ -39,30 +39,11 @@ TABLE_ROWS = [('clean', '', 0.0),
 QUERY_ROWS = [('Square', 'query', 0.15), ('Square', 'query', 0.30),
               ('Square', 'queries', 0.15), ('Square', 'queries', 0.30)]
 
+# %% ../nbs/08_reproduce.ipynb #6770561e
 def paper_table() -> dict:
     "The paper's accuracies (%): {(dataset, attack, mode, eps): {model: value}}."
     rows = csv.DictReader(resources.files('guessfirst_nb').joinpath('paper_tables.csv').read_text().splitlines())
     return {(r['dataset'], r['attack'], r['mode'], float(r['epsilon'])): {m: float(r[m]) for m in TARGETS} for r in rows}
-
-# %% ../nbs/08_reproduce.ipynb #2a50ca73
-def _first_broken(broken: np.ndarray) -> list:
-    "Index of the first eps at which each sample is broken, -1 if never (broken is cumulative)."
-    anyb = broken.any(0)
-    return np.where(anyb, broken.argmax(0), -1).tolist()
-
-def _curves(r: dict, n: int) -> dict:
-    "One model's `evaluate` entries but its clean accuracy, as the results file holds them: {'PGD/white': curve, ...}."
-    out = {}
-    for (atk, mode), v in ((k, v) for k, v in r.items() if k != 'clean'):
-        eps, acc = accuracy_curve(v)
-        d = dict(eps=eps, acc=acc, n=n, first_broken=_first_broken(v['broken']), seconds=v['seconds'])
-        if 'dist' in v: d['dist'] = [None if math.isinf(t) else t for t in v['dist']]
-        out[entry(atk, mode)] = d
-    return out
-
-def to_json(res: dict, n: int) -> dict:
-    "evaluate()'s output as JSON: curves, per-sample first-broken indices, C&W distances."
-    return {name: {'clean': r['clean'], **_curves(r, n)} for name, r in res.items()}
 
 # %% ../nbs/08_reproduce.ipynb #cf7df533
 @dataclass(frozen=True)
@@ -87,18 +68,22 @@ class Curve:
         if eps not in self.eps: raise ValueError(f'eps {eps} is not on the grid {self.eps}')
         return self.acc[self.eps.index(eps)]
 
+# %% ../nbs/08_reproduce.ipynb #cab245b7
 @dataclass(frozen=True)
 class Substitute:
     "The black-box attacker's substitute: its `name` and `clean` accuracy on the targets' test images (float32)."
     name: str
     clean: float
 
+# %% ../nbs/08_reproduce.ipynb #f139d76e
 CLEAN = 'clean'   # among a model's results, the key of its clean accuracy; the others name curves, see `entry`
 
+# %% ../nbs/08_reproduce.ipynb #e0694531
 def entry(attack: str, side: str) -> str:
     "The key of a curve among a model's results: `attack` from `side` ('white', 'black', 'query'), e.g. 'PGD/white'."
     return '/'.join((attack, side))
 
+# %% ../nbs/08_reproduce.ipynb #5a60afda
 @dataclass(frozen=True, kw_only=True)
 class Reproduction:
     """The results document of one reproduction (`run.result()`): the run (`dataset`, `profile`, `seed`), the training
@@ -146,24 +131,233 @@ class Reproduction:
         "The models' training length, if the document records it."
         return (self.train_profile or {}).get('epochs')
 
+# %% ../nbs/08_reproduce.ipynb #2bc15944
 def reproduction(doc) -> Reproduction:
     "A reproduction's results document (JSON data, or already a `Reproduction`) as its `Reproduction`."
     return doc if isinstance(doc, Reproduction) else typed(Reproduction, doc, 'reproduction')
 
+# %% ../nbs/08_reproduce.ipynb #e0aec976
 def write_reproduction(doc, path) -> dict:
     "Write a reproduction's document atomically to `path`, checked against its schema; the JSON data written."
     data = plain(reproduction(doc), drop_none=True)
     atomic_write_text(path, json.dumps(data, indent=1))
     return data
 
+# %% ../nbs/08_reproduce.ipynb #2a50ca73
+def _first_broken(broken: np.ndarray) -> list:
+    "Index of the first eps at which each sample is broken, -1 if never (broken is cumulative)."
+    anyb = broken.any(0)
+    return np.where(anyb, broken.argmax(0), -1).tolist()
+
+# %% ../nbs/08_reproduce.ipynb #d1806b3a
+def _curves(r: dict, n: int) -> dict:
+    "One model's `evaluate` entries but its clean accuracy, as the results file holds them: {'PGD/white': curve, ...}."
+    out = {}
+    for (atk, mode), v in ((k, v) for k, v in r.items() if k != 'clean'):
+        eps, acc = accuracy_curve(v)
+        d = dict(eps=eps, acc=acc, n=n, first_broken=_first_broken(v['broken']), seconds=v['seconds'])
+        if 'dist' in v: d['dist'] = [None if math.isinf(t) else t for t in v['dist']]
+        out[entry(atk, mode)] = d
+    return out
+
+# %% ../nbs/08_reproduce.ipynb #0d2cef9f
+def to_json(res: dict, n: int) -> dict:
+    "evaluate()'s output as JSON: curves, per-sample first-broken indices, C&W distances."
+    return {name: {'clean': r['clean'], **_curves(r, n)} for name, r in res.items()}
+
 # %% ../nbs/08_reproduce.ipynb #17087f67
 def _acc(doc, model, key, eps):
     "One cell of a results document, (accuracy, images): `model` under `key` ('clean', 'PGD/white', ...) at `eps`."
     return reproduction(doc).cell(model, *(key.split('/') if key != CLEAN else (CLEAN, '')), eps)
 
+# %% ../nbs/08_reproduce.ipynb #36efb52f
 def _n(doc) -> int:
     "The number of test images behind a results document's accuracies."
     return reproduction(doc).n
+
+# %% ../nbs/08_reproduce.ipynb #8cbbb7e8
+def table(doc, paper: dict | None = None):
+    "The paper's table for one results document, as a pandas DataFrame of strings 'ours [lo, hi] | paper | diff'."
+    import pandas as pd
+    paper, doc = paper_table() if paper is None else paper, reproduction(doc)
+    rows, index = [], []
+    extra = [k for k in QUERY_ROWS if any(doc.curve(m, k[0], 'query') for m in TARGETS)]
+    for atk, mode, eps in TABLE_ROWS + extra:
+        row = {}
+        for m in TARGETS:
+            c = None if atk == CLEAN else doc.curve(m, atk, 'query' if mode == 'queries' else mode)
+            if atk != CLEAN and c is None: row[m] = '-'; continue
+            if c is not None and eps not in c.eps: row[m] = 'n/a'; continue
+            if mode == 'queries':   # the mean over the images broken at eps, of the queries each took
+                q = c.mean_queries[c.eps.index(eps) - 1]
+                row[m] = '-' if q is None else f'{q:.0f}'; continue
+            acc, n = (doc.clean(m), doc.n) if c is None else (c.at(eps), c.n)
+            lo, hi = wilson(round(acc * n), n)
+            pv = paper.get((doc.dataset, atk, mode, eps), {}).get(m)
+            row[m] = (f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}] | {pv:.1f} '
+                      f'| {100*acc - pv:+.1f}') if pv is not None else f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}]'
+        rows.append(row)
+        index.append('Clean' if atk == CLEAN else f"{atk} queries per broken image {eps:.2f}" if mode == 'queries'
+                     else f"{'C&W' if atk == 'CW' else atk} {mode[0]} {eps:.2f}")
+    return pd.DataFrame(rows, index=index, columns=TARGETS)
+
+# %% ../nbs/08_reproduce.ipynb #763a81f0
+def markdown_table(df, corner: str = '') -> str:
+    "A DataFrame as a GitHub markdown table: tuple index labels joined by ' / ', a cell's own bars escaped."
+    idx = [' / '.join(i) if isinstance(i, tuple) else str(i) for i in df.index]
+    lines = ['|' + (f' {corner} ' if corner else ' ') + '| ' + ' | '.join(map(str, df.columns)) + ' |',
+             '|' + '---|' * (len(df.columns) + 1)]
+    lines += ['| ' + ' | '.join([i] + [str(c).replace('|', '\\|') for c in r]) + ' |' for i, r in zip(idx, df.values)]
+    return '\n'.join(lines)
+
+# %% ../nbs/08_reproduce.ipynb #affc48f8
+TABLE_RULE = ('an FGSM or PGD cell counts an image as broken if the attack fooled it at any grid ε up to the '
+              "row's ε (the paper's Figure 3 reading); a C&W cell, if its minimal ℓ2 example is within ε")
+
+# %% ../nbs/08_reproduce.ipynb #de761883
+def table_markdown(doc, paper: dict | None = None) -> str:
+    "The table as GitHub markdown, the broken-image rule in its header cell and under it."
+    doc = reproduction(doc)
+    corner = f"{doc.dataset} ({doc.profile}, n={doc.n}; broken: at any ε ≤ the row's)"
+    return markdown_table(table(doc, paper), corner) + f'\n\nBroken: {TABLE_RULE}.'
+
+# %% ../nbs/08_reproduce.ipynb #37226b20
+# one colour per model, every pair far apart (C-DV blue, C-DV-IE purple; C-JS red, C-JS-IE orange)
+PALETTE = dict(zip(TARGETS, ['#444444', '#1f77b4', '#d62728', '#9467bd', '#ff7f0e', '#2ca02c']))
+
+# %% ../nbs/08_reproduce.ipynb #265b3994
+def figure3(doc, paper: dict | None = None, path=None):
+    "Figure 3's curves for one results document; saved to `path` (atomically) if given. Returns the figure."
+    import matplotlib.pyplot as plt
+    paper, doc = paper_table() if paper is None else paper, reproduction(doc)
+    fig, axs = plt.subplots(2, 3, figsize=(13, 7), sharey=True)
+    for i, mode in enumerate(['black', 'white']):
+        for j, atk in enumerate(['FGSM', 'PGD', 'CW']):
+            ax = axs[i, j]
+            for m in TARGETS:
+                e = doc.curve(m, atk, mode)
+                if atk == 'CW':
+                    grid = np.linspace(0, max(4.0, max(e.eps)), 161)
+                    ax.plot(grid, 100 * np.array(l2_curve([math.inf if d is None else d for d in e.dist], grid)),
+                            color=PALETTE[m], label=m)
+                else: ax.plot(e.eps, 100 * np.array(e.acc), '-', color=PALETTE[m], label=m, marker='.')
+                for eps in ([2.0] if atk == 'CW' else [0.15, 0.30]):
+                    pv = paper.get((doc.dataset, atk, mode, eps), {}).get(m)
+                    if pv is not None: ax.plot([eps], [pv], marker='x', ms=8, mew=2, color=PALETTE[m], ls='none', clip_on=False)
+            norm = '$\\ell_2$' if atk == 'CW' else '$\\ell_\\infty$'
+            ax.set_title(f"{'C&W' if atk == 'CW' else atk} {mode}-box ({norm})")
+            ax.set_xlabel(f'{norm} perturbation size $\\epsilon$'); ax.grid(alpha=0.3)
+            # a little room beyond the last grid point, so the paper's crosses at 0.30 are drawn whole
+            if atk == 'PGD': ax.set_xlim(0, 1.04 * max(e.eps))
+            if atk == 'FGSM': ax.set_xlim(0, 1.02)
+            ax.set_ylim(-2, 102)
+        axs[i, 0].set_ylabel('accuracy (%)')
+    axs[0, 0].legend(fontsize=8)
+    fig.suptitle(f"Figure 3, {doc.dataset}, profile {doc.profile}" + (f' ({doc.epochs} epochs)' if doc.epochs else '')
+                 + f", n={doc.n} test images: lines ours, crosses the paper's table values")
+    fig.tight_layout()
+    if path is not None: save_figure(fig, path, dpi=110)
+    return fig
+
+# %% ../nbs/08_reproduce.ipynb #e425e903
+def png_bytes(fig, dpi: int = 80, colors: int = 64) -> bytes:
+    """A figure as a small PNG: rendered at `dpi`, reduced to a palette of `colors` (line plots need few), optimized.
+    A notebook stays under 500 KB with several figures this way (a full-colour PNG of Figure 3 is five times larger)."""
+    import io
+    from PIL import Image
+    b = io.BytesIO(); fig.savefig(b, format='png', dpi=dpi)
+    im = Image.open(io.BytesIO(b.getvalue())).convert('RGB').quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO(); im.save(out, format='png', optimize=True)
+    return out.getvalue()
+
+# %% ../nbs/08_reproduce.ipynb #f2e870f2
+def show_figure(fig, dpi: int = 80, colors: int = 64):
+    "Display a figure inline as a small PNG (`png_bytes`; 256 `colors` for continuous colour scales) and close it."
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+    try: display(Image(png_bytes(fig, dpi, colors)))
+    finally: plt.close(fig)
+
+# %% ../nbs/08_reproduce.ipynb #c7766c5c
+def masking_signs(doc) -> list[dict]:
+    """Where white-box accuracy exceeds black-box accuracy for the same attack and eps: a white-box attack weaker than
+    transfer is a sign of gradient masking."""
+    doc, out = reproduction(doc), []
+    for m in TARGETS:
+        for atk, eps in [('FGSM', .15), ('FGSM', .3), ('PGD', .15), ('PGD', .3), ('CW', 2.0)]:
+            w, b = doc.curve(m, atk, 'white').at(eps), doc.curve(m, atk, 'black').at(eps)
+            if w > b: out.append(dict(model=m, attack=atk, eps=eps, white=100 * w, black=100 * b))
+    return out
+
+# %% ../nbs/08_reproduce.ipynb #524d7115
+def masking_markdown(doc) -> str:
+    "The signs of masking as one markdown line: every cell where white-box accuracy exceeds black-box accuracy."
+    signs = '; '.join('{model} {attack} {eps:g}: white {white:.1f}% > black {black:.1f}%'.format(**s)
+                      for s in masking_signs(doc))
+    doc = reproduction(doc)
+    return (f"**{doc.dataset}** ({doc.profile}): white-box weaker than black-box transfer (a sign of gradient "
+            f"masking): {signs or 'nowhere'}")
+
+# %% ../nbs/08_reproduce.ipynb #c0da321f
+def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
+    """Ours minus the paper (points) for every cell of the paper's table, one heatmap per panel: `panels` maps a title to
+    the results documents of one training length (their seeds, averaged; the dot marks a cell whose paper value lies
+    inside the first document's 95% interval). Returns the figure."""
+    import matplotlib.pyplot as plt, seaborn as sns
+    paper = paper_table() if paper is None else paper
+    panels = {t: [reproduction(d) for d in docs] for t, docs in panels.items()}
+    ds = {d.dataset for docs in panels.values() for d in docs}
+    if len(ds) != 1: raise ValueError(f'the panels mix datasets: {sorted(ds)}; draw one dataset at a time')
+    ds, rows = ds.pop(), [r for r in TABLE_ROWS]
+    labels = ['clean' if a == 'clean' else f"{'C&W' if a == 'CW' else a} {s} {e:g}" for a, s, e in rows]
+    fig, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.2, 5.2), squeeze=False)
+    for ax, (title, docs) in zip(axs[0], panels.items()):
+        diff, inside = np.zeros((len(rows), len(TARGETS))), np.zeros((len(rows), len(TARGETS)), bool)
+        for i, (atk, mode, eps) in enumerate(rows):
+            for j, m in enumerate(TARGETS):
+                pv = paper[(ds, atk, mode, eps)][m]
+                accs = [d.cell(m, atk, mode, eps) for d in docs]
+                diff[i, j] = 100 * np.mean([a for a, _ in accs]) - pv
+                lo, hi = wilson(round(accs[0][0] * accs[0][1]), accs[0][1]); inside[i, j] = 100 * lo <= pv <= 100 * hi
+        sns.heatmap(diff, ax=ax, cmap='RdBu', vmin=-vmax, vmax=vmax, center=0, annot=True, fmt='+.0f',
+                    annot_kws=dict(fontsize=7), xticklabels=TARGETS, yticklabels=labels, cbar=ax is axs[0, -1],
+                    cbar_kws=dict(label='ours minus paper (points)'))
+        for i, j in zip(*np.nonzero(inside)): ax.plot(j + 0.86, i + 0.3, 'k.', ms=4)
+        ax.set_title(f"{title} ({len(docs)} seed{'s' if len(docs) > 1 else ''}, n={docs[0].n})", fontsize=10)
+        ax.tick_params(axis='x', rotation=45, labelsize=8); ax.tick_params(axis='y', labelsize=8)
+        if ax is not axs[0, 0]: ax.set_yticklabels([])
+    fig.suptitle(f"{ds}: our accuracy minus the paper's, per cell, under the paper's attacks\n(colour: the mean over "
+                 "seeds; dot: the paper's value inside the 95% interval of the first seed)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+# %% ../nbs/08_reproduce.ipynb #243295d5
+def length_label(profile: str) -> str:
+    "A profile's training length, as `heatmap_panels` names its panels: '10 epochs', '200 epochs'."
+    return f'{PROFILES[profile].train.epochs} epochs'
+
+
+# %% ../nbs/08_reproduce.ipynb #fe2278a9
+def heatmap_panels(out, dataset: str) -> dict:
+    """The committed runs of one dataset as `paper_heatmap` panels: '10 epochs' (every seed of profile paper-lite),
+    '200 epochs' (every seed of profile paper), each only if it exists."""
+    panels = {length_label(p): docs for p in ('paper-lite', 'paper')
+              if (docs := [reproduction(json.loads(r.result().read_text())) for r in Run(dataset, p, out=out).seeds()])}
+    if not panels: raise FileNotFoundError(f'no paper-lite or paper results of {dataset} under {out}: run '
+                                           f'guessfirst reproduce --dataset {dataset} --profile paper-lite first')
+    return panels
+
+# %% ../nbs/08_reproduce.ipynb #0bd114af
+def write_paper_heatmaps(out='results') -> list[Path]:
+    "Write `<out>/<dataset>_vs_paper.png` (`paper_heatmap` of `heatmap_panels`) for every dataset with results."
+    import matplotlib.pyplot as plt
+    written = []
+    for ds in DATASETS:
+        try: panels = heatmap_panels(out, ds)
+        except FileNotFoundError: continue
+        f = paper_heatmap(panels); p = Path(out) / f'{ds}_vs_paper.png'
+        save_figure(f, p, dpi=90); plt.close(f); written.append(p)
+    return written
 
 # %% ../nbs/08_reproduce.ipynb #ddb89a63
 def attack_images(run: Run):
@@ -175,6 +369,7 @@ def attack_images(run: Run):
 # %% ../nbs/08_reproduce.ipynb #f968b5a1
 STAGES = ['black', *TARGETS]
 
+# %% ../nbs/08_reproduce.ipynb #206d0ac9
 def attack_stages(run: Run, only: list | None = None) -> dict:
     """{stage: its key} of the reproduction's attacks (`only`: just these targets' white-box stages). A key is the attack
     configuration, the seeded test images and the SHA-256 of every checkpoint the stage reads: 'black' (the transfer
@@ -258,116 +453,16 @@ def _redo(run: Run, redo, log=print, device='cpu') -> dict:
     """Recompute the attacks `redo` (e.g. ('CW',)) of `run`'s existing results with the current attack configuration,
     keeping the rest."""
     if bad := set(redo) - {'FGSM', 'PGD', 'CW'}: raise ValueError(f"unknown attacks {sorted(bad)}; valid: FGSM, PGD, CW")
-    doc, cfg, (x, y) = json.loads(run.result().read_text()), run.profile.attack, attack_images(run)
+    doc, cfg, (x, y) = reproduction(json.loads(run.result().read_text())), run.profile.attack, attack_images(run)
     nets = {m: load_model(run, m, device=device)[0] for m in TARGETS + [SUBSTITUTE]}
     t0 = time.time()
     res = evaluate({m: nets[m] for m in TARGETS}, nets[SUBSTITUTE], x, y, cfg, log=log, attacks=tuple(redo))
-    for m in TARGETS: doc['results'][m].update(_curves(res[m], len(y)))
-    doc['attack_config'] = asdict(cfg)
-    doc.setdefault('redone', []).append(dict(attacks=list(redo), seconds=time.time() - t0, environment=environment()))
-    doc = write_reproduction(doc, run.result())
+    new = {m: {k: typed(Curve, c) for k, c in _curves(res[m], len(y)).items()} for m in TARGETS}
+    done = dict(attacks=list(redo), seconds=time.time() - t0, environment=environment())
+    doc = write_reproduction(replace(doc, results={m: doc.results[m] | new[m] for m in TARGETS}, attack_config=asdict(cfg),
+                                     redone=[*(doc.redone or []), done]), run.result())
     log(f'recomputed {", ".join(redo)} in {run.result()}')
     return doc
-
-# %% ../nbs/08_reproduce.ipynb #8cbbb7e8
-def table(doc, paper: dict | None = None):
-    "The paper's table for one results document, as a pandas DataFrame of strings 'ours [lo, hi] | paper | diff'."
-    import pandas as pd
-    paper, doc = paper_table() if paper is None else paper, reproduction(doc)
-    rows, index = [], []
-    extra = [k for k in QUERY_ROWS if any(doc.curve(m, k[0], 'query') for m in TARGETS)]
-    for atk, mode, eps in TABLE_ROWS + extra:
-        row = {}
-        for m in TARGETS:
-            c = None if atk == CLEAN else doc.curve(m, atk, 'query' if mode == 'queries' else mode)
-            if atk != CLEAN and c is None: row[m] = '-'; continue
-            if c is not None and eps not in c.eps: row[m] = 'n/a'; continue
-            if mode == 'queries':   # the mean over the images broken at eps, of the queries each took
-                q = c.mean_queries[c.eps.index(eps) - 1]
-                row[m] = '-' if q is None else f'{q:.0f}'; continue
-            acc, n = (doc.clean(m), doc.n) if c is None else (c.at(eps), c.n)
-            lo, hi = wilson(round(acc * n), n)
-            pv = paper.get((doc.dataset, atk, mode, eps), {}).get(m)
-            row[m] = (f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}] | {pv:.1f} '
-                      f'| {100*acc - pv:+.1f}') if pv is not None else f'{100*acc:.1f} [{100*lo:.1f}, {100*hi:.1f}]'
-        rows.append(row)
-        index.append('Clean' if atk == CLEAN else f"{atk} queries per broken image {eps:.2f}" if mode == 'queries'
-                     else f"{'C&W' if atk == 'CW' else atk} {mode[0]} {eps:.2f}")
-    return pd.DataFrame(rows, index=index, columns=TARGETS)
-
-# %% ../nbs/08_reproduce.ipynb #763a81f0
-def markdown_table(df, corner: str = '') -> str:
-    "A DataFrame as a GitHub markdown table: tuple index labels joined by ' / ', a cell's own bars escaped."
-    idx = [' / '.join(i) if isinstance(i, tuple) else str(i) for i in df.index]
-    lines = ['|' + (f' {corner} ' if corner else ' ') + '| ' + ' | '.join(map(str, df.columns)) + ' |',
-             '|' + '---|' * (len(df.columns) + 1)]
-    lines += ['| ' + ' | '.join([i] + [str(c).replace('|', '\\|') for c in r]) + ' |' for i, r in zip(idx, df.values)]
-    return '\n'.join(lines)
-
-# %% ../nbs/08_reproduce.ipynb #affc48f8
-TABLE_RULE = ('an FGSM or PGD cell counts an image as broken if the attack fooled it at any grid ε up to the '
-              "row's ε (the paper's Figure 3 reading); a C&W cell, if its minimal ℓ2 example is within ε")
-
-def table_markdown(doc, paper: dict | None = None) -> str:
-    "The table as GitHub markdown, the broken-image rule in its header cell and under it."
-    doc = reproduction(doc)
-    corner = f"{doc.dataset} ({doc.profile}, n={doc.n}; broken: at any ε ≤ the row's)"
-    return markdown_table(table(doc, paper), corner) + f'\n\nBroken: {TABLE_RULE}.'
-
-# %% ../nbs/08_reproduce.ipynb #37226b20
-# one colour per model, every pair far apart (C-DV blue, C-DV-IE purple; C-JS red, C-JS-IE orange)
-PALETTE = dict(zip(TARGETS, ['#444444', '#1f77b4', '#d62728', '#9467bd', '#ff7f0e', '#2ca02c']))
-
-def figure3(doc, paper: dict | None = None, path=None):
-    "Figure 3's curves for one results document; saved to `path` (atomically) if given. Returns the figure."
-    import matplotlib.pyplot as plt
-    paper, doc = paper_table() if paper is None else paper, reproduction(doc)
-    fig, axs = plt.subplots(2, 3, figsize=(13, 7), sharey=True)
-    for i, mode in enumerate(['black', 'white']):
-        for j, atk in enumerate(['FGSM', 'PGD', 'CW']):
-            ax = axs[i, j]
-            for m in TARGETS:
-                e = doc.curve(m, atk, mode)
-                if atk == 'CW':
-                    grid = np.linspace(0, max(4.0, max(e.eps)), 161)
-                    ax.plot(grid, 100 * np.array(l2_curve([math.inf if d is None else d for d in e.dist], grid)),
-                            color=PALETTE[m], label=m)
-                else: ax.plot(e.eps, 100 * np.array(e.acc), '-', color=PALETTE[m], label=m, marker='.')
-                for eps in ([2.0] if atk == 'CW' else [0.15, 0.30]):
-                    pv = paper.get((doc.dataset, atk, mode, eps), {}).get(m)
-                    if pv is not None: ax.plot([eps], [pv], marker='x', ms=8, mew=2, color=PALETTE[m], ls='none', clip_on=False)
-            norm = '$\\ell_2$' if atk == 'CW' else '$\\ell_\\infty$'
-            ax.set_title(f"{'C&W' if atk == 'CW' else atk} {mode}-box ({norm})")
-            ax.set_xlabel(f'{norm} perturbation size $\\epsilon$'); ax.grid(alpha=0.3)
-            # a little room beyond the last grid point, so the paper's crosses at 0.30 are drawn whole
-            if atk == 'PGD': ax.set_xlim(0, 1.04 * max(e.eps))
-            if atk == 'FGSM': ax.set_xlim(0, 1.02)
-            ax.set_ylim(-2, 102)
-        axs[i, 0].set_ylabel('accuracy (%)')
-    axs[0, 0].legend(fontsize=8)
-    fig.suptitle(f"Figure 3, {doc.dataset}, profile {doc.profile}" + (f' ({doc.epochs} epochs)' if doc.epochs else '')
-                 + f", n={doc.n} test images: lines ours, crosses the paper's table values")
-    fig.tight_layout()
-    if path is not None: save_figure(fig, path, dpi=110)
-    return fig
-
-# %% ../nbs/08_reproduce.ipynb #e425e903
-def png_bytes(fig, dpi: int = 80, colors: int = 64) -> bytes:
-    """A figure as a small PNG: rendered at `dpi`, reduced to a palette of `colors` (line plots need few), optimized.
-    A notebook stays under 500 KB with several figures this way (a full-colour PNG of Figure 3 is five times larger)."""
-    import io
-    from PIL import Image
-    b = io.BytesIO(); fig.savefig(b, format='png', dpi=dpi)
-    im = Image.open(io.BytesIO(b.getvalue())).convert('RGB').quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
-    out = io.BytesIO(); im.save(out, format='png', optimize=True)
-    return out.getvalue()
-
-def show_figure(fig, dpi: int = 80, colors: int = 64):
-    "Display a figure inline as a small PNG (`png_bytes`; 256 `colors` for continuous colour scales) and close it."
-    import matplotlib.pyplot as plt
-    from IPython.display import Image, display
-    try: display(Image(png_bytes(fig, dpi, colors)))
-    finally: plt.close(fig)
 
 # %% ../nbs/08_reproduce.ipynb #c0ddb506
 def main(argv=None, prog='guessfirst-reproduce'):
@@ -401,77 +496,3 @@ def main(argv=None, prog='guessfirst-reproduce'):
             written += [base, md, png]
         if written: print('written:'); [print(f'  {w}') for w in written]
     return p.run(argv, body, check, fails=(CheckpointError, TrainingDiverged))
-
-# %% ../nbs/08_reproduce.ipynb #c7766c5c
-def masking_signs(doc) -> list[dict]:
-    """Where white-box accuracy exceeds black-box accuracy for the same attack and eps: a white-box attack weaker than
-    transfer is a sign of gradient masking."""
-    doc, out = reproduction(doc), []
-    for m in TARGETS:
-        for atk, eps in [('FGSM', .15), ('FGSM', .3), ('PGD', .15), ('PGD', .3), ('CW', 2.0)]:
-            w, b = doc.curve(m, atk, 'white').at(eps), doc.curve(m, atk, 'black').at(eps)
-            if w > b: out.append(dict(model=m, attack=atk, eps=eps, white=100 * w, black=100 * b))
-    return out
-
-# %% ../nbs/08_reproduce.ipynb #524d7115
-def masking_markdown(doc) -> str:
-    "The signs of masking as one markdown line: every cell where white-box accuracy exceeds black-box accuracy."
-    signs = '; '.join('{model} {attack} {eps:g}: white {white:.1f}% > black {black:.1f}%'.format(**s)
-                      for s in masking_signs(doc))
-    doc = reproduction(doc)
-    return (f"**{doc.dataset}** ({doc.profile}): white-box weaker than black-box transfer (a sign of gradient "
-            f"masking): {signs or 'nowhere'}")
-
-# %% ../nbs/08_reproduce.ipynb #c0da321f
-def paper_heatmap(panels: dict, paper: dict | None = None, vmax: float = 60.0):
-    """Ours minus the paper (points) for every cell of the paper's table, one heatmap per panel: `panels` maps a title to
-    the results documents of one training length (their seeds, averaged; the dot marks a cell whose paper value lies
-    inside the first document's 95% interval). Returns the figure."""
-    import matplotlib.pyplot as plt, seaborn as sns
-    paper = paper_table() if paper is None else paper
-    panels = {t: [reproduction(d) for d in docs] for t, docs in panels.items()}
-    ds = {d.dataset for docs in panels.values() for d in docs}
-    if len(ds) != 1: raise ValueError(f'the panels mix datasets: {sorted(ds)}; draw one dataset at a time')
-    ds, rows = ds.pop(), [r for r in TABLE_ROWS]
-    labels = ['clean' if a == 'clean' else f"{'C&W' if a == 'CW' else a} {s} {e:g}" for a, s, e in rows]
-    fig, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.2, 5.2), squeeze=False)
-    for ax, (title, docs) in zip(axs[0], panels.items()):
-        diff, inside = np.zeros((len(rows), len(TARGETS))), np.zeros((len(rows), len(TARGETS)), bool)
-        for i, (atk, mode, eps) in enumerate(rows):
-            for j, m in enumerate(TARGETS):
-                pv = paper[(ds, atk, mode, eps)][m]
-                accs = [d.cell(m, atk, mode, eps) for d in docs]
-                diff[i, j] = 100 * np.mean([a for a, _ in accs]) - pv
-                lo, hi = wilson(round(accs[0][0] * accs[0][1]), accs[0][1]); inside[i, j] = 100 * lo <= pv <= 100 * hi
-        sns.heatmap(diff, ax=ax, cmap='RdBu', vmin=-vmax, vmax=vmax, center=0, annot=True, fmt='+.0f',
-                    annot_kws=dict(fontsize=7), xticklabels=TARGETS, yticklabels=labels, cbar=ax is axs[0, -1],
-                    cbar_kws=dict(label='ours minus paper (points)'))
-        for i, j in zip(*np.nonzero(inside)): ax.plot(j + 0.86, i + 0.3, 'k.', ms=4)
-        ax.set_title(f"{title} ({len(docs)} seed{'s' if len(docs) > 1 else ''}, n={docs[0].n})", fontsize=10)
-        ax.tick_params(axis='x', rotation=45, labelsize=8); ax.tick_params(axis='y', labelsize=8)
-        if ax is not axs[0, 0]: ax.set_yticklabels([])
-    fig.suptitle(f"{ds}: our accuracy minus the paper's, per cell, under the paper's attacks\n(colour: the mean over "
-                 "seeds; dot: the paper's value inside the 95% interval of the first seed)", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    return fig
-
-# %% ../nbs/08_reproduce.ipynb #fe2278a9
-def heatmap_panels(out, dataset: str) -> dict:
-    """The committed runs of one dataset as `paper_heatmap` panels: '10 epochs' (every seed of profile paper-lite),
-    '200 epochs' (every seed of profile paper), each only if it exists."""
-    panels = {f"{PROFILES[p].train.epochs} epochs": docs for p in ('paper-lite', 'paper')
-              if (docs := [reproduction(json.loads(r.result().read_text())) for r in Run(dataset, p, out=out).seeds()])}
-    if not panels: raise FileNotFoundError(f'no paper-lite or paper results of {dataset} under {out}: run '
-                                           f'guessfirst reproduce --dataset {dataset} --profile paper-lite first')
-    return panels
-
-def write_paper_heatmaps(out='results') -> list[Path]:
-    "Write `<out>/<dataset>_vs_paper.png` (`paper_heatmap` of `heatmap_panels`) for every dataset with results."
-    import matplotlib.pyplot as plt
-    written = []
-    for ds in DATASETS:
-        try: panels = heatmap_panels(out, ds)
-        except FileNotFoundError: continue
-        f = paper_heatmap(panels); p = Path(out) / f'{ds}_vs_paper.png'
-        save_figure(f, p, dpi=90); plt.close(f); written.append(p)
-    return written

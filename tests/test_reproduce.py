@@ -1,19 +1,22 @@
-"""The reproduction's machinery on the smoke profile (1,000 MNIST training images, two epochs, 100 test images): the
-pipeline end to end, the command line on its files, a killed run that resumes from its stage store, stages redone when
-a checkpoint changes or a stage file is damaged, processes sharing the attacks. These check the bookkeeping, never what
-accuracy a tiny model reaches."""
-import contextlib, io, json, math, shutil
+"""The reproduction's machinery. Fast: a coded results document through its schema and back, the stage keys on
+stand-in checkpoints, the command line's errors, the heatmap's panels and files in a temporary folder. Slow, on the
+smoke profile (1,000 MNIST training images, two epochs, 100 test images): the pipeline end to end, the command line on
+its files, a killed run that resumes from its stage store, stages redone when a checkpoint changes or a stage file is
+damaged, processes sharing the attacks. These check the bookkeeping, never what accuracy a tiny model reaches."""
+import contextlib, copy, io, json, math, shutil
+from dataclasses import replace
 import numpy as np
 import pytest
 import torch
 from guessfirst_nb import reproduce as R
 from guessfirst_nb.run import Run
-from guessfirst_nb.attacks import evaluate
+from guessfirst_nb.attacks import evaluate, l2_curve
 from guessfirst_nb.models import TARGETS, SUBSTITUTE
-from guessfirst_nb.store import git_commit
+from guessfirst_nb.profiles import AttackConfig
+from guessfirst_nb.store import git_commit, plain
 from guessfirst_nb.train import load_model
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 quiet = lambda *a: None
 
 
@@ -43,6 +46,7 @@ def smoke(tmp_path_factory):
     return tmp, doc
 
 
+@slow
 def test_end_to_end_files_and_shape(smoke):
     tmp, doc = smoke
     run = Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results')
@@ -58,6 +62,7 @@ def test_end_to_end_files_and_shape(smoke):
     assert not run.stages().exists()                                  # the stage files go once the results are written
 
 
+@slow
 def test_staged_attacks_equal_one_call_of_evaluate(smoke):
     "The staged attacks write what one call of `evaluate` gives on the same models and images, entry for entry."
     tmp, doc = smoke
@@ -68,6 +73,7 @@ def test_staged_attacks_equal_one_call_of_evaluate(smoke):
     assert json.dumps(drop_seconds(R.to_json(direct, len(y)))) == json.dumps(drop_seconds(doc['results']))
 
 
+@slow
 def test_cli_loads_and_writes_table_and_figure(smoke):
     tmp, doc = smoke
     p = Run('mnist', 'smoke', out=tmp / 'results').result()
@@ -78,6 +84,7 @@ def test_cli_loads_and_writes_table_and_figure(smoke):
     assert p.with_name('mnist_figure3.png').exists()
 
 
+@slow
 def test_existing_results_are_loaded_and_redo_recomputes_only_its_attack(smoke):
     tmp, doc = smoke
     run = Run('mnist', 'smoke', runs=tmp / 'runs', out=tmp / 'results')
@@ -113,6 +120,7 @@ def _restore(run, state):
     shutil.rmtree(run.stages(), ignore_errors=True); shutil.copytree(state, run.stages())
 
 
+@slow
 def test_a_killed_run_leaves_its_stages_and_no_results(smoke, killed):
     run, state = killed
     st = stage_files(state)
@@ -125,6 +133,7 @@ def test_a_killed_run_leaves_its_stages_and_no_results(smoke, killed):
     assert not run.result().exists()          # nothing half-written where the results go
 
 
+@slow
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(smoke, killed):
     (tmp, doc), (run, state) = smoke, killed
     _restore(run, state)
@@ -150,6 +159,7 @@ def _linear(model_or_state):
 def _same(a, b): return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@slow
 @pytest.mark.parametrize('changed, kept', [('CNN', ['C-DV']), (SUBSTITUTE, ['CNN', 'C-DV'])])
 def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, killed, monkeypatch, changed, kept):
     """The killed run's stages again, but one checkpoint has changed since (its linear weights negated, same file
@@ -189,6 +199,7 @@ def test_a_changed_checkpoint_redoes_exactly_the_stages_that_read_it(smoke, kill
                for a in v['acc'])
 
 
+@slow
 def test_a_damaged_stage_file_is_computed_again(smoke, killed, monkeypatch):
     "A stage file cut short (a full disk) or edited by hand counts as not finished: that stage alone is run again."
     (tmp, doc), (run, state) = smoke, killed
@@ -207,6 +218,7 @@ def test_a_damaged_stage_file_is_computed_again(smoke, killed, monkeypatch):
     assert not run.stages().exists()
 
 
+@slow
 def test_processes_share_the_stages(smoke, killed):
     """Another process ran Alemi's white-box stage before the rerun, a third runs C-JS's while the rerun goes on, and a
     fourth is still writing a stage file when the rerun ends: the rerun takes both stages, computes only the rest, and
@@ -232,6 +244,7 @@ def test_processes_share_the_stages(smoke, killed):
     assert run.stages().is_dir() and [p.name for p in run.stages().iterdir()] == [writing.name]
 
 
+@slow
 def test_models_refuses_what_it_cannot_do(smoke):
     tmp, _ = smoke
     runs3 = tmp / 'runs-early'; shutil.copytree(tmp / 'runs', runs3)
@@ -266,3 +279,103 @@ def test_models_refuses_what_it_cannot_do(smoke):
     assert (rc, o) == (1, '') and e.startswith('error: C-DV-IE is trained to epoch 1 of 2') and e.count('\n') == 1
     rc, o, e = cli('--dataset', 'mnist', '--profile', 'smoke', '--runs', str(tmp / 'none'), '--models', 'CNN')
     assert (rc, o) == (1, '') and e.startswith('error: CNN has no checkpoint in ') and e.count('\n') == 1
+
+
+# --- fast: no training ------------------------------------------------------------------------------------------------
+N, CFG = 1000, AttackConfig()
+GRIDS = {'FGSM': CFG.fgsm_eps, 'PGD': CFG.pgd_eps, 'CW': CFG.cw_eps}
+KEYS = [f'{a}/{mode}' for mode in ['black', 'white'] for a in ['FGSM', 'PGD', 'CW']]
+
+
+def coded(model: str, key: str, eps: float) -> float:
+    """The fake accuracy of notebook 08: model i's clean accuracy (990 - 10 i) / 1000 at eps = 0, then 15% less per
+    entry of KEYS and 1.2% less per grid index."""
+    mi, ki, j = TARGETS.index(model), KEYS.index(key), [0, *GRIDS[key.split('/')[0]]].index(eps)
+    return round((990 - 10 * mi) * (1 if j == 0 else 1 - 0.15 * ki - 0.012 * j)) / 1000
+
+
+def coded_doc() -> dict:
+    "A results document of `coded` accuracies (JSON data), made by `to_json` from a hand-made `evaluate` output."
+    res = {}
+    for m in TARGETS:
+        res[m] = {'clean': coded(m, KEYS[0], 0)}
+        for key in KEYS:
+            atk, mode = key.split('/'); eps = [0, *GRIDS[atk]]
+            nb = np.array([round((1 - coded(m, key, e)) * N) for e in eps])
+            v = dict(eps=eps, broken=np.arange(N)[None] < nb[:, None], seconds=1.0)
+            if atk == 'CW':
+                v['dist'] = [0.0 if i < nb[0] else next((e - 0.01 for e, k in zip(eps, nb) if i < k), math.inf)
+                             for i in range(N)]
+            res[m][(atk, mode)] = v
+    return dict(dataset='mnist', profile='fake', results=json.loads(json.dumps(R.to_json(res, N))))
+
+
+def test_a_coded_document_round_trips_through_its_schema():
+    "Read whole and written back as it was; a misspelt key deep inside is one error naming its place."
+    fdoc = coded_doc()
+    r = R.reproduction(fdoc)
+    assert plain(r, drop_none=True) == fdoc | dict(seed=0)
+    a, n = r.cell('C-JS', 'PGD', 'white', 0.3)
+    assert (a, n) == (pytest.approx(coded('C-JS', 'PGD/white', 0.3), abs=1e-12), N)
+    e = r.curve('C-DV', 'CW', 'black')
+    assert l2_curve([math.inf if d is None else d for d in e.dist], e.eps) == pytest.approx(e.acc, abs=1e-12)
+    bad = copy.deepcopy(fdoc); e = bad['results']['C-JS']['PGD/white']; e['firstbroken'] = e.pop('first_broken')
+    with pytest.raises(ValueError, match=r"reproduction\.results\['C-JS'\]\['PGD/white'\]: Curve has no field 'firstbroken'"):
+        R.reproduction(bad)
+    with pytest.raises(ValueError, match='not on the grid'): r.cell('C-JS', 'PGD', 'white', 0.27)
+
+
+def test_write_reproduction_checks_before_it_writes(tmp_path):
+    fdoc, p = coded_doc(), tmp_path / 'mnist.json'
+    assert R.write_reproduction(fdoc, p) == fdoc | dict(seed=0) == json.loads(p.read_text())
+    with pytest.raises(ValueError, match=r"reproduction: Reproduction has no field 'resultz'"):
+        R.write_reproduction(dict(fdoc, resultz=1), tmp_path / 'bad.json')
+    assert not (tmp_path / 'bad.json').exists()
+
+
+def test_a_changed_checkpoint_changes_the_keys_of_exactly_the_stages_that_read_it(tmp_path):
+    """On stand-in checkpoints (only their bytes count): a target's changes its own stage's key and the transfer
+    stage's, the substitute's only the transfer stage's; a process given `only` computes the very keys of the full
+    run, and a changed attack setting changes every key."""
+    fake = Run('mnist', 'smoke', runs=tmp_path)
+    for i, m in enumerate(TARGETS + [SUBSTITUTE]):
+        fake.model_dir(m).mkdir(parents=True); fake.checkpoint(m).write_bytes(bytes([i]))
+    keys = R.attack_stages(fake)
+    assert list(keys) == ['black', *TARGETS] == R.STAGES
+    assert sorted(keys['black']['checkpoints']) == sorted(TARGETS + [SUBSTITUTE])   # the transfer attacks read all seven
+    assert all(list(keys[m]['checkpoints']) == [m] for m in TARGETS)                # a target's stage, its own
+    assert keys['CNN']['images'] == dict(n=100, seed=fake.profile.attack.seed)
+
+    def changed(m):
+        "The stages whose key changes when `m`'s checkpoint is rewritten with other weights."
+        p = fake.checkpoint(m); old = p.read_bytes(); p.write_bytes(b'other weights')
+        try: return [s for s, k in R.attack_stages(fake).items() if k != keys[s]]
+        finally: p.write_bytes(old)
+    assert changed('C-DV') == ['black', 'C-DV']
+    assert changed(SUBSTITUTE) == ['black']
+    assert R.attack_stages(fake, only=['C-JS', 'CNN']) == {'C-JS': keys['C-JS'], 'CNN': keys['CNN']}
+    harder = replace(fake, profile=replace(fake.profile, attack=replace(fake.profile.attack, pgd_steps=80)))
+    assert all(k != keys[s] for s, k in R.attack_stages(harder).items())
+
+
+@pytest.mark.parametrize('args, msg', [
+    (['--dataset', 'svhn'], "unknown dataset 'svhn'; valid datasets: mnist, fashion_mnist (or all)"),
+    (['--profile', 'full'], "unknown profile 'full'; valid profiles: smoke, quick, paper-lite, paper"),
+    (['--device', 'tpu'], "unknown device 'tpu'; valid devices: auto, cpu, cuda, mps (or cuda:N)")])
+def test_the_command_line_refuses_a_bad_argument_with_one_line(args, msg):
+    assert cli(*args) == (2, '', f'error: {msg}\n')
+
+
+@slow   # seaborn and a PNG: about 4 s
+def test_heatmap_panels_and_files_in_a_folder(tmp_path):
+    "The panels of a results folder by training length, every seed in one; the PNG written for each dataset with results."
+    import matplotlib.pyplot as plt
+    (tmp_path / 'paper-lite').mkdir()
+    with pytest.raises(FileNotFoundError, match='no paper-lite or paper results of mnist'): R.heatmap_panels(tmp_path, 'mnist')
+    fdoc = coded_doc()
+    (tmp_path / 'paper-lite' / 'mnist.json').write_text(json.dumps(dict(fdoc, seed=0)))
+    (tmp_path / 'paper-lite' / 'mnist_seed1.json').write_text(json.dumps(dict(fdoc, seed=1)))
+    assert {k: [d.seed for d in v] for k, v in R.heatmap_panels(tmp_path, 'mnist').items()} == {'10 epochs': [0, 1]}
+    assert R.write_paper_heatmaps(tmp_path) == [tmp_path / 'mnist_vs_paper.png']
+    assert (tmp_path / 'mnist_vs_paper.png').read_bytes()[:4] == b'\x89PNG'
+    plt.close('all')
