@@ -24,18 +24,18 @@ from .run import Run
 from .store import Store, stage_key, environment, plain, typed
 
 # %% auto #0
-__all__ = ['PGD_ATTACKS', 'GRAD_STATS', 'Entry', 'CHECKS', 'REPRO_ENTRIES', 'READ_FROM_REPRODUCTION', 'CONDITIONED', 'WORST_ROWS',
-           'COMPRESSION_ROWS', 'margin', 'MarginLinfPGD', 'MarginL2PGD', 'pgd', 'pgd_broken', 'fgsm_broken',
-           'Saturated', 'Trapped', 'input_grad_stats', 'pgd_gradients', 'start_points', 'hsj_dist', 'Row', 'Check',
-           'Worst', 'cell_key', 'attack_key', 'GridEntry', 'HsjEntry', 'GivenEntry', 'CascadeEntry', 'Gradients',
-           'ModelResult', 'Compression', 'Subset', 'Images', 'Source', 'PgdSettings', 'PgdSeen', 'PgdGradients',
-           'AuditDoc', 'audit_doc', 'to_plain', 'check_unbounded', 'check_white_vs_black', 'check_more_effort',
-           'check_iterative', 'first_broken', 'grid_sizes', 'sizes', 'accuracy_at', 'worst_case', 'model_result',
-           'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table',
-           'plot_grad_norms', 'gradient_table', 'representations', 'label_entropy', 'Probe', 'linear_probe',
-           'compression', 'reproduction_entries', 'audit_images', 'attacked_images', 'write_json', 'read_doc',
-           'command', 'seconds_key', 'model_stages', 'stage_config', 'ModelStage', 'audit', 'add_gradients',
-           'worst_case_table', 'hsj_table', 'compression_table', 'audit_markdown', 'remeasure_gradients']
+__all__ = ['PGD_ATTACKS', 'GRAD_STATS', 'Entry', 'CHECKS', 'WORST_ROWS', 'COMPRESSION_ROWS', 'REPRO_ENTRIES',
+           'READ_FROM_REPRODUCTION', 'CONDITIONED', 'margin', 'MarginLinfPGD', 'MarginL2PGD', 'pgd', 'pgd_broken',
+           'fgsm_broken', 'Saturated', 'Trapped', 'input_grad_stats', 'pgd_gradients', 'start_points', 'hsj_dist',
+           'Row', 'Check', 'Worst', 'cell_key', 'attack_key', 'pgd_name', 'GridEntry', 'HsjEntry', 'GivenEntry',
+           'CascadeEntry', 'Gradients', 'ModelResult', 'Compression', 'Subset', 'Images', 'Source', 'PgdSettings',
+           'PgdSeen', 'PgdGradients', 'AuditDoc', 'audit_doc', 'to_plain', 'check_unbounded', 'check_white_vs_black',
+           'check_more_effort', 'check_iterative', 'first_broken', 'grid_sizes', 'sizes', 'accuracy_at', 'worst_case',
+           'model_result', 'attack_sizes', 'run_checks', 'worst_cases', 'audit_model', 'transfer_sizes', 'checks_table',
+           'plot_grad_norms', 'row_label', 'gradient_table', 'worst_case_table', 'hsj_table', 'compression_table',
+           'audit_markdown', 'representations', 'label_entropy', 'Probe', 'linear_probe', 'compression',
+           'reproduction_entries', 'audit_images', 'attacked_images', 'write_json', 'read_doc', 'command',
+           'seconds_key', 'model_stages', 'stage_config', 'ModelStage', 'audit', 'add_gradients', 'remeasure_gradients']
 
 # %% ../nbs/09_audit.ipynb #074c3d6a
 def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -232,6 +232,7 @@ class Worst:
     single: dict[str, float | None]; only: dict[str, int]
     hsj_subset: Worst | None = None; hsj_subset_without_hsj: Worst | None = None
 
+# %% ../nbs/09_audit.ipynb #a5c4e012
 def cell_key(norm: str, eps: float) -> str:
     "The key of the worst case at (`norm`, `eps`) among a model's `worst_case`, e.g. 'linf 0.15', 'l2 2'."
     return f'{norm} {eps:g}'
@@ -239,6 +240,12 @@ def cell_key(norm: str, eps: float) -> str:
 def attack_key(attack: str, norm: str) -> str:
     "The key of an attack entry among a model's `attacks`, e.g. 'PGD-ce/linf', 'HSJ/l2', 'black:FGSM/linf'."
     return f'{attack}/{norm}'
+
+# %% ../nbs/09_audit.ipynb #a5c4e00a
+def pgd_name(loss: str, run: str = '') -> str:
+    "The audit's PGD on `loss`, its strong (`run` ''), 'weak' or 'unbounded' run: 'PGD-ce', 'PGD-margin-weak', ..."
+    return '-'.join(('PGD', loss, run) if run else ('PGD', loss))
+
 
 # %% ../nbs/09_audit.ipynb #a5c4e003
 @dataclass(frozen=True, kw_only=True)
@@ -257,6 +264,7 @@ class HsjEntry:
     dist: list[float | None]; norm: str; seconds: float; steps: int; init_evals: int; max_evals: int; no_start: int
     kind: str; index: list[int]
 
+# %% ../nbs/09_audit.ipynb #a5c4e013
 @dataclass(frozen=True, kw_only=True)
 class GivenEntry:
     """An attack taken from elsewhere, on the audit's images: the reproduction's curves (`eps`, `first_broken`) and
@@ -294,6 +302,7 @@ class ModelResult:
 
     def worst(self, norm: str, eps: float) -> Worst: return self.worst_case[cell_key(norm, eps)]
 
+# %% ../nbs/09_audit.ipynb #a5c4e014
 @dataclass(frozen=True)
 class Compression:
     """`compression` of one model on the held-out images and the `seconds` it took: the IE regularizer `mmd` (beta = 1;
@@ -319,6 +328,7 @@ class Source:
     "The reproduction an audit read: its results file `path` and the commit that computed it."
     path: str; git_commit: str | None
 
+# %% ../nbs/09_audit.ipynb #a5c4e024
 @dataclass(frozen=True, kw_only=True)
 class PgdSettings:
     "The PGD of `pgd_gradients` in an audit: `loss`, `seed`, l-inf `eps`, `steps`, on the first `n` images."
@@ -334,6 +344,7 @@ class PgdGradients:
     "`pgd_gradients` of every model in an audit: its settings `config` and what it saw, by model (`results`)."
     config: PgdSettings; results: dict[str, PgdSeen]
 
+# %% ../nbs/09_audit.ipynb #a5c4e034
 @dataclass(frozen=True)
 class AuditDoc:
     """The results document of one audit (`run.result('audit')`): the run (`dataset`, `profile`, `seed`), the
@@ -352,6 +363,7 @@ class AuditDoc:
     @property
     def config(self) -> AuditConfig: return _config(AuditConfig, self.audit_config)   # older audits: later defaults
 
+# %% ../nbs/09_audit.ipynb #a5c4e035
 def _config(cls, d: dict):
     "The configuration `cls` written as `d` (its tuples as lists; a key it lacks takes today's default)."
     return typed(cls, d, cls.__name__)
@@ -471,24 +483,22 @@ def attack_sizes(res: ModelResult, norm: str) -> dict:
     return out
 
 # %% ../nbs/09_audit.ipynb #cfd662ed
-def _acc(s, eps): return {e: accuracy_at(s, e) for e in eps}
-
 def run_checks(res: ModelResult, cfg: AuditConfig) -> dict[str, Check]:
     "Checks (a)-(d) on one model's audit ((b) only where black-box results are present)."
     S, L = attack_sizes(res, 'linf'), ('ce', 'margin')
     def acc(eps, *attacks):   # accuracy at each eps of the per-sample minimum size over these l-inf attacks
-        return _acc(np.min([S[attack_key(a, 'linf')] for a in attacks], 0), eps)
+        s = np.min([S[attack_key(a, 'linf')] for a in attacks], 0); return {e: accuracy_at(s, e) for e in eps}
     every, black = tuple(cfg.linf_eps) + tuple(cfg.unbounded_eps), ('black:FGSM', 'black:PGD')
-    pgd_ = lambda l, eps: acc(eps, f'PGD-{l}', f'PGD-{l}-unbounded')
+    pgd_ = lambda l, eps: acc(eps, pgd_name(l), pgd_name(l, 'unbounded'))
     out = dict(a=check_unbounded({'FGSM': acc(cfg.unbounded_eps, 'FGSM'),
-                                  **{f'PGD-{l}': pgd_(l, cfg.unbounded_eps) for l in L}}, cfg.unbounded_eps,
+                                  **{pgd_name(l): pgd_(l, cfg.unbounded_eps) for l in L}}, cfg.unbounded_eps,
                                  cfg.tol_zero),
                b=check_white_vs_black({'FGSM': (acc(cfg.linf_eps, 'FGSM'), acc(cfg.linf_eps, 'black:FGSM')),
                                        'PGD-ce': (acc(cfg.linf_eps, 'PGD-ce'), acc(cfg.linf_eps, 'black:PGD'))}, cfg.tol)
                  if all(attack_key(a, 'linf') in S for a in black) else None,
-               c=check_more_effort({f'PGD-{l}': (acc(cfg.linf_eps, f'PGD-{l}-weak'), acc(cfg.linf_eps, f'PGD-{l}'))
-                                    for l in L}, cfg.tol),
-               d=check_iterative(acc(every, 'FGSM'), {f'PGD-{l}': pgd_(l, every) for l in L}, cfg.tol))
+               c=check_more_effort({pgd_name(l): (acc(cfg.linf_eps, pgd_name(l, 'weak')),
+                                                  acc(cfg.linf_eps, pgd_name(l))) for l in L}, cfg.tol),
+               d=check_iterative(acc(every, 'FGSM'), {pgd_name(l): pgd_(l, every) for l in L}, cfg.tol))
     return {k: c for k, c in out.items() if c is not None}
 
 # %% ../nbs/09_audit.ipynb #6fc814d2
@@ -520,6 +530,7 @@ def _dist(d) -> list:
     "Per-sample distances as JSON: None where never broken (inf)."
     return [None if math.isinf(v) else float(v) for v in d]
 
+# %% ../nbs/09_audit.ipynb #14cdf557
 def audit_model(model, x, y, cfg: AuditConfig = AuditConfig(), black: dict | None = None, extra: dict | None = None,
                 hsj_index=None, log=print) -> ModelResult:
     """Every audit attack on one model, then the checklist and the worst case. `black`: {'FGSM': sizes, 'PGD': sizes}
@@ -531,10 +542,10 @@ def audit_model(model, x, y, cfg: AuditConfig = AuditConfig(), black: dict | Non
         def pgd_entry(eps, norm, steps, restarts):
             return _entry(pgd_broken(model, x, y, eps, norm, loss, steps, restarts, c.rel_stepsize, c.batch_size,
                                      c.seed), 'white')
-        A[attack_key(f'PGD-{loss}', 'linf')] = pgd_entry(c.linf_eps, 'linf', c.steps, c.restarts)
-        A[attack_key(f'PGD-{loss}-weak', 'linf')] = pgd_entry(c.linf_eps, 'linf', c.weak_steps, c.weak_restarts)
-        A[attack_key(f'PGD-{loss}-unbounded', 'linf')] = pgd_entry(c.unbounded_eps, 'linf', c.unbounded_steps, 1)
-        if c.l2_eps: A[attack_key(f'PGD-{loss}', 'l2')] = pgd_entry(c.l2_eps, 'l2', c.steps, c.restarts)
+        A[attack_key(pgd_name(loss), 'linf')] = pgd_entry(c.linf_eps, 'linf', c.steps, c.restarts)
+        A[attack_key(pgd_name(loss, 'weak'), 'linf')] = pgd_entry(c.linf_eps, 'linf', c.weak_steps, c.weak_restarts)
+        A[attack_key(pgd_name(loss, 'unbounded'), 'linf')] = pgd_entry(c.unbounded_eps, 'linf', c.unbounded_steps, 1)
+        if c.l2_eps: A[attack_key(pgd_name(loss), 'l2')] = pgd_entry(c.l2_eps, 'l2', c.steps, c.restarts)
     if hsj_index is not None and len(hsj_index):
         idx = torch.as_tensor(hsj_index)
         for norm in c.hsj_norms:
@@ -589,6 +600,7 @@ def _grads(m: str, r: ModelResult) -> Gradients:
                          'add_gradients(doc, models)')
     return Gradients(*(np.asarray(getattr(r.gradients, k), float) for k in GRAD_STATS))
 
+# %% ../nbs/09_audit.ipynb #3fa80973
 def plot_grad_norms(doc_or_results, ax=None, floor: float = 1e-46, points: int = 300):
     """Per-sample l2 norm of the cross-entropy's input gradient (float64), per model, on a log scale; a gradient that is
     0 in every entry is drawn at `floor`; the box covers every image, the dots a random `points` of them. Under each
@@ -613,6 +625,12 @@ def plot_grad_norms(doc_or_results, ax=None, floor: float = 1e-46, points: int =
                  'l2 norm underflows to 0)', fontsize=9)
     ax.grid(alpha=0.3)
     return ax
+
+# %% ../nbs/09_audit.ipynb #3fa8097a
+def row_label(group: str, row: str) -> str:
+    "A display table's label of `row` within `group` (a PGD, a cell), e.g. 'l-inf 0.15: with HSJ'."
+    return f'{group}: {row}'
+
 
 # %% ../nbs/09_audit.ipynb #96c77bab
 def gradient_table(doc_or_results, pgd: PgdGradients | None = None):
@@ -639,13 +657,81 @@ def gradient_table(doc_or_results, pgd: PgdGradients | None = None):
             ok, br, blind, nzm = (np.array(v) for v in (s.clean_ok, s.broken, s.blind_steps, s.nonzero_min))
             n = len(br); uu, ok, br = u[:n], ok.astype(bool), br.astype(bool)
             what = f'PGD-{p.steps} {p.loss} at l-inf {p.eps:g}'
-            c |= {f'{what}: images with a blind step (no nonzero entry)': f'{(blind > 0).sum()} of {n}',
-                  f'{what}: nonzero entries, min over steps, median where the float32 norm is 0 (%)':
-                      f'{100 * np.median(nzm[uu]):.1f}' if uu.any() else '-',
-                  f'{what}: broken where the float32 norm is 0': f'{br[uu].sum()} of {uu.sum()}',
-                  f'{what}: broken, other correctly classified images': f'{br[~uu & ok].sum()} of {(~uu & ok).sum()}'}
+            c |= {row_label(what, k): v for k, v in [
+                ('images with a blind step (no nonzero entry)', f'{(blind > 0).sum()} of {n}'),
+                ('nonzero entries, min over steps, median where the float32 norm is 0 (%)',
+                 f'{100 * np.median(nzm[uu]):.1f}' if uu.any() else '-'),
+                ('broken where the float32 norm is 0', f'{br[uu].sum()} of {uu.sum()}'),
+                ('broken, other correctly classified images', f'{br[~uu & ok].sum()} of {(~uu & ok).sum()}')]}
         cols[m] = c
     return pd.DataFrame(cols)
+
+# %% ../nbs/09_audit.ipynb #a718a4c7
+WORST_ROWS = [('linf', 0.15, 'PGD', 'repro PGD/linf'), ('linf', 0.3, 'PGD', 'repro PGD/linf'),
+              ('l2', 2.0, 'CW', 'repro CW/l2')]
+
+def worst_case_table(doc, paper: dict | None = None):
+    """Accuracy (%) per model of the audit `doc`: the paper's white-box value, the single attacks, and the worst case
+    over every attack [95% Wilson]."""
+    import pandas as pd
+    doc = audit_doc(doc)
+    paper = paper_table() if paper is None else paper
+    cfg, rows, index = doc.config, [], []
+    for norm, eps, atk, rname in WORST_ROWS:
+        key = cell_key(norm, eps)
+        if not all(key in r.worst_case for r in doc.results.values()): continue
+        lab, an = f"{'l-inf' if norm == 'linf' else 'l2'} {eps:.2f}", 'C&W' if atk == 'CW' else atk
+        w = {m: r.worst_case[key] for m, r in doc.results.items()}
+        pct = lambda name: {m: None if name not in w[m].single else 100 * w[m].single[name] for m in w}
+        for what, vals in [(f'paper: {an} white-box',
+                            {m: paper.get((doc.dataset, atk, 'white', eps), {}).get(m) for m in w}),
+                           (f'reproduction: {an} white-box', pct(rname)),
+                           (f"audit: PGD margin ({cfg.steps} x {cfg.restarts})", pct(attack_key('PGD-margin', norm))),
+                           (f"audit: PGD cross-entropy ({cfg.steps} x {cfg.restarts})", pct(attack_key('PGD-ce', norm)))]:
+            rows.append({m: '' if v is None else f'{v:.1f}' for m, v in vals.items()}); index.append((lab, what))
+        rows.append({m: f"{100*v.acc:.1f} [{100*v.lo:.1f}, {100*v.hi:.1f}]" for m, v in w.items()})
+        index.append((lab, f"worst case, {len(next(iter(w.values())).single)} attacks [95% CI]"))
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index), columns=list(doc.results))
+
+# %% ../nbs/09_audit.ipynb #64c81267
+def hsj_table(doc):
+    """On HopSkipJump's subset: worst-case accuracy (%) without and with HopSkipJump, and the samples only HopSkipJump
+    broke."""
+    import pandas as pd
+    rows = {}
+    for m, r in audit_doc(doc).results.items():
+        for key, w in r.worst_case.items():
+            h = attack_key('HSJ', key.split()[0])
+            if w.hsj_subset is None or h not in w.hsj_subset.only: continue
+            lab = key.replace('linf', 'l-inf')
+            rows.setdefault(m, {}).update({row_label(lab, k): v for k, v in [
+                ('without HSJ', f"{100*w.hsj_subset_without_hsj.acc:.1f}"), ('with HSJ', f"{100*w.hsj_subset.acc:.1f}"),
+                ('only HSJ broke', f"{w.hsj_subset.only[h]} of {w.hsj_subset.n}")]})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/09_audit.ipynb #dfe66f7e
+COMPRESSION_ROWS = {'IE regularizer (beta=1)': '{mmd:.4f}', 'probe accuracy (hypothesis {hypothesis})': '{probe_acc:.1%}',
+                    'probe CE (nats)': '{probe_ce:.3f}', 'H(Y) (nats)': '{H_Y:.3f}', 'I(h_r; Y) >= (nats)': '{I_lower:.3f}',
+                    'probe L2 penalty': '{probe_wd:g}'}
+
+def compression_table(doc):
+    "The compression measurements per model (the CNN's 256-unit layer as an unregularized reference)."
+    import pandas as pd
+    return pd.DataFrame({m: {k.format(**asdict(c)): v.format(**asdict(c)) for k, v in COMPRESSION_ROWS.items()}
+                         for m, c in audit_doc(doc).compression.items()}).T
+
+# %% ../nbs/09_audit.ipynb #ef86889c
+def audit_markdown(doc) -> str:
+    "The worst-case, HopSkipJump, checklist, compression and input-gradient tables of the audit `doc` as GitHub markdown."
+    md, doc = markdown_table, audit_doc(doc)
+    parts = [f"# Audit: {doc.dataset}, profile {doc.profile}, seed {doc.seed}",
+             '## Accuracy (%): worst case over every attack', md(worst_case_table(doc)),
+             '## Checklist (Carlini et al. 2019)', md(checks_table(doc))]
+    if len(hsj_table(doc)): parts += ['## HopSkipJump subset', md(hsj_table(doc))]
+    if doc.compression: parts += ['## Compression (held-out test images)', md(compression_table(doc))]
+    if all(r.gradients is not None for r in doc.results.values()):
+        parts += ["## Input gradients of the cross-entropy (what FGSM and PGD follow)", md(gradient_table(doc))]
+    return '\n\n'.join(parts) + '\n'
 
 # %% ../nbs/09_audit.ipynb #3cc33b38
 @torch.no_grad()
@@ -672,6 +758,7 @@ class Probe:
     "A linear probe's accuracy and cross-entropy (nats) on its test half, its L2 penalty, its training cross-entropy."
     acc: float; ce: float; wd: float; train_ce: float
 
+# %% ../nbs/09_audit.ipynb #cfd712b9
 def linear_probe(h_train, y_train, h_test, y_test, M: int = 10, steps: int = 100, wds=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
                  seed: int = 0) -> Probe:
     """Multinomial logistic regression q(y|h) on standardized features (L-BFGS, L2 penalty chosen among `wds` on the
@@ -772,6 +859,7 @@ def seconds_key(model: str, step: str) -> str:
     "The key of a later step's wall time among a document's `seconds`, e.g. 'C-JS compression', 'CNN AutoAttack'."
     return f'{model} {step}'
 
+# %% ../nbs/09_audit.ipynb #aa8beec9
 def model_stages(run: Run, study: str, names, key, compute, force: bool = False, log=print, device='cpu') -> dict:
     """{name: record} of one stage per model `name` of `run`, in order, in the stage store of `study`: under `key(name)`,
     taken if finished (before a kill, or by another process: the log says so), else `compute(name, model, say)` with
@@ -800,6 +888,7 @@ class ModelStage:
     result: ModelResult
     compression: Compression | None
 
+# %% ../nbs/09_audit.ipynb #9cfab9a9
 def audit(run: Run, cfg: AuditConfig | None = None, force: bool = False, models=None, log=print, device='cpu',
           autoattack=None) -> AuditDoc:
     """Audit the trained models of the reproduction of `run`: adaptive and gradient-free attacks, the checklist, the
@@ -864,73 +953,6 @@ def add_gradients(doc: AuditDoc, models: dict, pgd: dict | None = None, source: 
     seen = {name: PgdSeen(*([round(float(v), 4) for v in r[k]] for k in ('nonzero_min', 'blind_steps', 'broken',
                                                                         'clean_ok'))) for name, r in runs.items()}
     return replace(doc, pgd_gradients=PgdGradients(cfg, seen))
-
-# %% ../nbs/09_audit.ipynb #a718a4c7
-WORST_ROWS = [('linf', 0.15, 'PGD', 'repro PGD/linf'), ('linf', 0.3, 'PGD', 'repro PGD/linf'),
-              ('l2', 2.0, 'CW', 'repro CW/l2')]
-
-def worst_case_table(doc, paper: dict | None = None):
-    """Accuracy (%) per model of the audit `doc`: the paper's white-box value, the single attacks, and the worst case
-    over every attack [95% Wilson]."""
-    import pandas as pd
-    doc = audit_doc(doc)
-    paper = paper_table() if paper is None else paper
-    cfg, rows, index = doc.config, [], []
-    for norm, eps, atk, rname in WORST_ROWS:
-        key = cell_key(norm, eps)
-        if not all(key in r.worst_case for r in doc.results.values()): continue
-        lab, an = f"{'l-inf' if norm == 'linf' else 'l2'} {eps:.2f}", 'C&W' if atk == 'CW' else atk
-        w = {m: r.worst_case[key] for m, r in doc.results.items()}
-        pct = lambda name: {m: None if name not in w[m].single else 100 * w[m].single[name] for m in w}
-        for what, vals in [(f'paper: {an} white-box',
-                            {m: paper.get((doc.dataset, atk, 'white', eps), {}).get(m) for m in w}),
-                           (f'reproduction: {an} white-box', pct(rname)),
-                           (f"audit: PGD margin ({cfg.steps} x {cfg.restarts})", pct(attack_key('PGD-margin', norm))),
-                           (f"audit: PGD cross-entropy ({cfg.steps} x {cfg.restarts})", pct(attack_key('PGD-ce', norm)))]:
-            rows.append({m: '' if v is None else f'{v:.1f}' for m, v in vals.items()}); index.append((lab, what))
-        rows.append({m: f"{100*v.acc:.1f} [{100*v.lo:.1f}, {100*v.hi:.1f}]" for m, v in w.items()})
-        index.append((lab, f"worst case, {len(next(iter(w.values())).single)} attacks [95% CI]"))
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index), columns=list(doc.results))
-
-# %% ../nbs/09_audit.ipynb #64c81267
-def hsj_table(doc):
-    """On HopSkipJump's subset: worst-case accuracy (%) without and with HopSkipJump, and the samples only HopSkipJump
-    broke."""
-    import pandas as pd
-    rows = {}
-    for m, r in audit_doc(doc).results.items():
-        for key, w in r.worst_case.items():
-            h = attack_key('HSJ', key.split()[0])
-            if w.hsj_subset is None or h not in w.hsj_subset.only: continue
-            lab = key.replace('linf', 'l-inf')
-            rows.setdefault(m, {}).update({f'{lab}: without HSJ': f"{100*w.hsj_subset_without_hsj.acc:.1f}",
-                                           f'{lab}: with HSJ': f"{100*w.hsj_subset.acc:.1f}",
-                                           f'{lab}: only HSJ broke': f"{w.hsj_subset.only[h]} of {w.hsj_subset.n}"})
-    return pd.DataFrame(rows)
-
-# %% ../nbs/09_audit.ipynb #dfe66f7e
-COMPRESSION_ROWS = {'IE regularizer (beta=1)': '{mmd:.4f}', 'probe accuracy (hypothesis {hypothesis})': '{probe_acc:.1%}',
-                    'probe CE (nats)': '{probe_ce:.3f}', 'H(Y) (nats)': '{H_Y:.3f}', 'I(h_r; Y) >= (nats)': '{I_lower:.3f}',
-                    'probe L2 penalty': '{probe_wd:g}'}
-
-def compression_table(doc):
-    "The compression measurements per model (the CNN's 256-unit layer as an unregularized reference)."
-    import pandas as pd
-    return pd.DataFrame({m: {k.format(**asdict(c)): v.format(**asdict(c)) for k, v in COMPRESSION_ROWS.items()}
-                         for m, c in audit_doc(doc).compression.items()}).T
-
-# %% ../nbs/09_audit.ipynb #ef86889c
-def audit_markdown(doc) -> str:
-    "The worst-case, HopSkipJump, checklist, compression and input-gradient tables of the audit `doc` as GitHub markdown."
-    md, doc = markdown_table, audit_doc(doc)
-    parts = [f"# Audit: {doc.dataset}, profile {doc.profile}, seed {doc.seed}",
-             '## Accuracy (%): worst case over every attack', md(worst_case_table(doc)),
-             '## Checklist (Carlini et al. 2019)', md(checks_table(doc))]
-    if len(hsj_table(doc)): parts += ['## HopSkipJump subset', md(hsj_table(doc))]
-    if doc.compression: parts += ['## Compression (held-out test images)', md(compression_table(doc))]
-    if all(r.gradients is not None for r in doc.results.values()):
-        parts += ["## Input gradients of the cross-entropy (what FGSM and PGD follow)", md(gradient_table(doc))]
-    return '\n\n'.join(parts) + '\n'
 
 # %% ../nbs/09_audit.ipynb #f119395a
 def remeasure_gradients(path, pgd: dict | None = None, batch_size: int = 500) -> AuditDoc:

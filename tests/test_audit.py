@@ -5,7 +5,7 @@ line; and the committed audits' gradients, measured again.
 
 The tests on the smoke reproduction are slow (`make test-slow`): the fixture trains and attacks it, then audits it.
 Nothing here asserts an accuracy of the smoke models: only what the machinery must do whatever they learned."""
-import contextlib, copy, io, json, shutil
+import contextlib, copy, io, json, re, shutil
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 import numpy as np
@@ -16,14 +16,16 @@ import guessfirst_nb.audit as A
 from guessfirst_nb.audit import (audit, CONDITIONED, remeasure_gradients, pgd, pgd_broken, hsj_dist, input_grad_stats,
                                  pgd_gradients, audit_doc, audit_markdown, checks_table, hsj_table, sizes, to_plain,
                                  worst_case_table, worst_cases, AuditDoc, Check, GivenEntry, Images, ModelResult, Row,
-                                 Source, Subset)
+                                 Source, Subset, CascadeEntry, READ_FROM_REPRODUCTION, stage_config, add_gradients,
+                                 audit_images, attacked_images)
+from guessfirst_nb.data import load
 from guessfirst_nb.stats import wilson
 from guessfirst_nb.store import plain
 from guessfirst_nb.attacks import fmodel, fixed_eps_advs
 from guessfirst_nb.autoattack import AUTOATTACK, AutoAttackConfig, attack_broken, audit_main, full_audit
 from guessfirst_nb.models import TARGETS
 from guessfirst_nb.profiles import AttackConfig, AuditConfig
-from guessfirst_nb.reproduce import reproduce
+from guessfirst_nb.reproduce import reproduce, reproduction, entry
 from guessfirst_nb.run import Run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -330,3 +332,58 @@ def test_to_plain_leaves_out_absent_keys_and_keeps_nulls():
     assert 'hsj_subset' not in p['results']['CNN']['worst_case']['linf 0.15']   # no HopSkipJump: absent
     assert to_plain(GivenEntry(kind='black', norm='linf', dist=[float('inf'), 0.5]))['dist'] == [None, 0.5]
     assert audit_doc(p) == MADE
+
+
+# --- moved from notebook 09: the committed documents, the stage key, add_gradients, the images attacked (fast) ------
+
+def test_autoattack_entries_have_no_accuracy_of_their_own_and_an_unknown_field_is_named():
+    "The 200-epoch audit has every later addition; an AutoAttack entry that claims an accuracy is refused."
+    text = (ROOT / 'results' / 'paper' / 'mnist_audit.json').read_text()
+    d200 = audit_doc(json.loads(text))
+    sq = d200.results['C-JS'].attacks['Square/linf']
+    assert isinstance(sq, CascadeEntry) and not hasattr(sq, 'acc')
+    assert d200.results['C-JS'].worst('linf', 0.15).single['Square/linf'] is None
+    bad = json.loads(text); bad['results']['C-JS']['attacks']['Square/linf']['acc'] = [1.0, 0.5, 0.4]
+    with pytest.raises(ValueError, match=re.escape(
+            "audit.results['C-JS'].attacks['Square/linf']: CascadeEntry has no field 'acc'")): audit_doc(bad)
+    bad = json.loads(text); bad['results']['CNN']['worst_case']['linf 0.15']['accuracy'] = 0.5
+    with pytest.raises(ValueError, match=re.escape(
+            "audit.results['CNN'].worst_case['linf 0.15']: Worst has no field 'accuracy'")): audit_doc(bad)
+
+def test_a_stage_key_holds_the_reproductions_entries_as_its_file_has_them():
+    "Typed reading adds no field: a stage saved before the reproduction was read through its schema is still taken."
+    raw = json.loads((ROOT / 'results' / 'paper-lite' / 'mnist.json').read_text())
+    sc = stage_config(reproduction(raw), 'C-JS', AuditConfig())
+    assert plain(sc['reproduction']['entries']) == {entry(*k): raw['results']['C-JS'][entry(*k)]
+                                                    for k in READ_FROM_REPRODUCTION}
+
+def test_add_gradients_measures_a_made_up_audit_on_its_own_images():
+    torch.manual_seed(0); lin = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
+    fake = AuditDoc(dataset='mnist', profile='made-up', seed=0, audit_config={}, attack_config={},
+                    images=Images(Subset(100, 0), [3, 5, 8], None, Subset(10, 1)), reproduction=Source('', None),
+                    environment={}, seconds={}, total_seconds=0.0, compression={},
+                    results={'linear': ModelResult(n=3, clean=1.0, attacks={}, grad_norms=[1.0, 1.0, 1.0], checks={},
+                                                   worst_case={}, seconds=0.0)})
+    got = add_gradients(fake, {'linear': lin}, pgd=dict(eps=0.1, steps=3, n=2), source='constructed')
+    te = load('mnist', 'test').subset(100, seed=0)
+    x, y = te.images()[[3, 5, 8]], te.y[[3, 5, 8]]
+    assert got.results['linear'].gradients == A._grad_json(input_grad_stats(lin, x, y))   # its own images
+    assert (got.results['linear'].grad_norms, fake.results['linear'].grad_norms) == (None, [1.0, 1.0, 1.0])
+    assert (len(got.pgd_gradients.results['linear'].broken), got.pgd_gradients.config.steps) == (2, 3)
+    assert got.gradients_source == 'constructed'
+    assert list(to_plain(got)['results']['linear']) == ['n', 'clean', 'attacks', 'checks', 'worst_case', 'seconds',
+                                                        'gradients']   # no grad_norms key left behind
+    with pytest.raises(ValueError, match=re.escape("models ['CNN'] are not in this audit")):
+        add_gradients(fake, {'CNN': lin})
+
+def test_the_images_an_audit_attacks_are_seeded_sorted_and_all_of_them_when_n_is_n_test():
+    p1, p2 = A._positions(100, 50, 0), A._positions(100, 50, 0)
+    assert torch.equal(p1, p2) and len(set(p1.tolist())) == 50 and bool((p1[1:] > p1[:-1]).all())
+    assert torch.equal(A._positions(100, 100, 0), torch.arange(100))
+    with pytest.raises(ValueError, match=re.escape('subset size must be in 1..10')): A._positions(10, 11, 0)
+    im = audit_images(AttackConfig(n_test=100, seed=0), AuditConfig(n=50, n_hsj=10))
+    assert im.positions == p1.tolist() and len(im.hsj_positions) == 10
+    assert set(im.hsj_positions) <= set(range(50))          # positions among the attacked images, not the subset
+    assert audit_images(AttackConfig(n_test=100, seed=0), AuditConfig(n=500, n_hsj=0)).positions == list(range(100))
+    _, ya = attacked_images('mnist', im)
+    assert torch.equal(ya, load('mnist', 'test').subset(100, seed=0).y[p1])
