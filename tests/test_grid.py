@@ -11,8 +11,8 @@ import pytest
 import torch
 from guessfirst_nb.io import atomic_torch_save, atomic_write_text
 from guessfirst_nb.run import Run
-from guessfirst_nb.grid import (LOCAL_TIMEOUT_MIN, JobFailed, Task, is_done, local_executor, main, outputs, plan,
-                                run_grid, slurm_executor)
+from guessfirst_nb.grid import (LOCAL_TIMEOUT_MIN, JobFailed, Task, is_done, local_executor, main, outputs,
+                                parse_sbatch_flags, plan, run_grid, slurm_executor)
 from fake_slurm import write_fake_slurm, fake_job
 
 BIN = Path(sys.executable).parent
@@ -203,6 +203,38 @@ def test_the_scheduling_rules():
     assert R['audit mnist seed 0'].reason == 'needs reproduce mnist seed 0, which failed'
     assert R['stability mnist seeds 0 1'].reason == 'needs reproduce mnist seed 0, which failed'
     assert R['audit mnist seed 1'].state == 'completed'
+
+
+def test_one_job_at_a_time_finishes_a_seed_first():
+    """With one job at a time, seed 0's reproduction and audit go before seed 1's trainings; a failed training stops its
+    seed's reproduction and audit and the stability study (each saying why), and not the other seed."""
+    P = plan('smoke', ['mnist'], [0, 1], ['CNN', 'LeNet5'])
+    quiet = dict(log=lambda *a: None, err=lambda *a: None, poll_s=0)
+    ex = StubExecutor()
+    R = run_grid(P, ex, max_jobs=1, done=lambda j: j.key in ex.finished, **quiet)
+    assert ex.most == 1
+    assert ex.sent == ['train mnist seed 0 CNN', 'train mnist seed 0 LeNet5', 'reproduce mnist seed 0',
+                       'audit mnist seed 0', 'train mnist seed 1 CNN', 'train mnist seed 1 LeNet5',
+                       'reproduce mnist seed 1', 'audit mnist seed 1', 'stability mnist seeds 0 1']
+    assert all(o.state == 'completed' for o in R.values())
+    ex = StubExecutor(fail=['train mnist seed 1 LeNet5'])
+    R = run_grid(P, ex, max_jobs=2, done=lambda j: j.key in ex.finished and j.key not in ex.fail, **quiet)
+    assert ex.most == 2
+    assert {k: o.state for k, o in R.items() if o.state != 'completed'} == {
+        'train mnist seed 1 LeNet5': 'failed', 'reproduce mnist seed 1': 'not sent', 'audit mnist seed 1': 'not sent',
+        'stability mnist seeds 0 1': 'not sent'}
+    assert R['reproduce mnist seed 1'].reason == 'needs train mnist seed 1 LeNet5, which failed'
+    assert R['stability mnist seeds 0 1'].reason == 'needs reproduce mnist seed 1, which was not sent'
+
+
+def test_sbatch_flags():
+    "Extra sbatch options as one types them; short options and those the grid sets itself are refused."
+    assert parse_sbatch_flags('--account=proj --qos high --exclusive --constraint "a100|h100"') == \
+        {'account': 'proj', 'qos': 'high', 'exclusive': True, 'constraint': 'a100|h100'}
+    assert parse_sbatch_flags('') == {}
+    with pytest.raises(ValueError, match='long options'): parse_sbatch_flags('-A proj')
+    with pytest.raises(ValueError, match='cannot set --output'): parse_sbatch_flags('--output=x.log')
+    with pytest.raises(ValueError, match='use --time'): parse_sbatch_flags('--time 10')
 
 
 def test_the_executors_get_what_is_asked(tmp_path):
