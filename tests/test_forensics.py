@@ -16,7 +16,7 @@ from guessfirst_nb.run import Run
 import guessfirst_nb.forensics as FO
 from guessfirst_nb.pretrained import pretrained_file
 from guessfirst_nb.profiles import PROFILES, AttackConfig
-from guessfirst_nb.store import Store, typed
+from guessfirst_nb.store import Store, plain, typed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -213,3 +213,78 @@ def test_a_killed_run_resumes_its_stages_and_recomputes_nothing(tmp_path, monkey
         for c in v.values():
             for cnt in c.values(): assert cnt.n == 40
     assert FO.forensics_markdown(res).startswith('| cell | model | paper |')
+
+
+# --- the document and its stages -------------------------------------------------------------------------------------
+def test_merge_variants_keeps_every_stages_models():
+    "Two white-box stages (one model each) and the transfer stage: every model's counts kept, each under its own name."
+    w = lambda m, k: {'output layer': {'PGD/white 0.15': {m: dict(correct=k, n=10)}}}
+    got = FO.merge_variants([w('C-JS', 3), w('CNN', 5), {'C&W kappa 0': {'CW/black 2': {'CNN': dict(correct=9, n=10)}}}])
+    assert got == {'output layer': {'PGD/white 0.15': {'C-JS': FO.Count(3, 10), 'CNN': FO.Count(5, 10)}},
+                   'C&W kappa 0': {'CW/black 2': {'CNN': FO.Count(9, 10)}}}
+    with pytest.raises(ValueError, match="Count has no field 'acc'"):   # an unknown key: one clear error
+        FO.merge_variants([{'v': {'c': {'CNN': dict(correct=1, n=2, acc=0.5)}}}])
+
+
+def test_stage_and_weight_names():
+    "The names the stages and their keys have always had: renaming them recomputes every stage already on disk."
+    assert (FO.white_stage('C-JS'), FO.weights_name('LeNet5', 'paper-lite')) == ('white C-JS', 'LeNet5 paper-lite')
+
+
+@pytest.mark.parametrize('path', sorted(ROOT.glob('results/*/*_forensics.json')), ids=lambda p: p.parent.name + '/' + p.name)
+def test_committed_document_round_trips_byte_for_byte(path):
+    "The schema is the file's: read and written back, the same bytes; its markdown is the committed one."
+    raw = json.loads(path.read_text())
+    res = typed(FO.Forensics, raw)
+    assert json.dumps(plain(res), indent=1) == path.read_text()
+    assert FO.forensics_markdown(res) + '\n' == path.with_suffix('.md').read_text()
+    with pytest.raises(ValueError, match="Forensics has no field 'row'"):   # one clear error
+        typed(FO.Forensics, dict(raw, row=[]))
+
+
+# --- the command line ------------------------------------------------------------------------------------------------
+def cli(capsys, *args):
+    "Run main(args): (exit status, stdout, stderr)."
+    rc = FO.main([str(a) for a in args]); out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_cli_bad_input_is_one_line_before_anything_is_computed(tmp_path, capsys):
+    "A bad value, a missing reproduction and a missing weights file: each one line and exit status 2, nothing written."
+    (tmp_path / 'paper').mkdir(); empty = tmp_path / 'empty'; empty.mkdir()
+    for args, msg in [(['--dataset', 'all'], "unknown dataset 'all'; valid datasets: mnist, fashion_mnist"),
+                      (['--profile', 'full'], "unknown profile 'full'; valid profiles: smoke, quick, paper-lite, paper"),
+                      (['--out', tmp_path],
+                       f"no reproduction at {Run('mnist', 'paper', out=tmp_path).result()}: run guessfirst-reproduce first")]:
+        assert cli(capsys, *args) == (2, '', f'error: {msg}\n')
+    shutil.copy(ROOT / 'results/paper/mnist.json', tmp_path / 'paper' / 'mnist.json')
+    rc, o, e = cli(capsys, '--out', tmp_path, '--weights', empty, '--device', 'cpu')
+    assert (rc, o, e.count('\n')) == (2, '', 1)
+    assert e.startswith(f'error: {empty}/') and 'does not exist' in e and 'Fix:' in e, e
+    assert sorted(p.name for p in (tmp_path / 'paper').iterdir()) == ['mnist.json']   # nothing written
+
+
+def made_document(run: Run) -> FO.Forensics:
+    "A hand-made forensics document of `run`: one discrepant cell, explained by one variant."
+    row = FO.Row('PGD/white 0.15', 'C-JS', 50.0, 10.0, (8.3, 12.0), 'near', 49.5, (46.4, 52.6), True, 1)
+    return FO.Forensics(run.dataset, run.profile.name, run.seed, 1000, ['C-JS'], {}, {}, {'white C-JS': 1.0},
+                        {'near': {'PGD/white 0.15': {'C-JS': FO.Count(495, 1000)}}}, [row])
+
+
+def test_an_existing_document_is_rendered_not_recomputed(tmp_path, capsys):
+    """Like the other studies' commands: an existing document is read and rendered, and its markdown written, without
+    loading a model (the weights folder is empty); --force recomputes it, and here stops at the missing weights."""
+    run, empty = Run('mnist', 'paper', out=tmp_path), tmp_path / 'empty'
+    empty.mkdir(); (tmp_path / 'paper').mkdir()
+    run.result().write_text('{}')   # the reproduction: only that it exists is checked before the document is read
+    doc = made_document(run)
+    text = json.dumps(plain(doc), indent=1); run.result('forensics').write_text(text)
+    rc, out, err = cli(capsys, '--out', tmp_path, '--weights', empty, '--device', 'cpu')
+    md = FO.forensics_markdown(doc)
+    assert (rc, out, err) == (0, md + '\n', f"exists: {run.result('forensics')} (use --force to recompute)\n")
+    assert run.result('forensics').with_suffix('.md').read_text() == md + '\n'
+    assert run.result('forensics').read_text() == text   # not rewritten
+    assert FO.forensics(run, log=lambda *m: None) == doc   # the function too: the document read back
+    rc, out, err = cli(capsys, '--out', tmp_path, '--weights', empty, '--device', 'cpu', '--force')
+    assert (rc, out, err.count('\n')) == (2, '', 1) and f'error: {empty}/' in err and 'does not exist' in err, err
+    assert run.result('forensics').read_text() == text

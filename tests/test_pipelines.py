@@ -106,3 +106,53 @@ def test_counts_come_from_the_table_passed(results):
     write_pipelines(results, draws=200, paper=PAPER, table=table)
     doc = json.loads(Run('mnist', 'paper', out=results).result('pipelines').read_text())
     assert (doc['grid']['best']['score']['explained'], doc['grid']['best']['score']['inside']) == (5, 11)
+
+
+# --- the committed files and the file's layout -------------------------------------------------------------------------
+import re
+from dataclasses import replace
+from pathlib import Path
+from guessfirst_nb.forensics import Forensics
+from guessfirst_nb.pipelines import Pipelines, Sources, _dumps, evidence, pipelines_markdown, pipelines_report
+from guessfirst_nb.results import build_table, read_table
+from guessfirst_nb.store import typed
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize('path', sorted(ROOT.glob('results/*/*_pipelines.json')), ids=lambda p: f'{p.parent.name}/{p.name}')
+def test_committed_pipelines_are_recomputed_byte_for_byte(path):
+    "From the committed results table and the forensics file beside it: the JSON and its markdown, byte for byte."
+    foren = typed(Forensics, json.loads(path.with_name(path.name.replace('_pipelines', '_forensics')).read_text()))
+    doc = pipelines_report(read_table(ROOT / 'results' / 'results.csv'), foren)
+    assert _dumps(doc) == path.read_text()
+    assert pipelines_markdown(doc) + '\n' == path.with_suffix('.md').read_text()
+
+
+def test_the_file_reads_back_exactly_and_keeps_lists_on_one_line(results):
+    "typed reads back exactly what plain wrote; a grid row is one line; an unavailable pipeline has its `missing`."
+    path = write_pipelines(results, draws=200, paper=PAPER)[0]
+    text = path.read_text(); doc = typed(Pipelines, json.loads(text))
+    assert _dumps(doc) == text
+    assert '"missing"' in text and text.count('"score"') == 1 + 2   # one named available, the grid's best two
+    assert json.dumps(doc.grid.rows[0]) in text and doc.grid.rows[0][:7] == [0, 0, 0, 0, 6, 0, 6]
+    assert not re.search(r'\[\n\s*\d', text)   # no list of plain values spread over lines
+
+
+def test_result_paths():
+    assert Run('mnist', 'paper').result('pipelines') == Path('results/paper/mnist_pipelines.json')
+    assert Run('fashion_mnist', 'paper-lite', 2, out='r').result('pipelines') == Path(
+        'r/paper-lite/fashion_mnist_seed2_pipelines.json')
+
+
+def test_evidence_refuses_a_stale_table(results):
+    "A variant the table lacks, one the file does not name, or no rows of the reproduction: one error each."
+    table, foren = build_table(results), typed(Forensics, json.loads((results / 'paper/mnist_forensics.json').read_text()))
+    src, ours, variants = evidence(table, foren)
+    assert src == Sources('paper/mnist_forensics.json', 'paper/mnist.json') and list(variants) == ['C&W kappa 0']
+    with pytest.raises(ValueError, match='the table has other variants: rebuild it'):
+        evidence(table, replace(foren, variants={}))
+    with pytest.raises(ValueError, match='the table has other variants'):
+        evidence(table, replace(foren, variants=dict(foren.variants, new={})))
+    with pytest.raises(ValueError, match='no rows of paper/mnist_seed1.json in the table'):
+        evidence(table, replace(foren, seed=1))
