@@ -1,19 +1,20 @@
-"""AutoAttack's machinery (notebook 17): the command's error paths; extending an audit on disk and adding Square to a
-reproduction, one stage per model (its own budgets, the stored format; a stage taken only under its own key: the
-budgets, the images attacked, the checkpoint; `force`, `models`); no attack breaking an image beyond its boundary
-distance at the standard budgets."""
+"""AutoAttack's machinery (notebook 17): the command's error paths; the earlier format of the entries restated as counts,
+and the committed audits in the stored format; extending an audit on disk and adding Square to a reproduction, one
+stage per model (its own budgets, the stored format; a stage taken only under its own key: the budgets, the images
+attacked, the checkpoint; `force`, `models`); no attack breaking an image beyond its boundary distance at the standard
+budgets."""
 import contextlib, copy, io, json, shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-from guessfirst_nb.audit import (attacked_images, audit_doc, audit_model, to_plain, worst_cases, write_json, AuditDoc,
-                                 CascadeEntry, GivenEntry, Images, ModelResult, Source, Subset)
+from guessfirst_nb.audit import (attack_key, attacked_images, audit_doc, audit_model, model_result, to_plain, worst_cases,
+                                 write_json, AuditDoc, CascadeEntry, GivenEntry, Images, ModelResult, Source, Subset)
 from guessfirst_nb.store import plain
 from guessfirst_nb.autoattack import (AUTOATTACK, AutoAttackConfig, add_autoattack, add_square, attack_broken,
                                       audit_autoattack_config, boundary_distance, cascade_table, main,
-                                      restate_cascade, restated_entry, survivors)
+                                      rederive_audit, restate_cascade, restated_entry, survivors, RESTATED)
 from guessfirst_nb.models import TARGETS
 from guessfirst_nb.profiles import AuditConfig
 from guessfirst_nb.run import Run
@@ -66,6 +67,8 @@ def test_autoattack_entries_count_in_the_worst_case_but_have_no_accuracy_of_thei
     with pytest.raises(ValueError, match=r"attacks\['Square/linf'\]: CascadeEntry has no field 'acc'"): audit_doc(data)
 
 def test_a_cascade_that_does_not_chain_is_refused():
+    with pytest.raises(ValueError, match=r"APGD-CE/linf: broken \[4\] of attacked \[3\]"):
+        made_result(**{'APGD-CE/linf': cascade([-1, 1, -1, -1], 3, 4)})
     with pytest.raises(ValueError, match=r"FAB-T/linf: attacked \[3\], but the attack before it left \[2\]"):
         made_result(**{'FAB-T/linf': cascade([-1, -1, 1, -1], 3, 1)})
     with pytest.raises(ValueError, match='APGD-CE/linf: broken \\[2\\] disagrees with first_broken'):
@@ -80,6 +83,85 @@ def test_an_entry_of_the_earlier_format_is_restated_as_counts():
     assert restated_entry(new, clean=1.0) == new
     with pytest.raises(ValueError, match='not whole counts'): restated_entry(dict(old, acc=[1.0, 0.7]), 1.0)
     with pytest.raises(ValueError, match='is not clean'): restated_entry(old, 0.5, 'APGD-CE/linf')
+
+
+def earlier(r: ModelResult) -> dict:
+    "Model result `r` as JSON data in the earlier format: each AutoAttack entry with an `acc` for its counts."
+    old = to_plain(r)
+    for e in old['attacks'].values():
+        if e.get('cascade'): e['acc'] = [r.clean] + [1 - v / e['n'] for v in e.pop('broken_among_attacked')]
+    return old
+
+def restate(r: dict) -> dict: return {k: restated_entry(e, r['clean'], k) for k, e in r['attacks'].items()}
+
+def test_a_result_of_the_earlier_format_restated_is_the_stored_one():
+    "Moved from notebook 17: written back in the earlier format and restated, a model's result is the same."
+    new = to_plain(made_result())
+    old = earlier(made_result())
+    assert restate(old) == new['attacks']
+    assert list(restate(old)['Square/linf']) == list(new['attacks']['Square/linf'])   # in the same key order
+    assert restate(new) == new['attacks']   # the stored format is left as it is
+    def damaged(f, restated=False):
+        d = copy.deepcopy(old); f(d['attacks'])
+        if not restated: return lambda: restate(d)
+        return lambda: restate_cascade(model_result(dict(d, attacks=restate(d), checks={}, worst_case={}, seconds=0.0)))
+    def unbreak(fb): fb[fb.index(1)] = -1   # an image the attack broke, marked as never broken
+    for f, restated, msg in [(lambda A: A['Square/linf']['acc'].__setitem__(1, 0.75 + 1e-4), False, 'not whole counts'),
+                             (lambda A: A['APGD-CE/linf']['acc'].__setitem__(0, 0.9), False, 'is not clean'),
+                             (lambda A: A['APGD-CE/linf']['attacked'].__setitem__(0, 0), True, r'broken \[1\] of attacked'),
+                             (lambda A: unbreak(A['APGD-CE/linf']['first_broken']), True, 'disagrees with first_broken'),
+                             (lambda A: A['FAB-T/linf']['attacked'].__setitem__(0, 5), True, 'the attack before it left')]:
+        with pytest.raises(ValueError, match=msg): damaged(f, restated)()
+
+MADE_UP = dict(dataset='mnist', profile='made-up', seed=0, audit_config={}, attack_config={},
+               images=dict(test_subset=dict(n=1, seed=0), positions=[0], hsj_positions=None, held_out=dict(n=1, seed=1)),
+               reproduction=dict(path='', git_commit=None), environment={}, seconds={}, total_seconds=0.0, compression={})
+
+def test_rederive_audit_restates_an_earlier_file_once(tmp_path):
+    "Moved from notebook 17: an audit file of the earlier format is rewritten once, in the stored format."
+    r = made_result()
+    old = earlier(r) | dict(worst_case=to_plain(worst_cases(r, ONE)))   # the worst case with the cascade's 'accuracies'
+    assert old['worst_case']['linf 0.15']['single']['Square/linf'] == 1.0   # Square broke none of what it was given
+    p = tmp_path / 'mnist_audit.json'
+    p.write_text(json.dumps(MADE_UP | dict(results={'toy': old}), indent=1))
+    assert rederive_audit(p)
+    d = json.loads(p.read_text())
+    assert (d['results']['toy']['attacks'], d['restated']) == (to_plain(r)['attacks'], RESTATED)
+    assert d['results']['toy']['worst_case']['linf 0.15']['single']['Square/linf'] is None
+    text = p.read_text()
+    assert (rederive_audit(p), p.read_text()) == (False, text)   # a second call changes nothing
+
+@pytest.mark.slow
+def test_rederive_audit_leaves_the_committed_audits_as_they_are(tmp_path):
+    "Their own FGSM and PGD entries have an `acc` too: only AutoAttack's (`cascade`) are restated."
+    for f in sorted((ROOT / 'results').glob('*/*_audit.json')):
+        q = tmp_path / f.name; q.write_text(f.read_text())
+        assert (rederive_audit(q), q.read_text()) == (False, f.read_text()), f
+
+RESTATED_AUDITS = ['paper/mnist', 'paper-lite/mnist', 'paper-lite/fashion_mnist']   # made before the stored format
+
+@pytest.mark.slow
+def test_the_committed_audits_hold_autoattack_as_counts():
+    """Moved from notebook 17: every AutoAttack entry of a committed audit passes `restate_cascade`'s checks with nothing
+    left to change; its worst case leaves at most what AutoAttack's last attack left, and gives its attacks no accuracy."""
+    with_aa = []
+    for p in sorted((ROOT / 'results').glob('*/*_audit.json')):
+        doc = audit_doc(json.loads(p.read_text()))
+        name = f'{p.parent.name}/{p.name[:-len("_audit.json")]}'
+        for m, r in doc.results.items():
+            cascade = {k: e for k, e in r.attacks.items() if isinstance(e, CascadeEntry)}
+            if not cascade: continue
+            with_aa.append((name, m))
+            assert restate_cascade(r) == r
+            for key, w in r.worst_case.items():
+                norm = key.split()[0]
+                sq = cascade[attack_key('Square', norm)]; i = sq.eps.index(w.eps) - 1
+                assert w.k <= sq.attacked[i] - sq.broken_among_attacked[i], (p, m, key)
+                assert all(w.single[k] is None for k in cascade if k.endswith(norm))
+                assert attack_key('APGD-CE', norm) in w.only
+        if name in RESTATED_AUDITS: assert doc.restated == RESTATED, p
+    assert {n for n, _ in with_aa} >= set(RESTATED_AUDITS)
+    assert all(sum(n == a for n, _ in with_aa) == 6 for a in RESTATED_AUDITS)   # the six models of each
 
 
 @pytest.fixture(scope='module')

@@ -1,11 +1,14 @@
-"""The substitutes study's machinery (notebook 18) end to end on smoke-trained models (two epochs on 1,000 MNIST images:
+"""The substitutes study's machinery (notebook 18). Fast: the file names, the command's error paths, the committed files
+read and written back byte for byte (their summaries those of the bits they store, their markdown that of their table).
+Slow: end to end on smoke-trained models (two epochs on 1,000 MNIST images:
 a test of the mechanics, not a result), 40 test images: each source's bits are those of a direct transfer from the
 model of that name (the ensemble's, from its two members), the checkpoints are recorded, a run killed after two
 sources resumes them (one stage per source, keyed on the checkpoints it reads) and ends where an uninterrupted run
 does, after the CNN of seed 1 changed only the sources that read it are computed again, and a checkpoint of another
 seed in a model's slot is one clear error."""
-import json, shutil
+import contextlib, io, json, shutil
 from dataclasses import replace
+from pathlib import Path
 import pytest
 import torch
 from guessfirst_nb.data import load
@@ -14,13 +17,52 @@ from guessfirst_nb.io import sha256_file
 from guessfirst_nb.models import MODELS, TARGETS
 from guessfirst_nb.profiles import PROFILES
 from guessfirst_nb.store import Store, plain, typed
-from guessfirst_nb.substitutes import (Ensemble, Substitutes, attacker_substitutes, pack, substitutes, summarize,
-                                       transfer_broken)
+from guessfirst_nb.reproduce import markdown_table
+from guessfirst_nb.substitutes import (Ensemble, Images, Substitutes, attacker_substitutes, main, pack, substitutes,
+                                       substitutes_json, substitutes_table, summarize, transfer_broken)
 from guessfirst_nb.train import CheckpointError, fit, load_model
 
-pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
 quiet = lambda *a: None
 CFG40 = replace(PROFILES['smoke'].attack, n_test=40)
+
+
+def test_the_files_of_a_run():
+    r = Run('mnist', 'paper-lite', 1)
+    assert r.result('substitutes').as_posix() == 'results/paper-lite/mnist_seed1_substitutes.json'
+    assert r.stages('substitutes').as_posix() == 'results/paper-lite/mnist_seed1_substitutes.stages'
+
+
+def test_command_errors_are_one_line(tmp_path):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err): assert main(['--seed', '1', '--other-seed', '1']) == 2
+    assert 'must differ' in err.getvalue() and 'Traceback' not in err.getvalue()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(['--dataset', 'mnist', '--profile', 'smoke', '--runs', '/nonexistent', '--out', str(tmp_path)]) == 1
+    assert 'no checkpoint' in err.getvalue() and 'Traceback' not in err.getvalue()
+
+
+COMMITTED = sorted((ROOT / 'results').glob('*/*_substitutes.json'))
+
+@pytest.mark.parametrize('path', COMMITTED, ids=lambda p: f'{p.parent.name}/{p.name}')
+def test_a_committed_file_is_its_schema_and_its_bits(path):
+    "Read and written back, the same bytes; the summaries are the bits' (intervals to 12 decimals); the markdown the table's."
+    text = path.read_text()
+    doc = typed(Substitutes, json.loads(text))
+    assert substitutes_json(doc) == text
+    r12 = lambda d: json.loads(json.dumps(plain(d)), parse_float=lambda v: round(float(v), 12))   # 2e-19 for an exact 0
+    assert r12(summarize(doc)) == r12(doc.results)
+    rep = json.loads(path.with_name(path.name.replace('_substitutes', '')).read_text())
+    assert (doc.n, doc.images) == (1000, Images(rep['attack_config']['n_test'], 0))
+    assert doc.sources == attacker_substitutes(doc.other_seed) + TARGETS
+    md = markdown_table(substitutes_table(doc, rep), 'model / cell') + '\n'
+    assert md == path.with_suffix('.md').read_text()
+
+
+def test_the_paper_lite_files_are_committed():
+    assert {f'{p.parent.name}/{p.name}' for p in COMMITTED} >= {'paper-lite/fashion_mnist_substitutes.json',
+                                                               'paper-lite/mnist_substitutes.json'}
 
 
 @pytest.fixture(scope='module')
@@ -48,6 +90,7 @@ def doc(runs):
     return run(runs, 'a', log=quiet)
 
 
+@pytest.mark.slow
 def test_each_source_transfers_as_the_model_of_its_name(runs, doc):
     assert (doc.n, doc.sources) == (40, attacker_substitutes(1) + TARGETS)
     file = smoke(runs, 'a').result('substitutes')
@@ -63,6 +106,7 @@ def test_each_source_transfers_as_the_model_of_its_name(runs, doc):
     assert 'C-JS' not in doc.broken['C-JS']                       # a target is never its own substitute
 
 
+@pytest.mark.slow
 def test_the_checkpoints_and_environment_are_recorded(runs, doc):
     ck = doc.checkpoints['CNN seed 1']
     assert (ck.file, ck.epoch) == ('mnist/smoke/seed1/CNN/last.pt', 2)
@@ -87,6 +131,7 @@ def stages(runs, out) -> list:
     return sorted(p.stem for p in smoke(runs, out).stages('substitutes').glob('*.json'))
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(runs, doc):
     with pytest.raises(Killed): run(runs, 'b', log=kill_at('LeNet5 + CNN seed 1'))
     assert stages(runs, 'b') == ['CNN seed 1', 'LeNet5']
@@ -97,6 +142,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(runs, doc
     assert doc_b.broken == doc.broken and not smoke(runs, 'b').stages('substitutes').exists()
 
 
+@pytest.mark.slow
 def test_each_source_is_keyed_on_the_checkpoints_it_reads(runs):
     "Its own (both of an ensemble's) and those of the targets it attacks, by their SHA-256; nothing else."
     with pytest.raises(Killed): run(runs, 'k', log=kill_at('C-DV'))
@@ -116,6 +162,7 @@ def runs_copy(runs, tmp_path):
     return tmp_path / 'runs'
 
 
+@pytest.mark.slow
 def test_after_a_checkpoint_changed_the_sources_that_read_it_are_computed_again(runs_copy):
     """Four sources finished; then the CNN of seed 1 is replaced by another (its weights moved): the two sources made
     of it are computed again, LeNet5 and the target CNN (which never read it) are resumed."""
@@ -131,6 +178,7 @@ def test_after_a_checkpoint_changed_the_sources_that_read_it_are_computed_again(
         'mnist from CNN seed 1', 'mnist from LeNet5 + CNN seed 1', 'mnist from C-DV'}
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_seed_is_one_clear_error(runs_copy):
     shutil.copy(runs_copy / 'mnist/smoke/seed0/CNN/last.pt', runs_copy / 'mnist/smoke/seed1/CNN/last.pt')
     with pytest.raises(CheckpointError, match='holds CNN of mnist, seed 0, not CNN'): run(runs_copy, 'd', log=quiet)
