@@ -231,6 +231,11 @@ def test_stage_and_weight_names():
     assert (FO.white_stage('C-JS'), FO.weights_name('LeNet5', 'paper-lite')) == ('white C-JS', 'LeNet5 paper-lite')
 
 
+def test_the_committed_forensics_are_found():
+    "The round trip below is parametrized by a glob: an empty glob would skip it without a word."
+    assert 'paper/mnist_forensics.json' in {f'{p.parent.name}/{p.name}' for p in ROOT.glob('results/*/*_forensics.json')}
+
+
 @pytest.mark.parametrize('path', sorted(ROOT.glob('results/*/*_forensics.json')), ids=lambda p: p.parent.name + '/' + p.name)
 def test_committed_document_round_trips_byte_for_byte(path):
     "The schema is the file's: read and written back, the same bytes; its markdown is the committed one."

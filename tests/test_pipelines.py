@@ -120,6 +120,11 @@ from guessfirst_nb.store import typed
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def test_the_committed_pipelines_are_found():
+    "The test below is parametrized by a glob: an empty glob would skip it without a word."
+    assert 'paper/mnist_pipelines.json' in {f'{p.parent.name}/{p.name}' for p in ROOT.glob('results/*/*_pipelines.json')}
+
+
 @pytest.mark.parametrize('path', sorted(ROOT.glob('results/*/*_pipelines.json')), ids=lambda p: f'{p.parent.name}/{p.name}')
 def test_committed_pipelines_are_recomputed_byte_for_byte(path):
     "From the committed results table and the forensics file beside it: the JSON and its markdown, byte for byte."

@@ -45,6 +45,11 @@ def test_command_errors_are_one_line(tmp_path):
 
 COMMITTED = sorted((ROOT / 'results').glob('*/*_substitutes.json'))
 
+def test_the_committed_substitutes_are_found():
+    "The test below is parametrized by a glob: an empty glob would skip it without a word."
+    assert {'paper-lite/mnist_substitutes.json', 'paper-lite/fashion_mnist_substitutes.json'} <= {
+        f'{p.parent.name}/{p.name}' for p in COMMITTED}
+
 @pytest.mark.parametrize('path', COMMITTED, ids=lambda p: f'{p.parent.name}/{p.name}')
 def test_a_committed_file_is_its_schema_and_its_bits(path):
     "Read and written back, the same bytes; the summaries are the bits' (intervals to 12 decimals); the markdown the table's."
