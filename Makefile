@@ -44,10 +44,11 @@ mutants: setup data
 	$(BIN)/python tools/mutants.py $(MUTANTS_ARGS)
 
 # Publish the weights (notebook 12): copy the final checkpoints of the published runs from RUNS into weights/ and write
-# their SHA-256 sums into guessfirst_nb/pretrained.json.
+# their SHA-256 sums into guessfirst_nb/pretrained.json. A checkpoint that differs from its published file is refused
+# (results were measured on the published one); OVERWRITE=1 replaces it on purpose.
 RUNS ?= $(HOME)/.cache/guessfirst/runs
 weights: setup
-	$(BIN)/python -c "from guessfirst_nb.pretrained import publish; publish('$(RUNS)')"
+	$(BIN)/python -c "from guessfirst_nb.pretrained import publish; publish('$(RUNS)', overwrite=$(if $(OVERWRITE),True,False))"
 
 lab: setup data
 	$(BIN)/jupyter lab nbs

@@ -134,21 +134,31 @@ def load_pretrained(dataset: str, model: str, profile: str = 'paper', seed: int 
     return m.to(get_device(device)).eval()
 
 # %% ../nbs/12_pretrained.ipynb #48fd5bed
-def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODELS, log=print) -> dict:
+def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODELS, overwrite: bool = False,
+            log=print) -> dict:
     """Copy the final epoch checkpoint of `models` of the `published` training runs, in the folder `runs`, into the
     weights folder `out`, and add them to the manifest (entries of other files are kept); returns its files. A model
-    already published whose checkpoint is not under `runs` is kept; one in neither place is an error, before any copy."""
+    already published is kept if its checkpoint is not under `runs` or is the published file. Before any copy, one
+    error for a model in neither place, and one for a checkpoint that differs from the file published under its name
+    (committed results were measured on that file), unless `overwrite`."""
     path = Path(manifest or manifest_path())
     files = read_manifest(path) if path.exists() else {}
-    todo = []
+    todo, other = [], []
     for run in (replace(r, runs=runs) for r in published):
         for model in map(check_model, models):
             src, name = run.checkpoint(model, run.profile.train.epochs), weight_name(run, model)
-            if not src.exists() and name in files and (Path(out) / name).exists():   # published before: kept
-                _check(Path(out) / name, files[name]['sha256'], f'publish it again from its run under {runs}')
-            else: todo.append((src, name, run.dataset, load_checkpoint(src)))   # missing: says how to train it
-    for src, name, dataset, ck in todo:
-        h = sha256_file(src)
+            old = files[name]['sha256'] if name in files and (Path(out) / name).exists() else None
+            if old and not src.exists():   # published before, trained elsewhere: kept
+                _check(Path(out) / name, old, f'publish it again from its run under {runs}'); continue
+            ck, h = load_checkpoint(src), sha256_file(src)   # missing: says how to train it
+            if h == old and sha256_file(Path(out) / name) == old: continue   # this very file is published
+            if old and h != old and not overwrite: other.append(f'{name} (published {old[:12]}..., {src} {h[:12]}...)')
+            todo.append((src, name, run.dataset, ck, h))
+    if other: raise PretrainedError(
+        f"published already, and the checkpoint under {runs} is another file (SHA-256): {'; '.join(other)}. Results "
+        'committed from a published file would no longer match it. Leave that run out of the runs folder, or replace '
+        'the published files on purpose: make weights OVERWRITE=1 (publish(..., overwrite=True))')
+    for src, name, dataset, ck, h in todo:
         with open(src, 'rb') as f: _install_stream(f, Path(out) / name, h, dataset)   # atomic, the copy checked
         files[name] = dict(sha256=h, bytes=src.stat().st_size, epochs=ck['epoch'],
                            test_acc=ck['history'][-1]['test_acc'], device=ck.get('device', 'cpu'))
@@ -156,3 +166,4 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
     files = dict(sorted(files.items()))
     atomic_write_text(path, json.dumps(dict(files=files), indent=1) + '\n')
     return files
+

@@ -44,9 +44,30 @@ def test_publish_copies_the_last_epoch_and_adds_to_the_manifest(tmp_path):
     assert (f['epochs'], f['test_acc'], f['device']) == (2, 0.25, 'cuda')
     assert sha256_file(tmp_path / 'weights/mnist/smoke/seed0/LeNet5.pt') == sha256_file(ran.checkpoint('LeNet5', 2))
     assert read_manifest(tmp_path / 'manifest.json') == files
-    # trained again: a checkpoint under runs replaces the published file, though that is in the manifest already
+    # the same checkpoints again: nothing to do, nothing copied, the manifest unchanged
+    lines = []
+    assert publish(tmp_path / 'runs', tmp_path / 'weights', tmp_path / 'manifest.json', [SMOKE], ['CNN', 'LeNet5'],
+                   log=lines.append) == files and lines == []
+
+
+def test_publish_replaces_a_published_file_only_on_purpose(tmp_path):
+    """A run trained again, whose checkpoint differs from the file published under its name, is one error before any
+    copy (the committed results were measured on the published file); `overwrite=True` replaces it."""
+    ran = _trained(tmp_path)
+    first = _publish(tmp_path, ['CNN', 'LeNet5'])
+    published = (tmp_path / 'weights/mnist/smoke/seed0/CNN.pt').read_bytes()
     atomic_torch_save(dict(epoch=2, history=[dict(test_acc=0.75)]), ran.checkpoint('CNN', 2))
-    again = _publish(tmp_path, ['CNN'])
+    atomic_torch_save(dict(epoch=2, history=[dict(test_acc=0.5)]), ran.checkpoint('LeNet5', 2))   # also new
+    with pytest.raises(PretrainedError) as e: _publish(tmp_path, ['LeNet5', 'CNN'])
+    msg = str(e.value)
+    assert msg.startswith(f"published already, and the checkpoint under {tmp_path / 'runs'} is another file")
+    for m in ('LeNet5', 'CNN'):   # each one named, with both sums
+        old, new = first[f'mnist/smoke/seed0/{m}.pt']['sha256'], sha256_file(ran.checkpoint(m, 2))
+        assert f'mnist/smoke/seed0/{m}.pt (published {old[:12]}..., {ran.checkpoint(m, 2)} {new[:12]}...)' in msg
+    assert msg.endswith('make weights OVERWRITE=1 (publish(..., overwrite=True))')
+    assert (tmp_path / 'weights/mnist/smoke/seed0/CNN.pt').read_bytes() == published   # nothing copied
+    assert read_manifest(tmp_path / 'manifest.json') == first                         # nor written
+    again = _publish(tmp_path, ['CNN'], overwrite=True)
     assert again['mnist/smoke/seed0/CNN.pt']['test_acc'] == 0.75
     assert sha256_file(tmp_path / 'weights/mnist/smoke/seed0/CNN.pt') == sha256_file(ran.checkpoint('CNN', 2))
 
