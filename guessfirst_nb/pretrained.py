@@ -147,11 +147,11 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
     for run in (replace(r, runs=runs) for r in published):
         for model in map(check_model, models):
             src, name = run.checkpoint(model, run.profile.train.epochs), weight_name(run, model)
-            old = files[name]['sha256'] if name in files and (Path(out) / name).exists() else None
-            if old and not src.exists():   # published before, trained elsewhere: kept
-                _check(Path(out) / name, old, f'publish it again from its run under {runs}'); continue
+            old, dst = files[name]['sha256'] if name in files else None, Path(out) / name
+            if old and not src.exists() and dst.exists():   # published before, trained elsewhere: kept
+                _check(dst, old, f'publish it again from its run under {runs}'); continue
             ck, h = load_checkpoint(src), sha256_file(src)   # missing: says how to train it
-            if h == old and sha256_file(Path(out) / name) == old: continue   # this very file is published
+            if h == old and dst.exists() and sha256_file(dst) == old: continue   # this very file is published
             if old and h != old and not overwrite: other.append(f'{name} (published {old[:12]}..., {src} {h[:12]}...)')
             todo.append((src, name, run.dataset, ck, h))
     if other: raise PretrainedError(

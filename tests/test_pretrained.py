@@ -67,6 +67,8 @@ def test_publish_replaces_a_published_file_only_on_purpose(tmp_path):
     assert msg.endswith('make weights OVERWRITE=1 (publish(..., overwrite=True))')
     assert (tmp_path / 'weights/mnist/smoke/seed0/CNN.pt').read_bytes() == published   # nothing copied
     assert read_manifest(tmp_path / 'manifest.json') == first                         # nor written
+    (tmp_path / 'weights/mnist/smoke/seed0/CNN.pt').unlink()   # a manifest entry without its file is no way around it
+    with pytest.raises(PretrainedError, match='OVERWRITE=1'): _publish(tmp_path, ['CNN'])
     again = _publish(tmp_path, ['CNN'], overwrite=True)
     assert again['mnist/smoke/seed0/CNN.pt']['test_acc'] == 0.75
     assert sha256_file(tmp_path / 'weights/mnist/smoke/seed0/CNN.pt') == sha256_file(ran.checkpoint('CNN', 2))
