@@ -48,7 +48,7 @@ mutants: setup data
 # (results were measured on the published one); OVERWRITE=1 replaces it on purpose.
 RUNS ?= $(HOME)/.cache/guessfirst/runs
 weights: setup
-	$(BIN)/python -c "from guessfirst_nb.pretrained import publish; publish('$(RUNS)', overwrite=$(if $(OVERWRITE),True,False))"
+	$(BIN)/python -c "from guessfirst_nb.pretrained import publish; publish('$(RUNS)', overwrite=$(if $(filter 1 yes true True,$(OVERWRITE)),True,False))"
 
 lab: setup data
 	$(BIN)/jupyter lab nbs
