@@ -6,6 +6,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+def committed(pattern: str) -> list[Path]:
+    "The committed results files matching `pattern` under results/, sorted: one list for a parametrize and its guard."
+    return sorted((ROOT / 'results').glob(pattern))
+
+def label(p: Path) -> str:
+    "A committed results file as 'profile/name', its test id: 'paper/mnist_audit.json'."
+    return f'{p.parent.name}/{p.name}'
+
 @pytest.fixture
 def copy_dataset(tmp_path):
     "Copy one dataset's verified files from the real data directory into a fresh data root under tmp_path."

@@ -29,6 +29,7 @@ from guessfirst_nb.reproduce import reproduce, reproduction, entry
 from guessfirst_nb.run import Run
 
 ROOT = Path(__file__).resolve().parent.parent
+from conftest import committed, label
 quiet = lambda *a: None
 
 
@@ -250,14 +251,14 @@ def test_remeasure_gradients_reproduces_the_committed_ones(tmp_path):
 
 # --- the audit's document: its schema on the committed files and on documents made by hand (fast) --------------
 
-AUDITS = sorted((ROOT / 'results').glob('paper*/*_audit.json'))
+AUDITS = committed('paper*/*_audit.json')
 
 def test_the_committed_audits_are_found():
     "The round trip below is parametrized by a glob: an empty glob would skip it without a word."
-    assert {'paper/mnist_audit.json', 'paper-lite/mnist_audit.json', 'paper-lite/fashion_mnist_audit.json'} <= {
-        f'{p.parent.name}/{p.name}' for p in AUDITS}
+    assert {'paper/mnist_audit.json', 'paper-lite/mnist_audit.json', 'paper-lite/fashion_mnist_audit.json'} <= set(
+        map(label, AUDITS))
 
-@pytest.mark.parametrize('path', AUDITS, ids=lambda p: f'{p.parent.name}/{p.name}')
+@pytest.mark.parametrize('path', AUDITS, ids=label)
 def test_every_committed_audit_reads_and_writes_back_byte_for_byte_and_renders_its_markdown(path):
     text = path.read_text()
     doc = audit_doc(json.loads(text))

@@ -19,6 +19,7 @@ from guessfirst_nb.profiles import PROFILES, AttackConfig
 from guessfirst_nb.store import Store, plain, typed
 
 ROOT = Path(__file__).resolve().parent.parent
+from conftest import committed, label as file_label
 
 # --- each variant's settings reach the attack it names ---------------------------------------------------------------
 N, MORE = 100, 45    # images; a stand-in's answer breaks `code` images at eps 0.15 and `code + MORE` at 0.3
@@ -231,12 +232,14 @@ def test_stage_and_weight_names():
     assert (FO.white_stage('C-JS'), FO.weights_name('LeNet5', 'paper-lite')) == ('white C-JS', 'LeNet5 paper-lite')
 
 
+FORENSICS = committed('*/*_forensics.json')
+
 def test_the_committed_forensics_are_found():
     "The round trip below is parametrized by a glob: an empty glob would skip it without a word."
-    assert 'paper/mnist_forensics.json' in {f'{p.parent.name}/{p.name}' for p in ROOT.glob('results/*/*_forensics.json')}
+    assert 'paper/mnist_forensics.json' in map(file_label, FORENSICS)
 
 
-@pytest.mark.parametrize('path', sorted(ROOT.glob('results/*/*_forensics.json')), ids=lambda p: p.parent.name + '/' + p.name)
+@pytest.mark.parametrize('path', FORENSICS, ids=file_label)
 def test_committed_document_round_trips_byte_for_byte(path):
     "The schema is the file's: read and written back, the same bytes; its markdown is the committed one."
     raw = json.loads(path.read_text())

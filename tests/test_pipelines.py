@@ -118,14 +118,16 @@ from guessfirst_nb.results import build_table, read_table
 from guessfirst_nb.store import typed
 
 ROOT = Path(__file__).resolve().parent.parent
+from conftest import committed, label
+PIPELINES = committed('*/*_pipelines.json')
 
 
 def test_the_committed_pipelines_are_found():
     "The test below is parametrized by a glob: an empty glob would skip it without a word."
-    assert 'paper/mnist_pipelines.json' in {f'{p.parent.name}/{p.name}' for p in ROOT.glob('results/*/*_pipelines.json')}
+    assert 'paper/mnist_pipelines.json' in map(label, PIPELINES)
 
 
-@pytest.mark.parametrize('path', sorted(ROOT.glob('results/*/*_pipelines.json')), ids=lambda p: f'{p.parent.name}/{p.name}')
+@pytest.mark.parametrize('path', PIPELINES, ids=label)
 def test_committed_pipelines_are_recomputed_byte_for_byte(path):
     "From the committed results table and the forensics file beside it: the JSON and its markdown, byte for byte."
     foren = typed(Forensics, json.loads(path.with_name(path.name.replace('_pipelines', '_forensics')).read_text()))

@@ -23,6 +23,7 @@ from guessfirst_nb.substitutes import (Ensemble, Images, Substitutes, attacker_s
 from guessfirst_nb.train import CheckpointError, fit, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
+from conftest import committed, label
 quiet = lambda *a: None
 CFG40 = replace(PROFILES['smoke'].attack, n_test=40)
 
@@ -43,14 +44,14 @@ def test_command_errors_are_one_line(tmp_path):
     assert 'no checkpoint' in err.getvalue() and 'Traceback' not in err.getvalue()
 
 
-COMMITTED = sorted((ROOT / 'results').glob('*/*_substitutes.json'))
+COMMITTED = committed('*/*_substitutes.json')
 
 def test_the_committed_substitutes_are_found():
     "The test below is parametrized by a glob: an empty glob would skip it without a word."
-    assert {'paper-lite/mnist_substitutes.json', 'paper-lite/fashion_mnist_substitutes.json'} <= {
-        f'{p.parent.name}/{p.name}' for p in COMMITTED}
+    assert {'paper-lite/mnist_substitutes.json', 'paper-lite/fashion_mnist_substitutes.json'} <= set(
+        map(label, COMMITTED))
 
-@pytest.mark.parametrize('path', COMMITTED, ids=lambda p: f'{p.parent.name}/{p.name}')
+@pytest.mark.parametrize('path', COMMITTED, ids=label)
 def test_a_committed_file_is_its_schema_and_its_bits(path):
     "Read and written back, the same bytes; the summaries are the bits' (intervals to 12 decimals); the markdown the table's."
     text = path.read_text()
@@ -66,7 +67,7 @@ def test_a_committed_file_is_its_schema_and_its_bits(path):
 
 
 def test_the_paper_lite_files_are_committed():
-    assert {f'{p.parent.name}/{p.name}' for p in COMMITTED} >= {'paper-lite/fashion_mnist_substitutes.json',
+    assert set(map(label, COMMITTED)) >= {'paper-lite/fashion_mnist_substitutes.json',
                                                                'paper-lite/mnist_substitutes.json'}
 
 
