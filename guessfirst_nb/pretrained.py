@@ -140,7 +140,8 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
     weights folder `out`, and add them to the manifest (entries of other files are kept); returns its files. A model
     already published is kept if its checkpoint is not under `runs` or is the published file. Before any copy, one
     error for a model in neither place, and one for a checkpoint that differs from the file published under its name
-    (committed results were measured on that file), unless `overwrite`."""
+    (committed results were measured on that file), unless `overwrite`. The manifest is written after each file, so a
+    failure halfway leaves it true to the files copied so far, and a second call copies the rest."""
     path = Path(manifest or manifest_path())
     files = read_manifest(path) if path.exists() else {}
     todo, other = [], []
@@ -158,12 +159,12 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
         f"published already, and the checkpoint under {runs} is another file (SHA-256): {'; '.join(other)}. Results "
         'committed from a published file would no longer match it. Leave that run out of the runs folder, or replace '
         'the published files on purpose: make weights OVERWRITE=1 (publish(..., overwrite=True))')
+    def save(): atomic_write_text(path, json.dumps(dict(files=dict(sorted(files.items()))), indent=1) + '\n')
     for src, name, dataset, ck, h in todo:
         with open(src, 'rb') as f: _install_stream(f, Path(out) / name, h, dataset)   # atomic, the copy checked
         files[name] = dict(sha256=h, bytes=src.stat().st_size, epochs=ck['epoch'],
                            test_acc=ck['history'][-1]['test_acc'], device=ck.get('device', 'cpu'))
-        log(f'published {name}')
-    files = dict(sorted(files.items()))
-    atomic_write_text(path, json.dumps(dict(files=files), indent=1) + '\n')
-    return files
+        save(); log(f'published {name}')
+    if not todo: save()
+    return dict(sorted(files.items()))
 

@@ -74,6 +74,30 @@ def test_publish_replaces_a_published_file_only_on_purpose(tmp_path):
     assert sha256_file(tmp_path / 'weights/mnist/smoke/seed0/CNN.pt') == sha256_file(ran.checkpoint('CNN', 2))
 
 
+def test_publish_stopped_halfway_leaves_a_true_manifest_and_resumes(tmp_path):
+    """A copy that fails at the second of two files (a full disk, a kill) leaves the first file published and in the
+    manifest, and the second in neither; the same call again publishes the second and logs only it."""
+    ran = _trained(tmp_path)
+    real, calls = pre._install_stream, []
+    def fail_second(f, dst, h, dataset):
+        calls.append(dst)
+        if len(calls) == 2: raise OSError('No space left on device')
+        real(f, dst, h, dataset)
+    with mock.patch.object(pre, '_install_stream', fail_second), pytest.raises(OSError, match='No space'):
+        _publish(tmp_path, ['CNN', 'LeNet5'])
+    w = tmp_path / 'weights/mnist/smoke/seed0'
+    assert list(read_manifest(tmp_path / 'manifest.json')) == ['mnist/smoke/seed0/CNN.pt']
+    assert read_manifest(tmp_path / 'manifest.json')['mnist/smoke/seed0/CNN.pt']['sha256'] == sha256_file(w / 'CNN.pt')
+    assert not (w / 'LeNet5.pt').exists()
+    lines = []
+    files = publish(tmp_path / 'runs', tmp_path / 'weights', tmp_path / 'manifest.json', [SMOKE], ['CNN', 'LeNet5'],
+                    log=lines.append)
+    assert lines == ['published mnist/smoke/seed0/LeNet5.pt']
+    assert {n: f['sha256'] for n, f in files.items()} == {f'mnist/smoke/seed0/{m}.pt': sha256_file(ran.checkpoint(m, 2))
+                                                         for m in ('CNN', 'LeNet5')}
+    assert read_manifest(tmp_path / 'manifest.json') == files
+
+
 def test_publish_refuses_an_untrained_model_before_copying_anything(tmp_path):
     "A model not trained to its last epoch is one error that says how to train it; nothing is copied or written."
     _trained(tmp_path)
