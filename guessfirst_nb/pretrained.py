@@ -140,8 +140,10 @@ def publish(runs, out='weights', manifest=None, published=PUBLISHED, models=MODE
     weights folder `out`, and add them to the manifest (entries of other files are kept); returns its files. A model
     already published is kept if its checkpoint is not under `runs` or is the published file. Before any copy, one
     error for a model in neither place, and one for a checkpoint that differs from the file published under its name
-    (committed results were measured on that file), unless `overwrite`. The manifest is written after each file, so a
-    failure halfway leaves it true to the files copied so far, and a second call copies the rest."""
+    (committed results were measured on that file), unless `overwrite`. The manifest is written after each file, so an
+    error halfway leaves it true to the files copied so far, and a second call copies the rest. (A kill in the instant
+    between a replacing copy and its manifest entry leaves that file new and its entry old: `load_pretrained` refuses
+    the file by its sum, and the same call with `overwrite=True` completes it.)"""
     path = Path(manifest or manifest_path())
     files = read_manifest(path) if path.exists() else {}
     todo, other = [], []
