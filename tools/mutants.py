@@ -596,7 +596,7 @@ MUTANTS = [
       "            and ('output layer' in white) == ('output layer' in white_cw))", "            )", [NB19],
       "a grid pipeline with the output layer on white-box FGSM/PGD but not C&W counted as consistent"),
     M('pipelines-rank-by-explained', NB19,
-      "return (s.inside, -s.mad)", "return (s.explained, -s.mad)", [NB19],
+      "return (s.inside, -s.mad)", "return (s.explained, -s.mad)", [NB19, T_PIPE],
       "the best pipeline picked by another criterion than the one fixed in advance"),
     M('pipelines-write-ignores-table', NB19,
       "if runs and table is None else table", "if runs else table", [T_PIPE],
